@@ -1,0 +1,36 @@
+import { Cluster, Redis } from 'ioredis'
+import { describe, expect, inject, it } from 'vitest'
+import { assertUsableClient } from './client.js'
+import { UnsupportedClientError } from './errors.js'
+import { scanKeys } from './scan.js'
+
+describe('assertUsableClient', () => {
+  it('rejects a standalone client with keyPrefix, naming the fix', () => {
+    const redis = new Redis(inject('rpRedisUrl'), { keyPrefix: 'app:', lazyConnect: true })
+    expect(() => assertUsableClient(redis)).toThrow(UnsupportedClientError)
+    expect(() => assertUsableClient(redis)).toThrow(/keyPrefix 'app:'.*Remove keyPrefix/)
+    redis.disconnect()
+  })
+
+  it('rejects a cluster client with keyPrefix', () => {
+    const cluster = new Cluster(inject('rpClusterNodes'), {
+      redisOptions: { keyPrefix: 'app:' },
+      lazyConnect: true,
+    })
+    expect(() => assertUsableClient(cluster)).toThrow(UnsupportedClientError)
+    cluster.disconnect()
+  })
+
+  it('is enforced by the scan helpers before any command is sent', async () => {
+    const redis = new Redis(inject('rpRedisUrl'), { keyPrefix: 'app:', lazyConnect: true })
+    await expect(scanKeys(redis, { match: '*' }).next()).rejects.toBeInstanceOf(UnsupportedClientError)
+    expect(redis.status).toBe('wait')
+    redis.disconnect()
+  })
+
+  it('accepts a plain client', () => {
+    const redis = new Redis(inject('rpRedisUrl'), { lazyConnect: true })
+    expect(assertUsableClient(redis)).toBe(redis)
+    redis.disconnect()
+  })
+})

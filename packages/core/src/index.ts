@@ -1,0 +1,56 @@
+export { assertUsableClient, isCluster, masters, type RedisClient } from './client.js'
+export {
+  type CreateRedisOptions,
+  createRedis,
+  fullJitterBackoff,
+  type HostPort,
+  type ResolvedConnection,
+  resolveConnection,
+} from './connection.js'
+export {
+  AbortError,
+  InvalidArgumentError,
+  isConnectionError,
+  RedisUnavailableError,
+  RpError,
+  ScriptError,
+  TimeoutError,
+  UnsupportedClientError,
+} from './errors.js'
+export { type HealthReport, health } from './health.js'
+export { parseInfo } from './info.js'
+export {
+  EVENT_CHANNEL,
+  instrument,
+  OPERATION_CHANNEL,
+  type OperationEvent,
+  publishEvent,
+  type RpEvent,
+  TRACING_CHANNEL,
+  type TraceContext,
+} from './instrumentation.js'
+export { escapeGlob, escapeKeyPart, type Keyspace, keyspace } from './keys.js'
+export type { Logger } from './logger.js'
+export {
+  FRAGMENTATION_WARNING_RATIO,
+  type MemoryReport,
+  memory,
+  memoryWarnings,
+  type NodeMemory,
+} from './memory.js'
+export { type DeleteByPatternOptions, deleteByPattern, type ScanOptions, scanKeys } from './scan.js'
+export { defineScript, type Script, type ScriptArg, type ScriptDefinition } from './script.js'
+export {
+  installShutdownHandlers,
+  type ShutdownHandlerOptions,
+  type ShutdownOptions,
+  type ShutdownResult,
+  shutdown,
+} from './shutdown.js'
+export { withTimeout } from './timeout.js'
+export {
+  requireNonEmptyString,
+  requireNonNegativeInteger,
+  requireOneOf,
+  requirePositiveInteger,
+} from './validate.js'

@@ -1,0 +1,123 @@
+import { Redis } from 'ioredis'
+import { type RedisServer, startBinaryServer } from './redis-server.js'
+
+export interface RedisClusterHandle {
+  /** Seed nodes for `new Cluster(nodes)`. */
+  readonly nodes: ReadonlyArray<{ host: string; port: number }>
+  readonly servers: readonly RedisServer[]
+  /** Kill the master that serves `slot` (default 0) and return its address. */
+  killMaster(slot?: number): Promise<{ host: string; port: number }>
+  /** Resolves once every live master's replicas have acknowledged all writes so far (WAIT). */
+  waitForReplication(timeoutMs?: number): Promise<void>
+  /** Resolves once every slot is served again, i.e. a replica took over. */
+  waitForFailover(timeoutMs?: number): Promise<void>
+  stop(): Promise<void>
+}
+
+const SLOTS = 16_384
+
+async function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`cluster: timed out waiting for ${what}`)
+}
+
+function clusterInfo(raw: string): Record<string, string> {
+  return Object.fromEntries(
+    raw
+      .split('\r\n')
+      .filter(Boolean)
+      .map((line) => line.split(':') as [string, string]),
+  )
+}
+
+/**
+ * A real Redis Cluster from redis-server binaries: slots split evenly over the masters, each
+ * master with its replicas, ready once every node reports cluster_state:ok.
+ */
+export async function startCluster(
+  options: { masters?: number; replicas?: number } = {},
+): Promise<RedisClusterHandle> {
+  const masters = options.masters ?? 3
+  const replicas = options.replicas ?? 1
+  const total = masters * (1 + replicas)
+  const servers = await Promise.all(Array.from({ length: total }, () => startBinaryServer({ cluster: true })))
+  const admin = servers.map((s) =>
+    new Redis({ host: s.host, port: s.port, maxRetriesPerRequest: 1 }).on('error', () => {}),
+  )
+  const liveAdmins = () => admin.filter((_, i) => !killed.has(i))
+  const killed = new Set<number>()
+  try {
+    const ids = await Promise.all(admin.map((c) => c.call('CLUSTER', 'MYID') as Promise<string>))
+    const per = Math.floor(SLOTS / masters)
+    for (let m = 0; m < masters; m++) {
+      const start = m * per
+      const end = m === masters - 1 ? SLOTS - 1 : start + per - 1
+      await admin[m]!.call('CLUSTER', 'ADDSLOTSRANGE', start, end)
+      // Distinct epochs, as redis-cli sets them, so masters never tie when resolving config conflicts.
+      await admin[m]!.call('CLUSTER', 'SET-CONFIG-EPOCH', m + 1)
+    }
+    for (const server of servers.slice(1)) await admin[0]!.call('CLUSTER', 'MEET', server.host, server.port)
+    await until('all nodes to meet', 20_000, async () => {
+      const views = await Promise.all(admin.map((c) => c.call('CLUSTER', 'NODES') as Promise<string>))
+      return views.every((v) => v.trim().split('\n').length === total && !v.includes('handshake'))
+    })
+    for (let r = 0; r < masters * replicas; r++) {
+      await admin[masters + r]!.call('CLUSTER', 'REPLICATE', ids[r % masters]!)
+    }
+    await until('cluster_state:ok and replicas in sync', 30_000, async () => {
+      const infos = await Promise.all(admin.map((c) => c.call('CLUSTER', 'INFO') as Promise<string>))
+      if (!infos.every((i) => clusterInfo(i).cluster_state === 'ok')) return false
+      const repl = await Promise.all(admin.slice(masters).map((c) => c.info('replication')))
+      return repl.every((r) => r.includes('master_link_status:up'))
+    })
+  } catch (error) {
+    for (const c of admin) c.disconnect()
+    await Promise.all(servers.map((s) => s.stop()))
+    throw error
+  }
+
+  const handle: RedisClusterHandle = {
+    nodes: servers.slice(0, masters).map((s) => ({ host: s.host, port: s.port })),
+    servers,
+    async killMaster(slot = 0) {
+      const alive = liveAdmins()[0]!
+      const slotsReply = (await alive.call('CLUSTER', 'SLOTS')) as Array<[number, number, [string, number]]>
+      const owner = slotsReply.find(([from, to]) => slot >= from && slot <= to)
+      if (!owner) throw new Error(`no node serves slot ${slot}`)
+      const [, , [host, port]] = owner
+      const index = servers.findIndex((s) => s.port === port)
+      killed.add(index)
+      admin[index]!.disconnect()
+      await servers[index]!.kill()
+      return { host, port }
+    },
+    async waitForReplication(timeoutMs = 5_000) {
+      const acked = await Promise.all(
+        admin
+          .slice(0, masters)
+          .filter((_, i) => !killed.has(i))
+          .map((c) => c.call('WAIT', replicas, timeoutMs) as Promise<number>),
+      )
+      if (acked.some((n) => n < replicas))
+        throw new Error('cluster: replicas did not acknowledge writes in time')
+    },
+    async waitForFailover(timeoutMs = 30_000) {
+      await until('failover', timeoutMs, async () => {
+        const infos = await Promise.all(liveAdmins().map((c) => c.call('CLUSTER', 'INFO') as Promise<string>))
+        return infos.every((i) => {
+          const info = clusterInfo(i)
+          return info.cluster_state === 'ok' && info.cluster_slots_ok === String(SLOTS)
+        })
+      })
+    },
+    async stop() {
+      for (const c of admin) c.disconnect()
+      await Promise.all(servers.map((s) => s.stop()))
+    },
+  }
+  return handle
+}

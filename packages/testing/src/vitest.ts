@@ -1,0 +1,66 @@
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis'
+import { afterAll, describe, inject } from 'vitest'
+import './global-setup.js'
+
+export type TargetKind = 'standalone' | 'cluster'
+
+export interface Target {
+  readonly kind: TargetKind
+  /** A new client on the shared server; closed for you after the suite. */
+  client(options?: RedisOptions): Redis | Cluster
+}
+
+let counter = 0
+/** A key prefix unique to this test file and call, so suites sharing a server never collide. */
+export function uniquePrefix(label = 't'): string {
+  counter++
+  return `${label}${process.pid.toString(36)}${Date.now().toString(36)}${counter}`
+}
+
+export function standaloneClient(options: RedisOptions = {}): Redis {
+  return new Redis(inject('rpRedisUrl'), { maxRetriesPerRequest: 2, ...options })
+}
+
+export function clusterClient(options: RedisOptions = {}, clusterOptions: ClusterOptions = {}): Cluster {
+  return new Cluster(inject('rpClusterNodes'), {
+    redisOptions: { maxRetriesPerRequest: 2, ...options },
+    ...clusterOptions,
+  })
+}
+
+/**
+ * Runs the same suite body against the shared standalone server and the shared cluster, as the
+ * node-redis test-utils do: a behaviour that holds on one and not the other is a bug.
+ */
+export function describeEachTarget(name: string, body: (target: Target) => void): void {
+  for (const kind of ['standalone', 'cluster'] as const) {
+    describe(`${name} [${kind}]`, () => {
+      const clients: Array<Redis | Cluster> = []
+      afterAll(async () => {
+        await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())))
+      })
+      body({
+        kind,
+        client(options) {
+          const c = kind === 'standalone' ? standaloneClient(options) : clusterClient(options)
+          clients.push(c)
+          return c
+        },
+      })
+    })
+  }
+}
+
+/** Polls `check` until it returns true, instead of sleeping a fixed time. */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check()) return
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+}
