@@ -1,0 +1,34 @@
+/**
+ * Fixed window: a counter per aligned window (epoch multiples of windowMs). One hash {w, c}; the
+ * window id guards against reading the previous window's count in the millisecond it expires.
+ * Bursts of up to 2×limit are possible across a window boundary.
+ */
+export const fixedWindow = {
+  name: 'fixed-window',
+  fn: 'fixed_window',
+  lua: `
+local function fixed_window(key, now_us, limit, window, burst, cost, mode, nonce)
+  local now = floor_ms(now_us)
+  local win = math.floor(now / window)
+  local reset_at = (win + 1) * window
+  local v = redis.call('HMGET', key, 'w', 'c')
+  local used = 0
+  if tonumber(v[1]) == win then used = tonumber(v[2]) or 0 end
+  if mode == 2 then
+    if used > 0 then
+      used = math.max(0, used - cost)
+      redis.call('HSET', key, 'c', used)
+    end
+    return {1, limit - used, reset_at, 0, 0}
+  end
+  if used + cost > limit then
+    return {0, limit - used, reset_at, reset_at - now, 1}
+  end
+  if mode == 0 and cost > 0 then
+    redis.call('HSET', key, 'w', win, 'c', used + cost)
+    redis.call('PEXPIREAT', key, reset_at)
+  end
+  return {1, limit - used - cost, reset_at, 0, 0}
+end
+`,
+} as const

@@ -1,0 +1,25 @@
+/**
+ * Lua shared by every rate-limit script. Time comes from the server (TIME), in microseconds, so
+ * clients with skewed clocks still agree, and sub-millisecond intervals stay exact.
+ *
+ * Every algorithm is a Lua function with one signature:
+ *   fn(key, now_us, limit, window_ms, burst, cost, mode, nonce) -> {allowed, remaining, reset_at_ms, retry_after_ms, reason}
+ * mode: 0 = consume (writes only when allowed), 1 = dry run (never writes), 2 = reward (gives back `cost`).
+ * reason: 0 = allowed, 1 = over the limit, 3 = blocked by block().
+ * A denied request never writes, so rejections cost nothing.
+ */
+export const PRELUDE = `
+local function server_now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local function ceil_ms(us) return math.ceil(us / 1000) end
+local function floor_ms(us) return math.floor(us / 1000) end
+local function fmt(x) return string.format('%.17g', x) end
+`
+
+/** Reason codes shared by the Lua scripts and the decoder. */
+export const REASONS = ['ok', 'limit', 'cost-exceeds-limit', 'blocked'] as const
+export type LuaReason = (typeof REASONS)[number]
+
+export const MODE = { consume: 0, dryRun: 1, reward: 2 } as const

@@ -1,0 +1,39 @@
+/**
+ * Sliding log: a sorted set of admitted request timestamps, exact over any window of windowMs.
+ * Memory grows with the limit (one member per admitted unit of cost). Only admitted requests are
+ * logged; a dry run counts with ZCOUNT and writes nothing.
+ */
+export const slidingLog = {
+  name: 'sliding-log',
+  fn: 'sliding_log',
+  lua: `
+local function sliding_log(key, now_us, limit, window, burst, cost, mode, nonce)
+  local now = floor_ms(now_us)
+  local floor_score = now - window
+  local used = redis.call('ZCOUNT', key, '(' .. floor_score, '+inf')
+  if mode == 2 then
+    local back = math.min(cost, used)
+    if back > 0 then redis.call('ZPOPMAX', key, back) end
+    return {1, limit - used + back, now + window, 0, 0}
+  end
+  if used + cost > limit then
+    -- The entry whose expiry makes room for this cost.
+    local e = redis.call('ZRANGEBYSCORE', key, '(' .. floor_score, '+inf', 'WITHSCORES', 'LIMIT', used + cost - limit - 1, 1)
+    local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+    local retry = math.max(1, tonumber(e[2]) + window - now)
+    return {0, limit - used, tonumber(newest[2]) + window, retry, 1}
+  end
+  if mode == 0 and cost > 0 then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', floor_score)
+    local args = {}
+    for i = 1, cost do
+      args[#args + 1] = now
+      args[#args + 1] = nonce .. i
+    end
+    redis.call('ZADD', key, unpack(args))
+    redis.call('PEXPIRE', key, window)
+  end
+  return {1, limit - used - cost, now + window, 0, 0}
+end
+`,
+} as const
