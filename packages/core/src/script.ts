@@ -7,8 +7,11 @@ export type ScriptArg = string | number | Buffer
 export interface ScriptDefinition<Reply> {
   /** Stable, unique name, e.g. `ratelimit.gcra`; shows in errors and instrumentation. */
   name: string
-  /** How many KEYS the script takes; every call is checked against it. */
-  keys: number
+  /**
+   * How many KEYS the script takes; every call is checked against it. `'variadic'` for scripts
+   * that take any number (e.g. one pair of keys per policy); they still must share one slot.
+   */
+  keys: number | 'variadic'
   lua: string
   /** Turns the raw reply into the typed result. */
   decode?: (raw: unknown) => Reply
@@ -16,7 +19,7 @@ export interface ScriptDefinition<Reply> {
 
 export interface Script<Reply = unknown> {
   readonly name: string
-  readonly keys: number
+  readonly keys: number | 'variadic'
   readonly lua: string
   readonly sha: string
   /**
@@ -41,8 +44,9 @@ function translate(name: string, error: unknown): Error {
 /** Declares a named Lua script once; packages call `run` on any client, standalone or cluster. */
 export function defineScript<Reply = unknown>(definition: ScriptDefinition<Reply>): Script<Reply> {
   const { name, keys: keyCount, lua } = definition
-  if (!Number.isInteger(keyCount) || keyCount < 0)
-    throw new InvalidArgumentError('keys', `script ${name}: must be an integer >= 0`)
+  if (keyCount !== 'variadic' && (!Number.isInteger(keyCount) || keyCount < 0)) {
+    throw new InvalidArgumentError('keys', `script ${name}: must be an integer >= 0 or 'variadic'`)
+  }
   const sha = createHash('sha1').update(lua).digest('hex')
   const decode = definition.decode ?? ((raw: unknown) => raw as Reply)
   return {
@@ -51,16 +55,17 @@ export function defineScript<Reply = unknown>(definition: ScriptDefinition<Reply
     lua,
     sha,
     async run(redis, keys, args = []) {
-      if (keys.length !== keyCount) {
+      if (keyCount !== 'variadic' && keys.length !== keyCount) {
         throw new InvalidArgumentError('keys', `script ${name} takes ${keyCount} keys, got ${keys.length}`)
       }
+      const numKeys = keys.length
       let raw: unknown
       try {
-        raw = await redis.evalsha(sha, keyCount, ...keys, ...args)
+        raw = await redis.evalsha(sha, numKeys, ...keys, ...args)
       } catch (error) {
         if (!isNoScript(error)) throw translate(name, error)
         try {
-          raw = await redis.eval(lua, keyCount, ...keys, ...args)
+          raw = await redis.eval(lua, numKeys, ...keys, ...args)
         } catch (evalError) {
           throw translate(name, evalError)
         }

@@ -1,4 +1,12 @@
-import { keyspace } from '@rp/core'
-
-/** Placeholder until the @rp/ratelimit issue lands: the namespace its keys will live in. */
-export const defaultKeyspace = keyspace('ratelimit')
+export { ALGORITHM_NAMES, type Algorithm } from './algorithms/index.js'
+export {
+  type AcquireOptions,
+  ConcurrencyLimiter,
+  type ConcurrencyLimiterOptions,
+  type Lease,
+} from './concurrency-limiter.js'
+export { RateLimitExceededError } from './errors.js'
+export { type LimitCallOptions, RateLimiter } from './limiter.js'
+export { MultiLimiter, type MultiLimiterOptions } from './multi-limiter.js'
+export type { FailurePolicy, RateLimiterOptions, ResolvedLimiterOptions } from './options.js'
+export type { DecisionSource, DenyReason, MultiLimitResult, RateLimitResult } from './result.js'

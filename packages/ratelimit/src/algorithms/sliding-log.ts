@@ -25,12 +25,17 @@ local function sliding_log(key, now_us, limit, window, burst, cost, mode, nonce)
   end
   if mode == 0 and cost > 0 then
     redis.call('ZREMRANGEBYSCORE', key, '-inf', floor_score)
-    local args = {}
-    for i = 1, cost do
-      args[#args + 1] = now
-      args[#args + 1] = nonce .. i
+    -- In chunks: unpack() of a huge table overflows the Lua C stack.
+    local i = 1
+    while i <= cost do
+      local args = {}
+      for j = i, math.min(cost, i + 499) do
+        args[#args + 1] = now
+        args[#args + 1] = nonce .. j
+      end
+      redis.call('ZADD', key, unpack(args))
+      i = i + 500
     end
-    redis.call('ZADD', key, unpack(args))
     redis.call('PEXPIRE', key, window)
   end
   return {1, limit - used - cost, now + window, 0, 0}

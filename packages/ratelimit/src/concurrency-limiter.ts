@@ -1,0 +1,211 @@
+import { randomUUID } from 'node:crypto'
+import {
+  AbortError,
+  assertUsableClient,
+  defineScript,
+  InvalidArgumentError,
+  instrument,
+  type Keyspace,
+  keyspace,
+  type RedisClient,
+  requireNonEmptyString,
+  requireNonNegativeInteger,
+  requirePositiveInteger,
+} from '@rp/core'
+import { RateLimitExceededError } from './errors.js'
+import { RedisGuard } from './guard.js'
+
+const NOW_MS = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`
+
+// KEYS[1]: zset of lease id -> expiry ms. ARGV: limit, leaseMs, lease id.
+// Reply: {1, in-flight, expiresAt} when acquired, {0, in-flight, retryAfterMs} when full.
+const acquireScript = defineScript<[number, number, number]>({
+  name: 'ratelimit.concurrency.acquire',
+  keys: 1,
+  lua: `${NOW_MS}
+local limit, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local n = redis.call('ZCARD', KEYS[1])
+if n >= limit then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, n, math.max(1, tonumber(first[2]) - now)}
+end
+redis.call('ZADD', KEYS[1], now + lease, ARGV[3])
+if redis.call('PTTL', KEYS[1]) < lease then redis.call('PEXPIRE', KEYS[1], lease) end
+return {1, n + 1, now + lease}`,
+})
+
+// KEYS[1]: the zset. ARGV: lease id, leaseMs. Reply: new expiresAt, or 0 if the lease is gone.
+const extendScript = defineScript<number>({
+  name: 'ratelimit.concurrency.extend',
+  keys: 1,
+  lua: `${NOW_MS}
+local lease = tonumber(ARGV[2])
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) <= now then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', now + lease, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < lease then redis.call('PEXPIRE', KEYS[1], lease) end
+return now + lease`,
+})
+
+export interface ConcurrencyLimiterOptions {
+  redis: RedisClient
+  /** Key namespace; default `rl:concurrency`. */
+  prefix?: string
+  /** Most leases in flight per key. */
+  limit: number
+  /** A lease never released expires after this long (a crashed worker frees its slot). */
+  leaseMs: number
+  /** When Redis is unreachable: `'open'` hands out an untracked lease, `'closed'` (default) throws. */
+  failure?: 'open' | 'closed'
+  timeoutMs?: number
+}
+
+export interface Lease {
+  readonly key: string
+  readonly id: string
+  /** Epoch ms (server clock) when the lease lapses unless extended; 0 for an untracked fail-open lease. */
+  readonly expiresAt: number
+  readonly source: 'redis' | 'fail-open'
+  /** Frees the slot; true if the lease was still held. Idempotent. */
+  release(): Promise<boolean>
+  /** Pushes expiry to now + leaseMs (or `ms`); false if the lease had already lapsed. */
+  extend(ms?: number): Promise<boolean>
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+export interface AcquireOptions {
+  /** Wait up to this long for a slot; default 0 (fail at once). */
+  waitMs?: number
+  signal?: AbortSignal
+}
+
+/** Counts work in flight per key across processes, e.g. at most 10 concurrent exports per tenant. */
+export class ConcurrencyLimiter {
+  readonly #redis: RedisClient
+  readonly #keyspace: Keyspace
+  readonly #limit: number
+  readonly #leaseMs: number
+  readonly #failure: 'open' | 'closed'
+  readonly #guard: RedisGuard
+
+  constructor(options: ConcurrencyLimiterOptions) {
+    if (!options?.redis)
+      throw new InvalidArgumentError('redis', 'an ioredis Redis or Cluster client is required')
+    this.#redis = assertUsableClient(options.redis)
+    this.#keyspace = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'rl:concurrency'))
+    this.#limit = requirePositiveInteger('limit', options.limit)
+    this.#leaseMs = requirePositiveInteger('leaseMs', options.leaseMs)
+    const failure = options.failure ?? 'closed'
+    if (failure !== 'open' && failure !== 'closed')
+      throw new InvalidArgumentError('failure', "must be 'open' or 'closed'")
+    this.#failure = failure
+    this.#guard = new RedisGuard(this.#redis, requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000))
+  }
+
+  #key(key: string): string {
+    return this.#keyspace.key(requireNonEmptyString('key', key), 'leases')
+  }
+
+  #lease(key: string, id: string, expiresAt: number, source: Lease['source']): Lease {
+    const zset = this.#key(key)
+    let released = false
+    const lease: Lease = {
+      key,
+      id,
+      expiresAt,
+      source,
+      release: async () => {
+        if (released || source !== 'redis') return false
+        released = true
+        return (
+          (await this.#guard.run('ratelimit.concurrency.release', () => this.#redis.zrem(zset, id))) === 1
+        )
+      },
+      extend: async (ms = this.#leaseMs) => {
+        requirePositiveInteger('ms', ms)
+        if (released || source !== 'redis') return false
+        const next = await this.#guard.run('ratelimit.concurrency.extend', () =>
+          extendScript.run(this.#redis, [zset], [id, ms]),
+        )
+        if (next === 0) return false
+        ;(lease as { expiresAt: number }).expiresAt = next
+        return true
+      },
+      [Symbol.asyncDispose]: async () => {
+        await lease.release().catch(() => false)
+      },
+    }
+    return lease
+  }
+
+  /** One round trip: a Lease, or null when `limit` leases are in flight. */
+  async tryAcquire(key: string): Promise<Lease | null> {
+    const attempt = await this.#attempt(key)
+    return attempt.lease
+  }
+
+  async #attempt(key: string): Promise<{ lease: Lease | null; retryAfterMs: number }> {
+    const zset = this.#key(key)
+    const id = randomUUID()
+    try {
+      const [ok, , value] = await this.#guard.run('ratelimit.concurrency.acquire', () =>
+        acquireScript.run(this.#redis, [zset], [this.#limit, this.#leaseMs, id]),
+      )
+      return ok === 1
+        ? { lease: this.#lease(key, id, value, 'redis'), retryAfterMs: 0 }
+        : { lease: null, retryAfterMs: value }
+    } catch (error) {
+      if (error instanceof InvalidArgumentError || this.#failure === 'closed') throw error
+      return { lease: this.#lease(key, id, 0, 'fail-open'), retryAfterMs: 0 }
+    }
+  }
+
+  /**
+   * A Lease, waiting up to `waitMs` for a slot (polling with jittered backoff, bounded by the time
+   * the oldest lease lapses). Throws RateLimitExceededError when none frees up in time.
+   */
+  acquire(key: string, options: AcquireOptions = {}): Promise<Lease> {
+    const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 0)
+    return instrument({ package: 'ratelimit', operation: 'concurrency.acquire' }, async () => {
+      const deadline = Date.now() + waitMs
+      let delay = 10
+      for (;;) {
+        if (options.signal?.aborted)
+          throw new AbortError('ConcurrencyLimiter.acquire', { cause: options.signal.reason })
+        const { lease, retryAfterMs } = await this.#attempt(key)
+        if (lease) return lease
+        const left = deadline - Date.now()
+        if (left <= 0) {
+          throw new RateLimitExceededError(
+            `${this.#limit} leases for '${key}' are in flight; none was free within ${waitMs} ms`,
+            retryAfterMs,
+          )
+        }
+        await sleep(Math.min(left, retryAfterMs, Math.random() * delay), options.signal)
+        delay = Math.min(delay * 2, 500)
+      }
+    })
+  }
+
+  /** How many leases are in flight for `key` now. */
+  async active(key: string): Promise<number> {
+    const zset = this.#key(key)
+    return this.#guard.run('ratelimit.concurrency.active', async () => {
+      const t = await this.#redis.time()
+      return this.#redis.zcount(zset, `(${Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000)}`, '+inf')
+    })
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms)
+    function done() {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    signal?.addEventListener('abort', done, { once: true })
+  })
+}

@@ -1,0 +1,159 @@
+import { InvalidArgumentError, keyspace, scanKeys } from '@rp/core'
+import { describeEachTarget, uniquePrefix } from '@rp/testing/vitest'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { ALGORITHM_NAMES, type Algorithm } from './algorithms/index.js'
+import { RateLimiter } from './limiter.js'
+
+const DAY = 86_400_000
+
+describeEachTarget('RateLimiter', (target) => {
+  const redis = target.client()
+  const make = (algorithm: Algorithm, limit: number, windowMs = DAY, extra: { burst?: number } = {}) =>
+    new RateLimiter({ redis, prefix: uniquePrefix('rl'), algorithm, limit, windowMs, ...extra })
+
+  describe.each(ALGORITHM_NAMES)('%s', (algorithm) => {
+    it('admits exactly up to the limit under 200 concurrent callers, never more', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 1, max: 40 }),
+          fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 200, maxLength: 200 }),
+          async (limit, costs) => {
+            const limiter = make(algorithm, limit)
+            const results = await Promise.all(costs.map((cost) => limiter.limit('k', { cost })))
+            const admitted = results.reduce((sum, r, i) => sum + (r.allowed ? costs[i]! : 0), 0)
+            expect(admitted).toBeLessThanOrEqual(limit)
+            // Nothing was turned away while it still fitted: every denied cost exceeds what is left.
+            results.forEach((r, i) => {
+              if (!r.allowed) {
+                expect(r.source).toBe('redis')
+                expect(costs[i]!).toBeGreaterThan(limit - admitted)
+              }
+            })
+          },
+        ),
+        { numRuns: 12 },
+      )
+    })
+
+    it('leaves state untouched when it denies, and puts a TTL on every key', async () => {
+      const limiter = make(algorithm, 3, 60_000)
+      for (let i = 0; i < 3; i++) expect((await limiter.limit('user')).allowed).toBe(true)
+      await limiter.block('other', 5_000)
+      const ks = keyspace(limiter.options.prefix)
+      const state = ks.key('user', algorithm)
+      const before = await redis.dump(state)
+      const ttlBefore = await redis.pttl(state)
+      const denied = await limiter.limit('user', { cost: 2 })
+      expect(denied).toMatchObject({ allowed: false, remaining: 0, reason: 'limit', source: 'redis' })
+      expect(denied.retryAfterMs).toBeGreaterThan(0)
+      expect(await redis.dump(state)).toEqual(before)
+      expect(await redis.pttl(state)).toBeLessThanOrEqual(ttlBefore)
+      const keys: string[] = []
+      for await (const batch of scanKeys(redis, { match: ks.pattern() })) keys.push(...batch)
+      expect(keys.length).toBe(2)
+      for (const key of keys) {
+        const ttl = await redis.pttl(key)
+        expect(ttl).toBeGreaterThan(0)
+        // The sliding window keeps the previous window's count, so it lives up to two windows.
+        expect(ttl).toBeLessThanOrEqual(algorithm === 'sliding-window' ? 120_000 : 60_000)
+      }
+    })
+
+    it('denies a cost above the limit with a reason, without touching state', async () => {
+      const limiter = make(algorithm, 5, 60_000)
+      const r = await limiter.limit('big', { cost: 6 })
+      expect(r).toMatchObject({ allowed: false, reason: 'cost-exceeds-limit', remaining: 5 })
+      expect(r.retryAfterMs).toBe(Number.POSITIVE_INFINITY)
+      expect(await redis.exists(keyspace(limiter.options.prefix).key('big', algorithm))).toBe(0)
+      expect((await limiter.limit('big', { cost: 5 })).allowed).toBe(true)
+    })
+
+    it('peek does not consume; reward gives back; block denies; reset forgets', async () => {
+      const limiter = make(algorithm, 2, 60_000)
+      expect(await limiter.peek('p')).toMatchObject({ allowed: true, remaining: 2 })
+      await limiter.limit('p')
+      await limiter.limit('p')
+      expect(await limiter.peek('p')).toMatchObject({ allowed: false, remaining: 0 })
+      expect((await limiter.limit('p')).allowed).toBe(false)
+      await limiter.reward('p', 1)
+      expect((await limiter.limit('p')).allowed).toBe(true)
+      await limiter.reset('p')
+      await limiter.block('p', 10_000)
+      const blocked = await limiter.limit('p')
+      expect(blocked).toMatchObject({ allowed: false, reason: 'blocked' })
+      expect(blocked.retryAfterMs).toBeGreaterThan(9_000)
+      await limiter.reset('p')
+      expect(await limiter.limit('p')).toMatchObject({ allowed: true, remaining: 1 })
+    })
+  })
+
+  it('gcra spaces requests evenly after the burst, on the server clock', async () => {
+    const limiter = make('gcra', 10, 1_000, { burst: 3 })
+    const first = await Promise.all([1, 2, 3, 4].map(() => limiter.limit('g')))
+    expect(first.filter((r) => r.allowed)).toHaveLength(3)
+    const denied = first.find((r) => !r.allowed)!
+    expect(denied.retryAfterMs).toBeGreaterThan(0)
+    expect(denied.retryAfterMs).toBeLessThanOrEqual(100)
+    await new Promise((r) => setTimeout(r, denied.retryAfterMs + 5))
+    expect((await limiter.limit('g')).allowed).toBe(true)
+  })
+
+  it('token bucket refills continuously', async () => {
+    const limiter = make('token-bucket', 20, 1_000, { burst: 2 })
+    expect((await limiter.limit('t', { cost: 2 })).allowed).toBe(true)
+    const denied = await limiter.limit('t')
+    expect(denied.allowed).toBe(false)
+    expect(denied.retryAfterMs).toBeLessThanOrEqual(50)
+    await new Promise((r) => setTimeout(r, denied.retryAfterMs + 5))
+    expect((await limiter.limit('t')).allowed).toBe(true)
+  })
+
+  it('fixed window resets at the aligned window end', async () => {
+    const limiter = make('fixed-window', 1, 200)
+    await limiter.limit('f')
+    const denied = await limiter.limit('f')
+    expect(denied.allowed).toBe(false)
+    expect(denied.resetAt % 200).toBe(0)
+    await new Promise((r) => setTimeout(r, denied.retryAfterMs + 5))
+    expect((await limiter.limit('f')).allowed).toBe(true)
+  })
+
+  it('sliding log is exact over any window', async () => {
+    const limiter = make('sliding-log', 2, 300)
+    await limiter.limit('s')
+    await new Promise((r) => setTimeout(r, 150))
+    await limiter.limit('s')
+    const denied = await limiter.limit('s')
+    expect(denied.allowed).toBe(false)
+    // The first entry leaves the window ~150 ms from now, not at a window boundary.
+    expect(denied.retryAfterMs).toBeGreaterThan(100)
+    expect(denied.retryAfterMs).toBeLessThanOrEqual(160)
+  })
+})
+
+describe('RateLimiter options', () => {
+  const redis = { status: 'ready', options: {} } as never
+  const base = { redis, algorithm: 'gcra' as const, limit: 10, windowMs: 1_000 }
+
+  it.each([
+    ['limit', { limit: 0 }],
+    ['limit', { limit: Number.NaN }],
+    ['limit', { limit: 1.5 }],
+    ['windowMs', { windowMs: 0 }],
+    ['windowMs', { windowMs: -5 }],
+    ['algorithm', { algorithm: 'leaky' }],
+    ['burst', { algorithm: 'fixed-window', burst: 3 }],
+    ['failure', { failure: 'sometimes' }],
+  ])('rejects a bad %s', (name, patch) => {
+    expect(() => new RateLimiter({ ...base, ...(patch as object) })).toThrow(InvalidArgumentError)
+    expect(() => new RateLimiter({ ...base, ...(patch as object) })).toThrow(new RegExp(`^${name}:`))
+  })
+
+  it('rejects bad costs and keys per call', async () => {
+    const limiter = new RateLimiter(base)
+    expect(() => limiter.limit('')).toThrow(/key: must be a non-empty string/)
+    expect(() => limiter.limit('k', { cost: 0 })).toThrow(/cost: must be a positive integer/)
+    expect(() => limiter.limit('k', { cost: 1.5 })).toThrow(InvalidArgumentError)
+  })
+})

@@ -1,0 +1,238 @@
+import { instrument, type Keyspace, keyspace, requirePositiveInteger } from '@rp/core'
+import { LRUCache } from 'lru-cache'
+import { type Algorithm, algorithmIndex, type RawDecision, singleScripts } from './algorithms/index.js'
+import { MODE } from './algorithms/prelude.js'
+import { isPolicyError, nextNonce, RedisGuard, reportFallback } from './guard.js'
+import { MemoryFallback } from './memory-fallback.js'
+import {
+  type RateLimiterOptions,
+  type ResolvedLimiterOptions,
+  requireCost,
+  requireKey,
+  resolveLimiterOptions,
+} from './options.js'
+import type { RateLimitResult } from './result.js'
+
+export interface LimitCallOptions {
+  /** Units this request consumes; a positive integer, default 1. */
+  cost?: number
+}
+
+/** Everything a MultiLimiter needs to run this limiter's policy inside its own script. */
+export interface PolicySpec {
+  readonly algorithmIndex: number
+  readonly options: ResolvedLimiterOptions
+  keys(key: string): [block: string, state: string]
+}
+
+/**
+ * A rate limit on one Redis. Every check is one Lua script on the server clock: the state key and
+ * the block key share the caller's key as hash tag, so it is one slot on a cluster.
+ */
+export class RateLimiter {
+  readonly options: Readonly<ResolvedLimiterOptions>
+  readonly #keyspace: Keyspace
+  readonly #guard: RedisGuard
+  readonly #fallback: MemoryFallback | null
+  readonly #blocked: LRUCache<string, number> | null
+
+  constructor(options: RateLimiterOptions) {
+    this.options = Object.freeze(resolveLimiterOptions(options))
+    const o = this.options
+    this.#keyspace = keyspace(o.prefix)
+    this.#guard = new RedisGuard(o.redis, o.timeoutMs)
+    this.#fallback =
+      typeof o.failure === 'object'
+        ? new MemoryFallback(o.limit, o.windowMs, o.capacity, o.failure.maxKeys ?? 10_000)
+        : null
+    this.#blocked = o.blockCacheMaxKeys > 0 ? new LRUCache({ max: o.blockCacheMaxKeys }) : null
+  }
+
+  get algorithm(): Algorithm {
+    return this.options.algorithm
+  }
+
+  /** @internal Used by MultiLimiter to run this policy inside its own script. */
+  get spec(): PolicySpec {
+    return {
+      algorithmIndex: algorithmIndex(this.options.algorithm),
+      options: this.options,
+      keys: (key) => this.#keys(key),
+    }
+  }
+
+  #keys(key: string): [string, string] {
+    return [this.#keyspace.key(key, 'block'), this.#keyspace.key(key, this.options.algorithm)]
+  }
+
+  #run(operation: string, key: string, mode: number, cost: number): Promise<RawDecision> {
+    const o = this.options
+    return this.#guard.run(`ratelimit.${operation}`, () =>
+      singleScripts[o.algorithm].run(o.redis, this.#keys(key), [
+        mode,
+        cost,
+        o.limit,
+        o.windowMs,
+        o.burst,
+        nextNonce(),
+      ]),
+    )
+  }
+
+  #result(d: RawDecision): RateLimitResult {
+    const o = this.options
+    return {
+      allowed: d.allowed,
+      limit: o.limit,
+      remaining: d.remaining,
+      resetAt: d.resetAt,
+      retryAfterMs: d.allowed ? 0 : d.retryAfterMs,
+      policy: o.policy,
+      source: 'redis',
+      ...(d.allowed ? {} : { reason: d.reason === 'ok' ? 'limit' : d.reason }),
+    } as RateLimitResult
+  }
+
+  /** Applies the failure policy: Redis did not answer within timeoutMs, or is down. */
+  #decideWithoutRedis(key: string, cost: number, error: unknown): RateLimitResult {
+    const o = this.options
+    const now = Date.now()
+    const policyName = typeof o.failure === 'object' ? 'memory' : o.failure
+    reportFallback('limit', policyName, error)
+    if (this.#fallback) {
+      const d = this.#fallback.limit(key, cost)
+      return {
+        ...d,
+        limit: o.limit,
+        policy: o.policy,
+        source: 'memory',
+        ...(d.allowed ? {} : { reason: 'limit' as const }),
+      }
+    }
+    if (o.failure === 'open') {
+      return {
+        allowed: true,
+        limit: o.limit,
+        remaining: Math.max(0, o.limit - cost),
+        resetAt: now + o.windowMs,
+        retryAfterMs: 0,
+        policy: o.policy,
+        source: 'fail-open',
+      }
+    }
+    const retryAfterMs = Math.min(o.windowMs, 1_000)
+    return {
+      allowed: false,
+      limit: o.limit,
+      remaining: 0,
+      resetAt: now + retryAfterMs,
+      retryAfterMs,
+      policy: o.policy,
+      source: 'fail-closed',
+      reason: 'redis-unavailable',
+    }
+  }
+
+  /**
+   * Checks and, if admitted, consumes `cost` units for `key`, in one round trip. Never throws for
+   * Redis trouble: the failure policy decides and `source` says so. Denied requests consume nothing.
+   */
+  limit(key: string, options: LimitCallOptions = {}): Promise<RateLimitResult> {
+    requireKey(key)
+    const cost = requireCost(options.cost ?? 1)
+    return instrument(
+      { package: 'ratelimit', operation: 'limit', attributes: { algorithm: this.options.algorithm } },
+      () => this.#limit(key, cost),
+      (r) => (r.allowed ? 'allowed' : 'denied'),
+    )
+  }
+
+  async #limit(key: string, cost: number): Promise<RateLimitResult> {
+    const cachedUntil = this.#blocked?.get(key)
+    if (cachedUntil !== undefined) {
+      const wait = cachedUntil - Date.now()
+      if (wait > 0) {
+        return {
+          allowed: false,
+          limit: this.options.limit,
+          remaining: 0,
+          resetAt: cachedUntil,
+          retryAfterMs: wait,
+          policy: this.options.policy,
+          source: 'cache',
+          reason: 'limit',
+        }
+      }
+      this.#blocked!.delete(key)
+    }
+    if (cost > this.options.capacity) return this.#oversized(key)
+    let decision: RawDecision
+    try {
+      decision = await this.#run('limit', key, MODE.consume, cost)
+    } catch (error) {
+      if (!isPolicyError(error)) throw error
+      return this.#decideWithoutRedis(key, cost, error)
+    }
+    // Only a cost-1 denial proves every request is denied until retryAfter; larger costs might not be.
+    if (!decision.allowed && cost === 1 && this.#blocked && decision.retryAfterMs > 0) {
+      this.#blocked.set(key, Date.now() + decision.retryAfterMs)
+    }
+    return this.#result(decision)
+  }
+
+  /** A cost above the capacity can never be admitted: report the real state, touch nothing. */
+  async #oversized(key: string): Promise<RateLimitResult> {
+    const o = this.options
+    let current: RateLimitResult
+    try {
+      current = this.#result(await this.#run('peek', key, MODE.dryRun, 0))
+    } catch {
+      current = {
+        allowed: false,
+        limit: o.limit,
+        remaining: 0,
+        resetAt: Date.now(),
+        retryAfterMs: 0,
+        policy: o.policy,
+        source: 'fail-closed',
+      }
+    }
+    return {
+      ...current,
+      allowed: false,
+      retryAfterMs: Number.POSITIVE_INFINITY,
+      reason: 'cost-exceeds-limit',
+    }
+  }
+
+  /** The current state without consuming anything: `allowed` tells whether a cost-1 request would pass now. */
+  async peek(key: string): Promise<RateLimitResult> {
+    requireKey(key)
+    // A dry run of cost 1 answers exactly that question; add the unit back to report what is left.
+    const d = await this.#run('peek', key, MODE.dryRun, 1)
+    return this.#result(d.allowed ? { ...d, remaining: d.remaining + 1 } : d)
+  }
+
+  /** Forgets all state for `key`, including a block. */
+  async reset(key: string): Promise<void> {
+    requireKey(key)
+    this.#blocked?.delete(key)
+    await this.#guard.run('ratelimit.reset', () => this.options.redis.del(...this.#keys(key)))
+  }
+
+  /** Denies every request for `key` for `ms` milliseconds, whatever the algorithm says. */
+  async block(key: string, ms: number): Promise<void> {
+    requireKey(key)
+    requirePositiveInteger('ms', ms)
+    this.#blocked?.set(key, Date.now() + ms)
+    await this.#guard.run('ratelimit.block', () => this.options.redis.set(this.#keys(key)[0], '1', 'PX', ms))
+  }
+
+  /** Gives back `units` previously consumed (e.g. the request turned out not to count). */
+  async reward(key: string, units = 1): Promise<RateLimitResult> {
+    requireKey(key)
+    requirePositiveInteger('units', units)
+    this.#blocked?.delete(key)
+    return this.#result(await this.#run('reward', key, MODE.reward, units))
+  }
+}

@@ -1,0 +1,144 @@
+import { InvalidArgumentError, instrument, requirePositiveInteger } from '@rp/core'
+import { multiScript, type RawDecision } from './algorithms/index.js'
+import { MODE } from './algorithms/prelude.js'
+import { isPolicyError, nextNonce, RedisGuard, reportFallback } from './guard.js'
+import type { LimitCallOptions, PolicySpec, RateLimiter } from './limiter.js'
+import { type FailurePolicy, requireCost, requireKey, resolveFailure } from './options.js'
+import type { MultiLimitResult, RateLimitResult } from './result.js'
+
+export interface MultiLimiterOptions {
+  /** Default: the first limiter's policy. `{ fallback: 'memory' }` is not offered: it cannot be all-or-nothing. */
+  failure?: Exclude<FailurePolicy, object>
+  /** Default: the first limiter's timeoutMs. */
+  timeoutMs?: number
+}
+
+/**
+ * Several policies checked together in one script (e.g. 10/s and 1000/h): either every policy
+ * records the hit or none does. Keys of all policies share the caller's key as hash tag.
+ */
+export class MultiLimiter {
+  readonly #specs: PolicySpec[]
+  readonly #guard: RedisGuard
+  readonly #failure: 'open' | 'closed'
+
+  constructor(limiters: readonly RateLimiter[], options: MultiLimiterOptions = {}) {
+    if (!Array.isArray(limiters) || limiters.length === 0) {
+      throw new InvalidArgumentError('limiters', 'must be a non-empty array of RateLimiter')
+    }
+    this.#specs = limiters.map((l) => l.spec)
+    const first = this.#specs[0]!.options
+    if (this.#specs.some((s) => s.options.redis !== first.redis)) {
+      throw new InvalidArgumentError(
+        'limiters',
+        'must all use the same Redis client, so one script can check them atomically',
+      )
+    }
+    const seen = new Set<string>()
+    for (const s of this.#specs) {
+      const id = `${s.options.prefix}|${s.options.algorithm}`
+      if (seen.has(id)) {
+        throw new InvalidArgumentError(
+          'limiters',
+          `two limiters share prefix '${s.options.prefix}' and algorithm '${s.options.algorithm}', so they would share state; give each a distinct prefix`,
+        )
+      }
+      seen.add(id)
+    }
+    const failure = resolveFailure(
+      options.failure ?? (typeof first.failure === 'object' ? 'open' : first.failure),
+    )
+    if (typeof failure === 'object')
+      throw new InvalidArgumentError('failure', "must be 'open' or 'closed' for a MultiLimiter")
+    this.#failure = failure
+    this.#guard = new RedisGuard(
+      first.redis,
+      requirePositiveInteger('timeoutMs', options.timeoutMs ?? first.timeoutMs),
+    )
+  }
+
+  #run(key: string, mode: number, cost: number): Promise<RawDecision[]> {
+    const keys = this.#specs.flatMap((s) => s.keys(key))
+    const args: Array<string | number> = [mode, cost, nextNonce(), this.#specs.length]
+    for (const s of this.#specs)
+      args.push(s.algorithmIndex, s.options.limit, s.options.windowMs, s.options.burst)
+    return this.#guard.run('ratelimit.multi', () =>
+      multiScript.run(this.#specs[0]!.options.redis, keys, args),
+    )
+  }
+
+  #combine(decisions: RawDecision[], override?: Partial<RateLimitResult>): MultiLimitResult {
+    const results = decisions.map((d, i): RateLimitResult => {
+      const o = this.#specs[i]!.options
+      return {
+        allowed: d.allowed,
+        limit: o.limit,
+        remaining: d.remaining,
+        resetAt: d.resetAt,
+        retryAfterMs: d.allowed ? 0 : d.retryAfterMs,
+        policy: o.policy,
+        source: 'redis',
+        ...(d.allowed ? {} : { reason: d.reason === 'ok' ? 'limit' : d.reason }),
+        ...override,
+      } as RateLimitResult
+    })
+    const denied = results.filter((r) => !r.allowed)
+    // The binding policy: the denial that lasts longest, or the one with least headroom.
+    const binding =
+      denied.length > 0
+        ? denied.reduce((a, b) => (b.retryAfterMs > a.retryAfterMs ? b : a))
+        : results.reduce((a, b) => (b.remaining < a.remaining ? b : a))
+    return { ...binding, results }
+  }
+
+  limit(key: string, options: LimitCallOptions = {}): Promise<MultiLimitResult> {
+    requireKey(key)
+    const cost = requireCost(options.cost ?? 1)
+    return instrument(
+      { package: 'ratelimit', operation: 'multiLimit', attributes: { policies: this.#specs.length } },
+      () => this.#limit(key, cost),
+      (r) => (r.allowed ? 'allowed' : 'denied'),
+    )
+  }
+
+  async #limit(key: string, cost: number): Promise<MultiLimitResult> {
+    const oversized = this.#specs.some((s) => cost > s.options.capacity)
+    try {
+      if (oversized) {
+        const current = await this.#run(key, MODE.dryRun, 0)
+        const r = this.#combine(
+          current.map((d, i) =>
+            cost > this.#specs[i]!.options.capacity
+              ? {
+                  ...d,
+                  allowed: false,
+                  reason: 'cost-exceeds-limit' as const,
+                  retryAfterMs: Number.POSITIVE_INFINITY,
+                }
+              : d,
+          ),
+        )
+        return { ...r, allowed: false }
+      }
+      return this.#combine(await this.#run(key, MODE.consume, cost))
+    } catch (error) {
+      if (!isPolicyError(error)) throw error
+      reportFallback('multiLimit', this.#failure, error)
+      const now = Date.now()
+      const open = this.#failure === 'open'
+      const decisions = this.#specs.map(
+        (s): RawDecision => ({
+          allowed: open,
+          remaining: open ? Math.max(0, s.options.limit - cost) : 0,
+          resetAt: now + (open ? s.options.windowMs : Math.min(s.options.windowMs, 1_000)),
+          retryAfterMs: open ? 0 : Math.min(s.options.windowMs, 1_000),
+          reason: 'limit',
+        }),
+      )
+      return this.#combine(
+        decisions,
+        open ? { source: 'fail-open' } : { source: 'fail-closed', reason: 'redis-unavailable' },
+      )
+    }
+  }
+}

@@ -1,0 +1,115 @@
+import {
+  assertUsableClient,
+  InvalidArgumentError,
+  type RedisClient,
+  requireNonEmptyString,
+  requireOneOf,
+  requirePositiveInteger,
+} from '@rp/core'
+import { ALGORITHM_NAMES, type Algorithm } from './algorithms/index.js'
+
+/**
+ * What limit() does when Redis is down, slow (past timeoutMs) or not connected:
+ * - `'open'`: admit the request (availability first);
+ * - `'closed'`: deny it (protection first);
+ * - `{ fallback: 'memory' }`: decide with an in-process GCRA of the same limit, per process.
+ */
+export type FailurePolicy = 'open' | 'closed' | { fallback: 'memory'; maxKeys?: number }
+
+export interface RateLimiterOptions {
+  redis: RedisClient
+  /** Key namespace; default `rl`. Also the policy name in RateLimit headers. */
+  prefix?: string
+  algorithm: Algorithm
+  /** Requests (units of cost) per window. */
+  limit: number
+  windowMs: number
+  /** gcra and token-bucket only: how many may arrive at once; default `limit`. */
+  burst?: number
+  /** Default `'open'`. */
+  failure?: FailurePolicy
+  /** Longest a limit() call waits for Redis before the failure policy decides; default 1000. */
+  timeoutMs?: number
+  /**
+   * Remember keys that are certainly denied until their retry time, in a bounded in-process LRU,
+   * to spare Redis round trips under attack. It never admits a request Redis would deny. Off by
+   * default; reset() clears it only in this process.
+   */
+  blockCache?: { maxKeys?: number }
+}
+
+export interface ResolvedLimiterOptions {
+  redis: RedisClient
+  prefix: string
+  algorithm: Algorithm
+  limit: number
+  windowMs: number
+  burst: number
+  /** Most cost one request may carry. */
+  capacity: number
+  failure: FailurePolicy
+  timeoutMs: number
+  blockCacheMaxKeys: number
+  policy: string
+}
+
+export function resolveFailure(failure: unknown): FailurePolicy {
+  if (failure === undefined) return 'open'
+  if (failure === 'open' || failure === 'closed') return failure
+  if (
+    typeof failure === 'object' &&
+    failure !== null &&
+    (failure as { fallback?: unknown }).fallback === 'memory'
+  ) {
+    const maxKeys = (failure as { maxKeys?: unknown }).maxKeys
+    if (maxKeys !== undefined) requirePositiveInteger('failure.maxKeys', maxKeys)
+    return failure as FailurePolicy
+  }
+  throw new InvalidArgumentError(
+    'failure',
+    `must be 'open', 'closed' or { fallback: 'memory' }, got ${JSON.stringify(failure)}`,
+  )
+}
+
+export function resolveLimiterOptions(options: RateLimiterOptions): ResolvedLimiterOptions {
+  if (!options || typeof options !== 'object') throw new InvalidArgumentError('options', 'must be an object')
+  if (!options.redis)
+    throw new InvalidArgumentError('redis', 'an ioredis Redis or Cluster client is required')
+  assertUsableClient(options.redis)
+  const algorithm = requireOneOf('algorithm', options.algorithm, ALGORITHM_NAMES)
+  const limit = requirePositiveInteger('limit', options.limit)
+  const windowMs = requirePositiveInteger('windowMs', options.windowMs)
+  const bursty = algorithm === 'gcra' || algorithm === 'token-bucket'
+  if (options.burst !== undefined && !bursty) {
+    throw new InvalidArgumentError('burst', `applies only to 'gcra' and 'token-bucket', not '${algorithm}'`)
+  }
+  const burst = options.burst === undefined ? limit : requirePositiveInteger('burst', options.burst)
+  const prefix = requireNonEmptyString('prefix', options.prefix ?? 'rl')
+  const timeoutMs = requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000)
+  const blockCacheMaxKeys =
+    options.blockCache === undefined
+      ? 0
+      : requirePositiveInteger('blockCache.maxKeys', options.blockCache.maxKeys ?? 10_000)
+  const seconds = windowMs / 1000
+  return {
+    redis: options.redis,
+    prefix,
+    algorithm,
+    limit,
+    windowMs,
+    burst,
+    capacity: bursty ? burst : limit,
+    failure: resolveFailure(options.failure),
+    timeoutMs,
+    blockCacheMaxKeys,
+    policy: `${limit};w=${Number.isInteger(seconds) ? seconds : seconds.toFixed(3)}${bursty && burst !== limit ? `;burst=${burst}` : ''}`,
+  }
+}
+
+export function requireCost(cost: unknown): number {
+  return requirePositiveInteger('cost', cost)
+}
+
+export function requireKey(key: unknown): string {
+  return requireNonEmptyString('key', key)
+}
