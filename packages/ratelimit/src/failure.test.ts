@@ -1,0 +1,197 @@
+import { parseInfo } from '@rp/core'
+import { type RedisServer, startRedis } from '@rp/testing'
+import { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ALGORITHM_NAMES } from './algorithms/index.js'
+import { RateLimiter } from './limiter.js'
+import { MultiLimiter } from './multi-limiter.js'
+import type { FailurePolicy } from './options.js'
+import type { RateLimitResult } from './result.js'
+
+let server: RedisServer
+let redis: Redis
+const unhandled: unknown[] = []
+const onUnhandled = (reason: unknown) => unhandled.push(reason)
+
+beforeAll(async () => {
+  server = await startRedis({ ownServer: true })
+  redis = new Redis(server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 }).on('error', () => {})
+  process.on('unhandledRejection', onUnhandled)
+})
+afterAll(async () => {
+  process.off('unhandledRejection', onUnhandled)
+  redis.disconnect()
+  await server.stop()
+})
+
+async function timed(limiter: RateLimiter, key: string): Promise<{ result: RateLimitResult; ms: number }> {
+  const started = performance.now()
+  const result = await limiter.limit(key)
+  return { result, ms: performance.now() - started }
+}
+
+const cases: Array<[string, FailurePolicy, (r: RateLimitResult) => void]> = [
+  ['open', 'open', (r) => expect(r).toMatchObject({ allowed: true, source: 'fail-open' })],
+  [
+    'closed',
+    'closed',
+    (r) => expect(r).toMatchObject({ allowed: false, source: 'fail-closed', reason: 'redis-unavailable' }),
+  ],
+  ['memory', { fallback: 'memory' }, (r) => expect(r.source).toBe('memory')],
+]
+
+describe('failure policies during a real outage', () => {
+  it.each(cases)(
+    '%s: answers by policy within timeoutMs while Redis is dead, and recovers after restart',
+    async (_, failure, check) => {
+      const limiter = new RateLimiter({
+        redis,
+        prefix: 'fail',
+        algorithm: 'gcra',
+        limit: 1_000,
+        windowMs: 60_000,
+        failure,
+        timeoutMs: 250,
+      })
+      const load = Array.from({ length: 20 }, (_, i) => limiter.limit(`k${i % 4}`))
+      expect((await Promise.all(load)).every((r) => r.source === 'redis')).toBe(true)
+
+      // Kill in the middle of a load: calls in flight and calls made afterwards all settle by policy.
+      const inFlight = Array.from({ length: 50 }, (_, i) => limiter.limit(`k${i % 4}`))
+      await server.kill()
+      const during = await Promise.all([
+        ...inFlight,
+        ...Array.from({ length: 20 }, () => limiter.limit('k0')),
+      ])
+      // Calls Redis answered before it died stand; every other one was decided by the policy.
+      for (const r of during) if (r.source !== 'redis') check(r)
+      expect(during.some((r) => r.source !== 'redis')).toBe(true)
+      for (let i = 0; i < 10; i++) {
+        const { result, ms } = await timed(limiter, 'k1')
+        check(result)
+        expect(ms).toBeLessThan(250 + 150)
+      }
+
+      await server.restart()
+      const deadline = Date.now() + 10_000
+      let recovered: RateLimitResult | undefined
+      while (Date.now() < deadline) {
+        recovered = await limiter.limit('k2')
+        if (recovered.source === 'redis') break
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      expect(recovered?.source).toBe('redis')
+      expect(unhandled).toEqual([])
+    },
+  )
+
+  it('the memory fallback still enforces the limit per process', async () => {
+    const limiter = new RateLimiter({
+      redis,
+      prefix: 'mem',
+      algorithm: 'fixed-window',
+      limit: 3,
+      windowMs: 60_000,
+      failure: { fallback: 'memory' },
+      timeoutMs: 200,
+    })
+    await server.kill()
+    const results = []
+    for (let i = 0; i < 5; i++) results.push(await limiter.limit('m'))
+    expect(results.map((r) => [r.allowed, r.source])).toEqual([
+      [true, 'memory'],
+      [true, 'memory'],
+      [true, 'memory'],
+      [false, 'memory'],
+      [false, 'memory'],
+    ])
+    await server.restart()
+  })
+
+  it('returns within timeoutMs while Redis is paused (SIGSTOP)', async () => {
+    await waitReady()
+    const limiter = new RateLimiter({
+      redis,
+      prefix: 'pause',
+      algorithm: 'sliding-window',
+      limit: 10,
+      windowMs: 1_000,
+      failure: 'closed',
+      timeoutMs: 200,
+    })
+    const multi = new MultiLimiter([
+      limiter,
+      new RateLimiter({ redis, prefix: 'pause2', algorithm: 'gcra', limit: 5, windowMs: 1_000 }),
+    ])
+    expect((await limiter.limit('p')).source).toBe('redis')
+    await server.pause()
+    try {
+      const started = performance.now()
+      const [single, both] = await Promise.all([limiter.limit('p'), multi.limit('p')])
+      expect(performance.now() - started).toBeLessThan(200 + 150)
+      expect(single).toMatchObject({ allowed: false, source: 'fail-closed' })
+      expect(both).toMatchObject({ allowed: false, source: 'fail-closed' })
+    } finally {
+      await server.resume()
+    }
+    expect(unhandled).toEqual([])
+  })
+})
+
+async function waitReady(): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (redis.status !== 'ready' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+}
+
+describe('one command per check', () => {
+  it.each(ALGORITHM_NAMES)(
+    '%s sends one EVALSHA per check (plus one EVAL after NOSCRIPT)',
+    async (algorithm) => {
+      await waitReady()
+      const limiter = new RateLimiter({
+        redis,
+        prefix: `cmd-${algorithm}`,
+        algorithm,
+        limit: 500,
+        windowMs: 60_000,
+      })
+      await redis.script('FLUSH')
+      await redis.config('RESETSTAT')
+      // The first call alone: concurrent calls sent before the NOSCRIPT reply would each need EVAL.
+      await limiter.limit('user0')
+      for (let batch = 0; batch < 9; batch++) {
+        await Promise.all(Array.from({ length: 111 }, (_, i) => limiter.limit(`user${i % 50}`)))
+      }
+      const stats = parseInfo(await redis.info('commandstats'))
+      const calls = Object.fromEntries(
+        Object.entries(stats).map(([name, value]) => [
+          name.replace('cmdstat_', ''),
+          Number(/calls=(\d+)/.exec(value)![1]),
+        ]),
+      )
+      // commandstats also counts what scripts call inside Redis; TIME runs once per script execution.
+      expect(calls.evalsha).toBe(1_000)
+      expect(calls.eval).toBe(1)
+      expect(calls.time).toBe(1_000)
+      const fromScripts = [
+        'time',
+        'pttl',
+        'hmget',
+        'hset',
+        'pexpireat',
+        'pexpire',
+        'get',
+        'set',
+        'zcount',
+        'zadd',
+        'zremrangebyscore',
+        'zrangebyscore',
+        'zrange',
+      ]
+      const others = Object.keys(calls).filter(
+        (c) => !['evalsha', 'eval', 'info', 'config|resetstat', ...fromScripts].includes(c),
+      )
+      expect(others).toEqual([])
+    },
+  )
+})
