@@ -18,6 +18,8 @@ export interface MultiLimiterOptions {
  * records the hit or none does. Keys of all policies share the caller's key as hash tag.
  */
 export class MultiLimiter {
+  /** The policies, in the order their results are reported. */
+  readonly limiters: readonly RateLimiter[]
   readonly #specs: PolicySpec[]
   readonly #guard: RedisGuard
   readonly #failure: 'open' | 'closed'
@@ -26,6 +28,7 @@ export class MultiLimiter {
     if (!Array.isArray(limiters) || limiters.length === 0) {
       throw new InvalidArgumentError('limiters', 'must be a non-empty array of RateLimiter')
     }
+    this.limiters = Object.freeze([...limiters])
     this.#specs = limiters.map((l) => l.spec)
     const first = this.#specs[0]!.options
     if (this.#specs.some((s) => s.options.redis !== first.redis)) {

@@ -1,0 +1,131 @@
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { serve } from '@hono/node-server'
+import { standaloneClient, uniquePrefix } from '@rp/testing/vitest'
+import express from 'express'
+import Fastify from 'fastify'
+import { Hono } from 'hono'
+import { afterAll, describe, expect, it } from 'vitest'
+import { RateLimiter } from '../limiter.js'
+import { rateLimit as expressRateLimit } from './express.js'
+import { rateLimit as fastifyRateLimit } from './fastify.js'
+import { rateLimit as honoRateLimit } from './hono.js'
+import { byUser, ipKey } from './shared.js'
+
+const redis = standaloneClient()
+const servers: Array<() => Promise<void>> = []
+afterAll(async () => {
+  await Promise.all(servers.map((close) => close()))
+  await redis.quit()
+})
+
+type Header = (name: string) => string | undefined
+const common = {
+  skip: (header: Header) => header('x-skip') === '1',
+  cost: (header: Header) => Number(header('x-cost') ?? 1),
+  user: (header: Header) => header('x-user'),
+}
+
+async function listen(server: Server): Promise<string> {
+  if (!server.listening) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
+  servers.push(() => new Promise((resolve) => server.close(() => resolve())))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+const adapters: Record<string, (limiter: RateLimiter) => Promise<string>> = {
+  async express(limiter) {
+    const app = express()
+    app.use(
+      expressRateLimit({
+        limiter,
+        legacyHeaders: true,
+        skip: (req) => common.skip((n) => req.get(n)),
+        cost: (req) => common.cost((n) => req.get(n)),
+        key: byUser((req) => common.user((n) => req.get(n))),
+      }),
+    )
+    app.get('/', (_req, res) => {
+      res.json({ ok: true })
+    })
+    return listen(app.listen(0, '127.0.0.1'))
+  },
+  async fastify(limiter) {
+    const app = Fastify()
+    const header = (req: { headers: Record<string, unknown> }) => (n: string) =>
+      req.headers[n] as string | undefined
+    app.addHook(
+      'onRequest',
+      fastifyRateLimit({
+        limiter,
+        legacyHeaders: true,
+        skip: (req) => common.skip(header(req)),
+        cost: (req) => common.cost(header(req)),
+        key: byUser((req) => common.user(header(req))),
+      }),
+    )
+    app.get('/', async () => ({ ok: true }))
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    servers.push(() => app.close())
+    return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  },
+  async hono(limiter) {
+    const app = new Hono()
+    app.use(
+      honoRateLimit({
+        limiter,
+        legacyHeaders: true,
+        skip: (c) => common.skip((n) => c.req.header(n)),
+        cost: (c) => common.cost((n) => c.req.header(n)),
+        key: byUser((c) => common.user((n) => c.req.header(n))),
+      }),
+    )
+    app.get('/', (c) => c.json({ ok: true }))
+    return listen(serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as Server)
+  },
+}
+
+describe.each(Object.keys(adapters))('%s adapter over HTTP', (framework) => {
+  it('sets draft headers, answers 429 with Retry-After and JSON, honours skip, key and cost', async () => {
+    const limiter = new RateLimiter({
+      redis,
+      prefix: uniquePrefix(framework),
+      algorithm: 'fixed-window',
+      limit: 2,
+      windowMs: 60_000,
+    })
+    const base = await adapters[framework]!(limiter)
+    const get = (headers: Record<string, string> = {}) => fetch(`${base}/`, { headers })
+
+    const first = await get()
+    expect(first.status).toBe(200)
+    expect(first.headers.get('ratelimit-policy')).toBe(`"${limiter.options.prefix}";q=2;w=60`)
+    expect(first.headers.get('ratelimit')).toMatch(new RegExp(`^"${limiter.options.prefix}";r=1;t=\\d+$`))
+    expect(first.headers.get('x-ratelimit-limit')).toBe('2')
+    expect((await get()).headers.get('x-ratelimit-remaining')).toBe('0')
+
+    const denied = await get()
+    expect(denied.status).toBe(429)
+    expect(Number(denied.headers.get('retry-after'))).toBeGreaterThan(0)
+    expect(await denied.json()).toMatchObject({ error: 'Too Many Requests', reason: 'limit' })
+
+    const skipped = await get({ 'x-skip': '1' })
+    expect(skipped.status).toBe(200)
+    expect(skipped.headers.get('ratelimit')).toBeNull()
+
+    // Another user has a budget of their own; a cost of 2 spends all of it.
+    expect((await get({ 'x-user': 'u1', 'x-cost': '2' })).status).toBe(200)
+    expect((await get({ 'x-user': 'u1' })).status).toBe(429)
+    expect((await get({ 'x-user': 'u2' })).status).toBe(200)
+  })
+})
+
+describe('ipKey', () => {
+  it('groups IPv6 by /64 and unwraps IPv4-mapped addresses', () => {
+    expect(ipKey('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64')
+    expect(ipKey('2001:db8:1:2:ffff::9')).toBe('2001:db8:1:2::/64')
+    expect(ipKey('2001:db8::1')).toBe('2001:db8:0:0::/64')
+    expect(ipKey('::1')).toBe('0:0:0:0::/64')
+    expect(ipKey('::ffff:10.0.0.1')).toBe('10.0.0.1')
+    expect(ipKey('192.0.2.7')).toBe('192.0.2.7')
+  })
+})
