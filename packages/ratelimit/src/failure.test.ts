@@ -175,7 +175,7 @@ describe('one command per check', () => {
       expect(calls.time).toBe(1_000)
       const fromScripts = [
         'time',
-        'pttl',
+        'zscore',
         'hmget',
         'hset',
         'pexpireat',

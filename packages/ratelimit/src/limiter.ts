@@ -22,7 +22,7 @@ export interface LimitCallOptions {
 export interface PolicySpec {
   readonly algorithmIndex: number
   readonly options: ResolvedLimiterOptions
-  keys(key: string): [block: string, state: string]
+  key(key: string): string
 }
 
 /**
@@ -57,25 +57,23 @@ export class RateLimiter {
     return {
       algorithmIndex: algorithmIndex(this.options.algorithm),
       options: this.options,
-      keys: (key) => this.#keys(key),
+      key: (key) => this.#key(key),
     }
   }
 
-  #keys(key: string): [string, string] {
-    return [this.#keyspace.key(key, 'block'), this.#keyspace.key(key, this.options.algorithm)]
+  /** One key per caller key: state and any block live together, hash-tagged by the caller's key. */
+  #key(key: string): string {
+    return this.#keyspace.key(key, this.options.algorithm)
   }
 
   #run(operation: string, key: string, mode: number, cost: number): Promise<RawDecision> {
     const o = this.options
     return this.#guard.run(`ratelimit.${operation}`, () =>
-      singleScripts[o.algorithm].run(o.redis, this.#keys(key), [
-        mode,
-        cost,
-        o.limit,
-        o.windowMs,
-        o.burst,
-        nextNonce(),
-      ]),
+      singleScripts[o.algorithm].run(
+        o.redis,
+        [this.#key(key)],
+        [mode, cost, o.limit, o.windowMs, o.burst, nextNonce()],
+      ),
     )
   }
 
@@ -217,15 +215,18 @@ export class RateLimiter {
   async reset(key: string): Promise<void> {
     requireKey(key)
     this.#blocked?.delete(key)
-    await this.#guard.run('ratelimit.reset', () => this.options.redis.del(...this.#keys(key)))
+    await this.#guard.run('ratelimit.reset', () => this.options.redis.del(this.#key(key)))
   }
 
-  /** Denies every request for `key` for `ms` milliseconds, whatever the algorithm says. */
+  /**
+   * Denies every request for `key` for `ms` milliseconds, whatever the algorithm says. The block
+   * replaces the key's state, so when it ends the key starts with its full quota.
+   */
   async block(key: string, ms: number): Promise<void> {
     requireKey(key)
     requirePositiveInteger('ms', ms)
     this.#blocked?.set(key, Date.now() + ms)
-    await this.#guard.run('ratelimit.block', () => this.options.redis.set(this.#keys(key)[0], '1', 'PX', ms))
+    await this.#run('block', key, MODE.block, ms)
   }
 
   /** Gives back `units` previously consumed (e.g. the request turned out not to count). */

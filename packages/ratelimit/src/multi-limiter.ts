@@ -61,7 +61,7 @@ export class MultiLimiter {
   }
 
   #run(key: string, mode: number, cost: number): Promise<RawDecision[]> {
-    const keys = this.#specs.flatMap((s) => s.keys(key))
+    const keys = this.#specs.map((s) => s.key(key))
     const args: Array<string | number> = [mode, cost, nextNonce(), this.#specs.length]
     for (const s of this.#specs)
       args.push(s.algorithmIndex, s.options.limit, s.options.windowMs, s.options.burst)

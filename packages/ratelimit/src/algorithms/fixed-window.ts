@@ -11,7 +11,10 @@ local function fixed_window(key, now_us, limit, window, burst, cost, mode, nonce
   local now = floor_ms(now_us)
   local win = math.floor(now / window)
   local reset_at = (win + 1) * window
-  local v = redis.call('HMGET', key, 'w', 'c')
+  if mode == 3 then return block_hash(key, now, cost) end
+  local v = redis.call('HMGET', key, 'w', 'c', 'b')
+  local blocked = blocked_until(v[3], now, mode)
+  if blocked then return blocked end
   local used = 0
   if tonumber(v[1]) == win then used = tonumber(v[2]) or 0 end
   if mode == 2 then

@@ -2,6 +2,7 @@
  * GCRA (generic cell rate algorithm), the leaky bucket as a meter: one key holding the theoretical
  * arrival time (TAT) in server microseconds. Each unit of cost advances TAT by windowMs/limit; a
  * request is admitted while TAT stays within `burst` intervals of now. O(1) memory, smooth rate.
+ * A block is stored in the same key as a negative number: minus the time it ends, in ms.
  */
 export const gcra = {
   name: 'gcra',
@@ -10,7 +11,19 @@ export const gcra = {
 local function gcra(key, now_us, limit, window, burst, cost, mode, nonce)
   local interval = window * 1000 / limit
   local tolerance = burst * interval
+  local now = floor_ms(now_us)
+  if mode == 3 then
+    redis.call('SET', key, -(now + cost), 'PX', cost)
+    return {1, 0, now + cost, 0, 0}
+  end
   local tat = tonumber(redis.call('GET', key)) or now_us
+  if tat < 0 then
+    if -tat > now then
+      if mode == 2 then return {1, 0, -tat, 0, 0} end
+      return {0, 0, -tat, -tat - now, 3}
+    end
+    tat = now_us
+  end
   if tat < now_us then tat = now_us end
   if mode == 2 then
     local back = math.max(now_us, tat - cost * interval)

@@ -28,18 +28,9 @@ function decodeOne(raw: readonly number[], at: number): RawDecision {
   }
 }
 
-// A block set by block() wins over every algorithm: the request is denied until the block expires.
-const BLOCK_CHECK = `
-local function blocked(block_key, now_us)
-  local ttl = redis.call('PTTL', block_key)
-  if ttl > 0 then return {0, 0, floor_ms(now_us) + ttl, ttl, 3} end
-  return nil
-end
-`
-
 /**
  * One script per algorithm.
- * KEYS: [block, state] (same hash tag). ARGV: [mode, cost, limit, windowMs, burst, nonce].
+ * KEYS: [state]. ARGV: [mode, cost, limit, windowMs, burst, nonce].
  * Reply: {allowed 0|1, remaining, resetAt ms, retryAfter ms, reason code}.
  */
 export const singleScripts = Object.fromEntries(
@@ -47,15 +38,9 @@ export const singleScripts = Object.fromEntries(
     algorithm.name,
     defineScript<RawDecision>({
       name: `ratelimit.${algorithm.name}`,
-      keys: 2,
-      lua: `${PRELUDE}${BLOCK_CHECK}${algorithm.lua}
-local now_us = server_now_us()
-local mode = tonumber(ARGV[1])
-if mode ~= 2 then
-  local b = blocked(KEYS[1], now_us)
-  if b then return b end
-end
-return ${algorithm.fn}(KEYS[2], now_us, tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[2]), mode, ARGV[6])`,
+      keys: 1,
+      lua: `${PRELUDE}${algorithm.lua}
+return ${algorithm.fn}(KEYS[1], server_now_us(), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[2]), tonumber(ARGV[1]), ARGV[6])`,
       decode: (raw) => decodeOne(raw as number[], 0),
     }),
   ]),
@@ -64,14 +49,14 @@ return ${algorithm.fn}(KEYS[2], now_us, tonumber(ARGV[3]), tonumber(ARGV[4]), to
 /**
  * All policies of a MultiLimiter in one script, all-or-nothing: every policy is checked as a dry
  * run first, and only if all admit the request are they consumed.
- * KEYS: [block1, state1, block2, state2, ...] (one hash tag). ARGV: [mode, cost, nonce, n,
+ * KEYS: [state1, state2, ...] (one hash tag). ARGV: [mode, cost, nonce, n,
  * then per policy: algorithm index, limit, windowMs, burst].
  * Reply: n decisions of 5 numbers each, the decision each policy made.
  */
 export const multiScript = defineScript<RawDecision[]>({
   name: 'ratelimit.multi',
   keys: 'variadic',
-  lua: `${PRELUDE}${BLOCK_CHECK}${ALGORITHMS.map((a) => a.lua).join('')}
+  lua: `${PRELUDE}${ALGORITHMS.map((a) => a.lua).join('')}
 local fns = { ${ALGORITHMS.map((a) => a.fn).join(', ')} }
 local now_us = server_now_us()
 local mode = tonumber(ARGV[1])
@@ -82,13 +67,9 @@ local out = {}
 local all = true
 for i = 1, n do
   local a = 4 + (i - 1) * 4
-  local r = nil
-  if mode ~= 2 then r = blocked(KEYS[2 * i - 1], now_us) end
-  if not r then
-    local dry = mode
-    if mode == 0 then dry = 1 end
-    r = fns[tonumber(ARGV[a + 1])](KEYS[2 * i], now_us, tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), cost, dry, nonce .. ':' .. i .. ':')
-  end
+  local dry = mode
+  if mode == 0 then dry = 1 end
+  local r = fns[tonumber(ARGV[a + 1])](KEYS[i], now_us, tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), cost, dry, nonce .. ':' .. i .. ':')
   if r[1] == 0 then all = false end
   for j = 1, 5 do out[#out + 1] = r[j] end
 end
@@ -96,7 +77,7 @@ if mode == 0 and all then
   out = {}
   for i = 1, n do
     local a = 4 + (i - 1) * 4
-    local r = fns[tonumber(ARGV[a + 1])](KEYS[2 * i], now_us, tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), cost, 0, nonce .. ':' .. i .. ':')
+    local r = fns[tonumber(ARGV[a + 1])](KEYS[i], now_us, tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), cost, 0, nonce .. ':' .. i .. ':')
     for j = 1, 5 do out[#out + 1] = r[j] end
   end
 end

@@ -1,7 +1,8 @@
 /**
  * Sliding log: a sorted set of admitted request timestamps, exact over any window of windowMs.
  * Memory grows with the limit (one member per admitted unit of cost). Only admitted requests are
- * logged; a dry run counts with ZCOUNT and writes nothing.
+ * logged; a dry run counts with ZCOUNT and writes nothing. A block is the member `!b` with score
+ * minus its end time, below every timestamp, so it is never counted.
  */
 export const slidingLog = {
   name: 'sliding-log',
@@ -10,6 +11,18 @@ export const slidingLog = {
 local function sliding_log(key, now_us, limit, window, burst, cost, mode, nonce)
   local now = floor_ms(now_us)
   local floor_score = now - window
+  if mode == 3 then
+    redis.call('DEL', key)
+    redis.call('ZADD', key, -(now + cost), '!b')
+    redis.call('PEXPIRE', key, cost)
+    return {1, 0, now + cost, 0, 0}
+  end
+  local b = redis.call('ZSCORE', key, '!b')
+  if b then
+    local blocked = blocked_until(-tonumber(b), now, mode)
+    if blocked then return blocked end
+    redis.call('ZREM', key, '!b')
+  end
   local used = redis.call('ZCOUNT', key, '(' .. floor_score, '+inf')
   if mode == 2 then
     local back = math.min(cost, used)

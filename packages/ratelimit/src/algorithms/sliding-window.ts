@@ -10,7 +10,10 @@ export const slidingWindow = {
 local function sliding_window(key, now_us, limit, window, burst, cost, mode, nonce)
   local now = floor_ms(now_us)
   local win = math.floor(now / window)
-  local v = redis.call('HMGET', key, 'w', 'c', 'p')
+  if mode == 3 then return block_hash(key, now, cost) end
+  local v = redis.call('HMGET', key, 'w', 'c', 'p', 'b')
+  local blocked = blocked_until(v[4], now, mode)
+  if blocked then return blocked end
   local w = tonumber(v[1])
   local cur, prev = 0, 0
   if w == win then

@@ -9,7 +9,10 @@ export const tokenBucket = {
   lua: `
 local function token_bucket(key, now_us, limit, window, burst, cost, mode, nonce)
   local rate = limit / (window * 1000)
-  local v = redis.call('HMGET', key, 't', 'ts')
+  if mode == 3 then return block_hash(key, floor_ms(now_us), cost) end
+  local v = redis.call('HMGET', key, 't', 'ts', 'b')
+  local blocked = blocked_until(v[3], floor_ms(now_us), mode)
+  if blocked then return blocked end
   local tokens = burst
   if v[1] then
     tokens = math.min(burst, tonumber(v[1]) + math.max(0, now_us - tonumber(v[2])) * rate)

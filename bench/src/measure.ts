@@ -1,0 +1,91 @@
+import { parseInfo } from '@rp/core'
+import type { Redis } from 'ioredis'
+
+export interface Sample {
+  latenciesMs: number[]
+  elapsedMs: number
+  ops: number
+  clientCommands: number
+  serverCommands: number
+}
+
+export interface Figures {
+  opsPerSec: number
+  p50Ms: number
+  p99Ms: number
+  /** Commands the client sent (round trips' worth of work), per operation. */
+  clientCommandsPerOp: number
+  /** Commands Redis executed per operation, including those run inside scripts (INFO commandstats). */
+  serverCommandsPerOp: number
+}
+
+/** Counts every command the client writes, pipelines and MULTI/EXEC included. */
+export function countCommands(client: Redis): () => number {
+  let count = 0
+  const original = client.sendCommand.bind(client)
+  client.sendCommand = ((...args: Parameters<Redis['sendCommand']>) => {
+    count++
+    return original(...args)
+  }) as Redis['sendCommand']
+  return () => count
+}
+
+export async function serverCommandCount(admin: Redis): Promise<number> {
+  const stats = parseInfo(await admin.info('commandstats'))
+  let total = 0
+  for (const [name, value] of Object.entries(stats)) {
+    if (name === 'cmdstat_info' || name.startsWith('cmdstat_config')) continue
+    total += Number(/calls=(\d+)/.exec(value)?.[1] ?? 0)
+  }
+  return total
+}
+
+/** Runs `op` `ops` times with `concurrency` callers in flight, timing each call. */
+export async function run(
+  op: (i: number) => Promise<unknown>,
+  ops: number,
+  concurrency: number,
+  counters: { client: () => number; admin: Redis },
+): Promise<Sample> {
+  const latencies = new Array<number>(ops)
+  let next = 0
+  const clientBefore = counters.client()
+  const serverBefore = await serverCommandCount(counters.admin)
+  const started = performance.now()
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < ops; i = next++) {
+        const t = performance.now()
+        await op(i)
+        latencies[i] = performance.now() - t
+      }
+    }),
+  )
+  const elapsedMs = performance.now() - started
+  const serverAfter = await serverCommandCount(counters.admin)
+  return {
+    latenciesMs: latencies,
+    elapsedMs,
+    ops,
+    clientCommands: counters.client() - clientBefore,
+    // The INFO call that took the "before" figure is itself counted once.
+    serverCommands: serverAfter - serverBefore,
+  }
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
+}
+
+export function summarize(samples: Sample[]): Figures {
+  const latencies = samples.flatMap((s) => s.latenciesMs).sort((a, b) => a - b)
+  const ops = samples.reduce((a, s) => a + s.ops, 0)
+  const elapsed = samples.reduce((a, s) => a + s.elapsedMs, 0)
+  return {
+    opsPerSec: (ops / elapsed) * 1000,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    clientCommandsPerOp: samples.reduce((a, s) => a + s.clientCommands, 0) / ops,
+    serverCommandsPerOp: samples.reduce((a, s) => a + s.serverCommands, 0) / ops,
+  }
+}
