@@ -1,4 +1,11 @@
-import { keyspace } from '@rp/core'
-
-/** Placeholder until the @rp/lock issue lands: the namespace its keys will live in. */
-export const defaultKeyspace = keyspace('lock')
+export { LockLostError, LockTimeoutError, RedlockQuorumError } from './errors.js'
+export { Lock, type ReleaseOutcome } from './lock.js'
+export {
+  type AcquireOptions,
+  LockManager,
+  type LockManagerEvents,
+  type LockManagerOptions,
+} from './lock-manager.js'
+export { ReadWriteLock, type ReadWriteLockOptions, type RwHold } from './read-write-lock.js'
+export { Redlock, type RedlockLock, type RedlockOptions } from './redlock.js'
+export { type Permit, Semaphore, type SemaphoreOptions } from './semaphore.js'

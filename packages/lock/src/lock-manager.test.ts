@@ -1,0 +1,161 @@
+import { defineScript, InvalidArgumentError } from '@rp/core'
+import { describeEachTarget, uniquePrefix } from '@rp/testing/vitest'
+import { afterAll, describe, expect, it } from 'vitest'
+import { LockTimeoutError } from './errors.js'
+import { LockManager } from './lock-manager.js'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+// A resource that honours fencing: a write lands only with a token above every token it has seen.
+const fencedWrite = defineScript<number>({
+  name: 'test.fencedWrite',
+  keys: 1,
+  lua: `
+local seen = tonumber(redis.call('HGET', KEYS[1], 'token') or '0')
+if tonumber(ARGV[1]) <= seen then return 0 end
+redis.call('HSET', KEYS[1], 'token', ARGV[1], 'value', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 60000)
+return 1`,
+})
+
+describeEachTarget('LockManager', (target) => {
+  const redis = target.client()
+  const managers: LockManager[] = []
+  const manager = (options: { ttlMs?: number; waitMs?: number; prefix?: string } = {}) => {
+    const m = new LockManager({ redis, prefix: uniquePrefix('lock'), ...options })
+    managers.push(m)
+    return m
+  }
+  afterAll(() => Promise.all(managers.map((m) => m.close())))
+
+  it('excludes a second holder and reports each release outcome', async () => {
+    const locks = manager()
+    const lock = await locks.acquire('order:42', { ttlMs: 5_000 })
+    expect(lock.resource).toBe('order:42')
+    expect(lock.expiresAt).toBeGreaterThan(Date.now())
+    expect(await locks.tryAcquire('order:42')).toBeNull()
+    await expect(locks.acquire('order:42', { waitMs: 100 })).rejects.toBeInstanceOf(LockTimeoutError)
+    expect(await lock.isHeld()).toBe(true)
+    expect(await lock.release()).toBe('released')
+    expect(await lock.release()).toBe('released')
+    expect(await lock.isHeld()).toBe(false)
+
+    const short = await locks.acquire('order:43', { ttlMs: 50 })
+    await sleep(80)
+    expect(await short.release()).toBe('expired')
+    const lapsed = await locks.acquire('order:44', { ttlMs: 50 })
+    await sleep(80)
+    const taker = await locks.acquire('order:44', { ttlMs: 5_000 })
+    expect(await lapsed.release()).toBe('not-owner')
+    expect(await lapsed.extend(1_000)).toBe(false)
+    await taker.release()
+  })
+
+  it('mints strictly increasing fencing tokens', async () => {
+    const locks = manager()
+    const tokens: number[] = []
+    for (let i = 0; i < 5; i++) {
+      const lock = await locks.acquire('fenced', { ttlMs: 1_000 })
+      tokens.push(lock.token)
+      await lock.release()
+    }
+    expect(tokens.every((t, i) => i === 0 || t > tokens[i - 1]!)).toBe(true)
+  })
+
+  it('rejects a paused holder that lost its lock, through the fencing token', async () => {
+    const prefix = uniquePrefix('fence')
+    const a = manager({ prefix })
+    const b = manager({ prefix })
+    const store = `${uniquePrefix('store')}:{fenced}`
+    const stale = await a.acquire('account:7', { ttlMs: 200 })
+    // The holder's event loop stops for longer than its TTL (a GC pause, a stopped VM).
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300)
+    const fresh = await b.acquire('account:7', { ttlMs: 5_000, waitMs: 1_000 })
+    expect(fresh.token).toBeGreaterThan(stale.token)
+    expect(await fencedWrite.run(redis, [store], [fresh.token, 'fresh'])).toBe(1)
+    expect(await fencedWrite.run(redis, [store], [stale.token, 'stale'])).toBe(0)
+    expect(await redis.hget(store, 'value')).toBe('fresh')
+    expect(await stale.release()).toBe('not-owner')
+    await fresh.release()
+  })
+
+  it('is reentrant only when asked, keyed on the owner', async () => {
+    const locks = manager()
+    const first = await locks.acquire('job', { owner: 'worker-1', reentrant: true })
+    const again = await locks.acquire('job', { owner: 'worker-1', reentrant: true, waitMs: 0 })
+    expect(again.token).toBe(first.token)
+    await expect(locks.acquire('job', { owner: 'worker-1', waitMs: 0 })).rejects.toBeInstanceOf(
+      LockTimeoutError,
+    )
+    expect(await again.release()).toBe('released')
+    expect(await locks.tryAcquire('job')).toBeNull()
+    expect(await first.release()).toBe('released')
+    const other = await locks.tryAcquire('job')
+    expect(other).not.toBeNull()
+    await other!.release()
+  })
+
+  it('wakes a waiter by pub/sub within milliseconds of a release', async () => {
+    const prefix = uniquePrefix('wake')
+    const locks = manager({ prefix })
+    const waiter = manager({ prefix })
+    for (let round = 0; round < 3; round++) {
+      const resource = `wake-${round}`
+      const held = await locks.acquire(resource, { ttlMs: 10_000 })
+      let acquiredAt = 0
+      const waiting = waiter.acquire(resource, { waitMs: 10_000 }).then((l) => {
+        acquiredAt = performance.now()
+        return l
+      })
+      // Long enough that the waiter's backoff has grown to hundreds of milliseconds.
+      await sleep(1_200)
+      const releasedAt = performance.now()
+      await held.release()
+      const lock = await waiting
+      expect(acquiredAt - releasedAt).toBeLessThan(50)
+      await lock.release()
+    }
+  })
+
+  it('using() renews past the TTL and releases afterwards', async () => {
+    const locks = manager()
+    const result = await locks.using(
+      'long-job',
+      async (signal, lock) => {
+        await sleep(700)
+        expect(signal.aborted).toBe(false)
+        expect(await lock.isHeld()).toBe(true)
+        return 'done'
+      },
+      { ttlMs: 300 },
+    )
+    expect(result).toBe('done')
+    const next = await locks.tryAcquire('long-job')
+    expect(next).not.toBeNull()
+    await next!.release()
+  })
+
+  it('await using releases on scope exit', async () => {
+    const locks = manager()
+    {
+      await using held = await locks.acquire('scoped', { ttlMs: 5_000 })
+      expect(await held.isHeld()).toBe(true)
+    }
+    const after = await locks.tryAcquire('scoped')
+    expect(after).not.toBeNull()
+    await after!.release()
+  })
+})
+
+describe('LockManager input validation', () => {
+  const redis = { status: 'ready', options: {} } as never
+  it('names the bad option', async () => {
+    const locks = new LockManager({ redis })
+    expect(() => locks.acquire('r', { ttlMs: 0 })).toThrow(InvalidArgumentError)
+    expect(() => locks.acquire('r', { ttlMs: 1.5 })).toThrow(/ttlMs/)
+    expect(() => locks.acquire('r', { waitMs: -1 })).toThrow(/waitMs/)
+    expect(() => locks.acquire('', {})).toThrow(/resource/)
+    await expect(locks.tryAcquire('', {})).rejects.toThrow(/resource/)
+    expect(() => new LockManager({ redis, ttlMs: -5 })).toThrow(/ttlMs/)
+  })
+})

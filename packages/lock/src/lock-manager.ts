@@ -1,0 +1,263 @@
+import { randomUUID } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import {
+  assertUsableClient,
+  InvalidArgumentError,
+  instrument,
+  type Keyspace,
+  keyspace,
+  publishEvent,
+  type RedisClient,
+  requireNonEmptyString,
+  requireNonNegativeInteger,
+  requirePositiveInteger,
+  withTimeout,
+} from '@rp/core'
+import { LockLostError } from './errors.js'
+import { Lock } from './lock.js'
+import { acquireScript } from './scripts.js'
+import { acquireWithWait, ReleaseNotifier } from './wait.js'
+
+export interface LockManagerOptions {
+  redis: RedisClient
+  /** Key namespace; default `lock`. */
+  prefix?: string
+  /** Default lock TTL; default 30000. */
+  ttlMs?: number
+  /** Default wait for acquire(); default 10000. */
+  waitMs?: number
+  /** Longest a single Redis call may take; default 1000. */
+  timeoutMs?: number
+  /** How long the fencing counter outlives the last acquire; default 7 days. */
+  fenceTtlMs?: number
+}
+
+export interface AcquireOptions {
+  ttlMs?: number
+  /** How long to wait for the lock; 0 tries once. */
+  waitMs?: number
+  signal?: AbortSignal
+  /** Reentrancy (opt-in): the same `owner` may acquire again; each acquire needs its own release. */
+  reentrant?: boolean
+  /** The owner id; default a random UUID per acquire. */
+  owner?: string
+}
+
+/** @internal What a Lock needs from its manager. */
+export interface LockManagerInternals {
+  readonly redis: RedisClient
+  readonly timeoutMs: number
+  readonly defaultTtlMs: number
+  lockKey(resource: string): string
+  channel(resource: string): string
+  validateTtl(ttlMs: number): number
+  unwatch(lock: Lock): void
+}
+
+interface Watched {
+  ttlMs: number
+  nextAt: number
+  controller: AbortController
+  lost?: LockLostError
+}
+
+export interface LockManagerEvents {
+  lost: [error: LockLostError, lock: Lock]
+}
+
+/**
+ * Distributed locks with fencing tokens. Acquire, extend and release are one Lua script each;
+ * waiters are woken by pub/sub when a holder releases.
+ */
+export class LockManager extends EventEmitter<LockManagerEvents> implements LockManagerInternals {
+  readonly redis: RedisClient
+  readonly timeoutMs: number
+  readonly defaultTtlMs: number
+  readonly #defaultWaitMs: number
+  readonly #fenceTtlMs: number
+  readonly #keyspace: Keyspace
+  readonly #notifier: ReleaseNotifier
+  readonly #watched = new Map<Lock, Watched>()
+  #timer: NodeJS.Timeout | null = null
+
+  constructor(options: LockManagerOptions) {
+    super()
+    if (!options?.redis)
+      throw new InvalidArgumentError('redis', 'an ioredis Redis or Cluster client is required')
+    this.redis = assertUsableClient(options.redis)
+    this.#keyspace = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'lock'))
+    this.defaultTtlMs = requirePositiveInteger('ttlMs', options.ttlMs ?? 30_000)
+    this.#defaultWaitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 10_000)
+    this.timeoutMs = requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000)
+    this.#fenceTtlMs = requirePositiveInteger('fenceTtlMs', options.fenceTtlMs ?? 7 * 86_400_000)
+    this.#notifier = new ReleaseNotifier(this.redis)
+  }
+
+  lockKey(resource: string): string {
+    return this.#keyspace.key(resource)
+  }
+
+  channel(resource: string): string {
+    return `${this.#keyspace.key(resource)}:released`
+  }
+
+  validateTtl(ttlMs: number): number {
+    return requirePositiveInteger('ttlMs', ttlMs)
+  }
+
+  /** One round trip: the Lock, or null if someone else holds it. */
+  async tryAcquire(
+    resource: string,
+    options: Omit<AcquireOptions, 'waitMs' | 'signal'> = {},
+  ): Promise<Lock | null> {
+    const attempt = this.#attemptArgs(resource, options)
+    return (await this.#attempt(attempt)).lock
+  }
+
+  #attemptArgs(resource: string, options: AcquireOptions) {
+    requireNonEmptyString('resource', resource)
+    const ttlMs = this.validateTtl(options.ttlMs ?? this.defaultTtlMs)
+    const owner = options.owner === undefined ? randomUUID() : requireNonEmptyString('owner', options.owner)
+    return { resource, ttlMs, owner, reentrant: options.reentrant === true }
+  }
+
+  async #attempt(a: {
+    resource: string
+    ttlMs: number
+    owner: string
+    reentrant: boolean
+  }): Promise<{ lock: Lock | null; holderTtlMs: number }> {
+    const keys = [this.lockKey(a.resource), this.#keyspace.key(a.resource, 'fence')]
+    const [ok, token, expiresAt] = await withTimeout(
+      acquireScript.run(this.redis, keys, [a.owner, a.ttlMs, a.reentrant ? 1 : 0, this.#fenceTtlMs]),
+      this.timeoutMs,
+      'lock.acquire',
+    )
+    if (ok === 1) return { lock: new Lock(this, a.resource, a.owner, token, expiresAt!), holderTtlMs: 0 }
+    return { lock: null, holderTtlMs: token }
+  }
+
+  /**
+   * The Lock, waiting up to `waitMs` (woken by pub/sub on release, with jittered backoff as a
+   * fallback). Throws LockTimeoutError, or AbortError when `signal` aborts.
+   */
+  acquire(resource: string, options: AcquireOptions = {}): Promise<Lock> {
+    const a = this.#attemptArgs(resource, options)
+    const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? this.#defaultWaitMs)
+    return instrument({ package: 'lock', operation: 'acquire' }, () =>
+      this.#acquire(a, waitMs, options.signal),
+    )
+  }
+
+  #acquire(
+    a: { resource: string; ttlMs: number; owner: string; reentrant: boolean },
+    waitMs: number,
+    signal?: AbortSignal,
+  ): Promise<Lock> {
+    return acquireWithWait({
+      resource: a.resource,
+      waitMs,
+      signal,
+      channel: this.channel(a.resource),
+      notifier: this.#notifier,
+      attempt: async () => {
+        const r = await this.#attempt(a)
+        return { value: r.lock, hintMs: r.holderTtlMs }
+      },
+      busy: 'held by another owner',
+    })
+  }
+
+  /**
+   * Runs `fn` under the lock, with a watchdog extending it every ttl/3. If the lock is lost (renewal
+   * fails or finds it gone), `signal` aborts, a `lost` event is emitted, and using() rejects with
+   * LockLostError once `fn` settles. The lock is released whatever happens.
+   */
+  async using<T>(
+    resource: string,
+    fn: (signal: AbortSignal, lock: Lock) => Promise<T>,
+    options: AcquireOptions = {},
+  ): Promise<T> {
+    const lock = await this.acquire(resource, options)
+    const ttlMs = options.ttlMs ?? this.defaultTtlMs
+    const controller = new AbortController()
+    const outer = options.signal
+    const forward = () => controller.abort(outer?.reason)
+    outer?.addEventListener('abort', forward, { once: true })
+    const watched: Watched = { ttlMs, nextAt: performance.now() + ttlMs / 3, controller }
+    this.#watched.set(lock, watched)
+    this.#schedule()
+    try {
+      const result = await fn(controller.signal, lock)
+      if (watched.lost) throw watched.lost
+      return result
+    } finally {
+      outer?.removeEventListener('abort', forward)
+      this.unwatch(lock)
+      await lock.release().catch(() => {})
+    }
+  }
+
+  unwatch(lock: Lock): void {
+    if (this.#watched.delete(lock) && this.#watched.size === 0 && this.#timer) {
+      clearTimeout(this.#timer)
+      this.#timer = null
+    }
+  }
+
+  // One timer for every watched lock, armed for the earliest renewal due.
+  #schedule(): void {
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#timer = null
+    if (this.#watched.size === 0) return
+    let next = Number.POSITIVE_INFINITY
+    for (const w of this.#watched.values()) next = Math.min(next, w.nextAt)
+    this.#timer = setTimeout(() => this.#tick(), Math.max(0, next - performance.now()))
+    this.#timer.unref()
+  }
+
+  #tick(): void {
+    this.#timer = null
+    const now = performance.now()
+    const due = [...this.#watched].filter(([, w]) => w.nextAt <= now)
+    for (const [lock, w] of due) {
+      w.nextAt = Number.POSITIVE_INFINITY
+      lock.extend(w.ttlMs).then(
+        (ok) => {
+          if (!this.#watched.has(lock)) return
+          if (ok) {
+            w.nextAt = performance.now() + w.ttlMs / 3
+            this.#schedule()
+          } else this.#lose(lock, w, 'it expired or was taken over before renewal')
+        },
+        (error: unknown) => {
+          if (this.#watched.has(lock))
+            this.#lose(lock, w, `renewal failed: ${(error as Error).message}`, error)
+        },
+      )
+    }
+    this.#schedule()
+  }
+
+  #lose(lock: Lock, w: Watched, why: string, cause?: unknown): void {
+    this.#watched.delete(lock)
+    const error = new LockLostError(lock.resource, lock.token, why, { cause })
+    w.lost = error
+    w.controller.abort(error)
+    publishEvent({ package: 'lock', event: 'lost', resource: lock.resource, token: lock.token, error })
+    if (this.listenerCount('lost') > 0) this.emit('lost', error, lock)
+    this.#schedule()
+  }
+
+  /** Stops the watchdog and closes the pub/sub connection; held locks are not released. */
+  async close(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#timer = null
+    this.#watched.clear()
+    await this.#notifier.close()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+}

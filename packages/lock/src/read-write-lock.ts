@@ -1,0 +1,141 @@
+import { randomUUID } from 'node:crypto'
+import {
+  assertUsableClient,
+  InvalidArgumentError,
+  instrument,
+  keyspace,
+  type RedisClient,
+  requireNonEmptyString,
+  requireNonNegativeInteger,
+  requirePositiveInteger,
+  withTimeout,
+} from '@rp/core'
+import { rwAcquireScript, rwExtendScript, rwReleaseScript } from './scripts.js'
+import { acquireWithWait, ReleaseNotifier } from './wait.js'
+
+export interface ReadWriteLockOptions {
+  redis: RedisClient
+  name: string
+  /** Default hold TTL; default 30000. */
+  ttlMs?: number
+  prefix?: string
+  timeoutMs?: number
+}
+
+export interface RwHold {
+  readonly mode: 'read' | 'write'
+  readonly id: string
+  readonly expiresAt: number
+  release(): Promise<boolean>
+  extend(ttlMs?: number): Promise<boolean>
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+// How long a waiting writer's intent blocks new readers without being refreshed by a retry; longer
+// than the 1 s backoff cap, so an active waiter never lets its intent lapse.
+const INTENT_MS = 2_500
+
+/** Many readers or one writer. A waiting writer stops new readers, so writers are not starved. */
+export class ReadWriteLock {
+  readonly #redis: RedisClient
+  readonly #keys: [string, string, string]
+  readonly #channel: string
+  readonly #ttlMs: number
+  readonly #timeoutMs: number
+  readonly #notifier: ReleaseNotifier
+  readonly #name: string
+
+  constructor(options: ReadWriteLockOptions) {
+    if (!options?.redis)
+      throw new InvalidArgumentError('redis', 'an ioredis Redis or Cluster client is required')
+    this.#redis = assertUsableClient(options.redis)
+    this.#name = requireNonEmptyString('name', options.name)
+    const ks = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'lock:rw'))
+    this.#keys = [
+      ks.key(this.#name, 'readers'),
+      ks.key(this.#name, 'writer'),
+      ks.key(this.#name, 'waiting-writers'),
+    ]
+    this.#channel = `${ks.key(this.#name)}:released`
+    this.#ttlMs = requirePositiveInteger('ttlMs', options.ttlMs ?? 30_000)
+    this.#timeoutMs = requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000)
+    this.#notifier = new ReleaseNotifier(this.#redis)
+  }
+
+  /** Shared hold: waits while a writer holds or waits. */
+  read(options: { waitMs?: number; signal?: AbortSignal; ttlMs?: number } = {}): Promise<RwHold> {
+    return this.#acquire('read', options)
+  }
+
+  /** Exclusive hold: waits for readers to drain, and meanwhile keeps new readers out. */
+  write(options: { waitMs?: number; signal?: AbortSignal; ttlMs?: number } = {}): Promise<RwHold> {
+    return this.#acquire('write', options)
+  }
+
+  #acquire(
+    mode: 'read' | 'write',
+    options: { waitMs?: number; signal?: AbortSignal; ttlMs?: number },
+  ): Promise<RwHold> {
+    const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 10_000)
+    const ttlMs = requirePositiveInteger('ttlMs', options.ttlMs ?? this.#ttlMs)
+    const id = randomUUID()
+    const flag = mode === 'read' ? 'r' : 'w'
+    return instrument({ package: 'lock', operation: `rw.${mode}` }, () =>
+      acquireWithWait({
+        resource: this.#name,
+        waitMs,
+        signal: options.signal,
+        channel: this.#channel,
+        notifier: this.#notifier,
+        attempt: async () => {
+          const [ok, value] = await withTimeout(
+            rwAcquireScript.run(this.#redis, this.#keys, [flag, id, ttlMs, INTENT_MS]),
+            this.#timeoutMs,
+            `rw.${mode}`,
+          )
+          return ok === 1 ? { value: this.#hold(mode, id, value) } : { value: null, hintMs: value }
+        },
+        busy: mode === 'read' ? 'a writer holds or is waiting' : 'readers or a writer hold it',
+      }),
+    )
+  }
+
+  #hold(mode: 'read' | 'write', id: string, expiresAt: number): RwHold {
+    const flag = mode === 'read' ? 'r' : 'w'
+    const keys = [this.#keys[0], this.#keys[1]]
+    let released: Promise<boolean> | null = null
+    const hold = {
+      mode,
+      id,
+      expiresAt,
+      release: () => {
+        released ??= withTimeout(
+          rwReleaseScript.run(this.#redis, keys, [flag, id, this.#channel]).then((n) => n === 1),
+          this.#timeoutMs,
+          'rw.release',
+        )
+        return released
+      },
+      extend: async (ttlMs = this.#ttlMs) => {
+        requirePositiveInteger('ttlMs', ttlMs)
+        if (released) return false
+        const next = await withTimeout(
+          rwExtendScript.run(this.#redis, keys, [flag, id, ttlMs]),
+          this.#timeoutMs,
+          'rw.extend',
+        )
+        if (next === 0) return false
+        hold.expiresAt = next
+        return true
+      },
+      [Symbol.asyncDispose]: async () => {
+        await hold.release().catch(() => false)
+      },
+    }
+    return hold
+  }
+
+  async close(): Promise<void> {
+    await this.#notifier.close()
+  }
+}

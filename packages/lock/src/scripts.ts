@@ -1,0 +1,187 @@
+import { defineScript } from '@rp/core'
+
+const NOW = `local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = math.floor(now_us / 1000)`
+
+/**
+ * KEYS: [lock hash, fence counter] (same hash tag). ARGV: [owner, ttlMs, reentrant 0|1, fenceTtlMs].
+ * Reply: {1, token, expiresAt ms} when acquired, {0, holder's remaining ms} when held by another.
+ *
+ * The fencing token is max(last token, server time in µs) + 1: strictly increasing per resource
+ * while the counter lives, and still larger than every earlier token after the counter expires
+ * (as long as the server clock does not run backwards), so the counter needs no eternal key.
+ */
+export const acquireScript = defineScript<[number, number, number?]>({
+  name: 'lock.acquire',
+  keys: 2,
+  lua: `${NOW}
+local owner = redis.call('HGET', KEYS[1], 'o')
+if owner then
+  if owner == ARGV[1] and ARGV[3] == '1' then
+    redis.call('HINCRBY', KEYS[1], 'c', 1)
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return {1, tonumber(redis.call('HGET', KEYS[1], 't')), now + tonumber(ARGV[2])}
+  end
+  return {0, math.max(0, redis.call('PTTL', KEYS[1]))}
+end
+local token = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now_us) + 1
+redis.call('SET', KEYS[2], string.format('%.0f', token), 'PX', ARGV[4])
+redis.call('HSET', KEYS[1], 'o', ARGV[1], 'c', 1, 't', string.format('%.0f', token))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {1, token, now + tonumber(ARGV[2])}`,
+})
+
+/**
+ * KEYS: [lock hash]. ARGV: [owner, release channel]. Reply: 'released' | 'expired' | 'not-owner'.
+ * A reentrant hold is released when its count reaches 0; only then are waiters woken.
+ */
+export const releaseScript = defineScript<'released' | 'expired' | 'not-owner'>({
+  name: 'lock.release',
+  keys: 1,
+  lua: `
+local owner = redis.call('HGET', KEYS[1], 'o')
+if not owner then return 'expired' end
+if owner ~= ARGV[1] then return 'not-owner' end
+if redis.call('HINCRBY', KEYS[1], 'c', -1) > 0 then return 'released' end
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[2], '1')
+return 'released'`,
+})
+
+/** KEYS: [lock hash]. ARGV: [owner, ttlMs]. Reply: new expiresAt ms, or 0 if no longer held. */
+export const extendScript = defineScript<number>({
+  name: 'lock.extend',
+  keys: 1,
+  lua: `${NOW}
+if redis.call('HGET', KEYS[1], 'o') ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return now + tonumber(ARGV[2])`,
+})
+
+/**
+ * Semaphore. KEYS: [permit zset id -> expiry ms]. ARGV: [permits, ttlMs, id].
+ * Reply: {1, expiresAt} or {0, ms until the oldest permit lapses}. Expired permits are reclaimed.
+ */
+export const semaphoreAcquireScript = defineScript<[number, number]>({
+  name: 'lock.semaphore.acquire',
+  keys: 1,
+  lua: `${NOW}
+local permits, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= permits then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, math.max(1, tonumber(first[2]) - now)}
+end
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[3])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return {1, now + ttl}`,
+})
+
+/** KEYS: [zset]. ARGV: [id, ttlMs]. Reply: new expiresAt, or 0 if the permit lapsed. */
+export const semaphoreExtendScript = defineScript<number>({
+  name: 'lock.semaphore.extend',
+  keys: 1,
+  lua: `${NOW}
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) <= now then return 0 end
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return now + ttl`,
+})
+
+/** KEYS: [zset]. ARGV: [id, channel]. Reply: 1 if the permit was held. Wakes waiters. */
+export const semaphoreReleaseScript = defineScript<number>({
+  name: 'lock.semaphore.release',
+  keys: 1,
+  lua: `
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+if removed == 1 then redis.call('PUBLISH', ARGV[2], '1') end
+return removed`,
+})
+
+/**
+ * Read-write lock, writer-preferring. KEYS: [readers zset, writer string, waiting-writers zset].
+ * read  ARGV: ['r', id, ttlMs]; write ARGV: ['w', id, ttlMs, intentMs].
+ * Reply: {1, expiresAt} or {0, retry hint ms}. A waiting writer's intent blocks new readers, so a
+ * stream of readers cannot starve it; the intent lapses after intentMs unless the writer retries.
+ */
+export const rwAcquireScript = defineScript<[number, number]>({
+  name: 'lock.rw.acquire',
+  keys: 3,
+  lua: `${NOW}
+local id, ttl = ARGV[2], tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local writer_ttl = redis.call('PTTL', KEYS[2])
+if ARGV[1] == 'r' then
+  if writer_ttl > 0 then return {0, writer_ttl} end
+  if redis.call('ZCARD', KEYS[3]) > 0 then return {0, 10} end
+  redis.call('ZADD', KEYS[1], now + ttl, id)
+  if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+  return {1, now + ttl}
+end
+local intent = tonumber(ARGV[4])
+if writer_ttl > 0 or redis.call('ZCARD', KEYS[1]) > 0 then
+  redis.call('ZADD', KEYS[3], now + intent, id)
+  if redis.call('PTTL', KEYS[3]) < intent then redis.call('PEXPIRE', KEYS[3], intent) end
+  local hint = writer_ttl
+  if hint <= 0 then
+    local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    hint = tonumber(first[2]) - now
+  end
+  return {0, math.max(1, hint)}
+end
+redis.call('ZREM', KEYS[3], id)
+redis.call('SET', KEYS[2], id, 'PX', ttl)
+return {1, now + ttl}`,
+})
+
+/** KEYS: [readers zset, writer string]. ARGV: ['r'|'w', id, channel]. Reply: 1 if it was held. */
+export const rwReleaseScript = defineScript<number>({
+  name: 'lock.rw.release',
+  keys: 2,
+  lua: `
+local held = 0
+if ARGV[1] == 'r' then
+  held = redis.call('ZREM', KEYS[1], ARGV[2])
+elseif redis.call('GET', KEYS[2]) == ARGV[2] then
+  redis.call('DEL', KEYS[2])
+  held = 1
+end
+if held == 1 then redis.call('PUBLISH', ARGV[3], '1') end
+return held`,
+})
+
+/** KEYS: [readers zset, writer string]. ARGV: ['r'|'w', id, ttlMs]. Reply: new expiresAt or 0. */
+export const rwExtendScript = defineScript<number>({
+  name: 'lock.rw.extend',
+  keys: 2,
+  lua: `${NOW}
+local ttl = tonumber(ARGV[3])
+if ARGV[1] == 'r' then
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[2])
+  if not score or tonumber(score) <= now then return 0 end
+  redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[2])
+  if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+  return now + ttl
+end
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+redis.call('PEXPIRE', KEYS[2], ttl)
+return now + ttl`,
+})
+
+/** Redlock, per instance. KEYS: [lock]. ARGV: [value]. Deletes only our own value. */
+export const redlockReleaseScript = defineScript<number>({
+  name: 'lock.redlock.release',
+  keys: 1,
+  lua: `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
+})
+
+/** Redlock, per instance. KEYS: [lock]. ARGV: [value, ttlMs]. */
+export const redlockExtendScript = defineScript<number>({
+  name: 'lock.redlock.extend',
+  keys: 1,
+  lua: `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`,
+})

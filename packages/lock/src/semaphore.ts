@@ -1,0 +1,128 @@
+import { randomUUID } from 'node:crypto'
+import {
+  assertUsableClient,
+  InvalidArgumentError,
+  instrument,
+  keyspace,
+  type RedisClient,
+  requireNonEmptyString,
+  requireNonNegativeInteger,
+  requirePositiveInteger,
+  withTimeout,
+} from '@rp/core'
+import { semaphoreAcquireScript, semaphoreExtendScript, semaphoreReleaseScript } from './scripts.js'
+import { acquireWithWait, ReleaseNotifier } from './wait.js'
+
+export interface SemaphoreOptions {
+  redis: RedisClient
+  name: string
+  /** How many holders at once. */
+  permits: number
+  /** A permit not released or extended lapses after this long; default 30000. */
+  ttlMs?: number
+  prefix?: string
+  timeoutMs?: number
+}
+
+export interface Permit {
+  readonly id: string
+  /** Epoch ms on the server clock. */
+  readonly expiresAt: number
+  release(): Promise<boolean>
+  extend(ttlMs?: number): Promise<boolean>
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+/** A counting semaphore on Redis server time; permits of crashed holders lapse and are reclaimed. */
+export class Semaphore {
+  readonly #redis: RedisClient
+  readonly #key: string
+  readonly #channel: string
+  readonly #permits: number
+  readonly #ttlMs: number
+  readonly #timeoutMs: number
+  readonly #notifier: ReleaseNotifier
+
+  constructor(options: SemaphoreOptions) {
+    if (!options?.redis)
+      throw new InvalidArgumentError('redis', 'an ioredis Redis or Cluster client is required')
+    this.#redis = assertUsableClient(options.redis)
+    const ks = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'lock:semaphore'))
+    this.#key = ks.key(requireNonEmptyString('name', options.name), 'permits')
+    this.#channel = `${this.#key}:released`
+    this.#permits = requirePositiveInteger('permits', options.permits)
+    this.#ttlMs = requirePositiveInteger('ttlMs', options.ttlMs ?? 30_000)
+    this.#timeoutMs = requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000)
+    this.#notifier = new ReleaseNotifier(this.#redis)
+  }
+
+  #permit(id: string, expiresAt: number): Permit {
+    let released: Promise<boolean> | null = null
+    const permit = {
+      id,
+      expiresAt,
+      release: () => {
+        released ??= withTimeout(
+          semaphoreReleaseScript.run(this.#redis, [this.#key], [id, this.#channel]).then((n) => n === 1),
+          this.#timeoutMs,
+          'semaphore.release',
+        )
+        return released
+      },
+      extend: async (ttlMs = this.#ttlMs) => {
+        requirePositiveInteger('ttlMs', ttlMs)
+        if (released) return false
+        const next = await withTimeout(
+          semaphoreExtendScript.run(this.#redis, [this.#key], [id, ttlMs]),
+          this.#timeoutMs,
+          'semaphore.extend',
+        )
+        if (next === 0) return false
+        permit.expiresAt = next
+        return true
+      },
+      [Symbol.asyncDispose]: async () => {
+        await permit.release().catch(() => false)
+      },
+    }
+    return permit
+  }
+
+  async #attempt(): Promise<{ permit: Permit | null; hintMs: number }> {
+    const id = randomUUID()
+    const [ok, value] = await withTimeout(
+      semaphoreAcquireScript.run(this.#redis, [this.#key], [this.#permits, this.#ttlMs, id]),
+      this.#timeoutMs,
+      'semaphore.acquire',
+    )
+    return ok === 1 ? { permit: this.#permit(id, value), hintMs: 0 } : { permit: null, hintMs: value }
+  }
+
+  /** One round trip: a Permit, or null when all permits are held. */
+  async tryAcquire(): Promise<Permit | null> {
+    return (await this.#attempt()).permit
+  }
+
+  /** A Permit, waiting up to `waitMs` (woken on release). Throws LockTimeoutError or AbortError. */
+  acquire(options: { waitMs?: number; signal?: AbortSignal } = {}): Promise<Permit> {
+    const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 10_000)
+    return instrument({ package: 'lock', operation: 'semaphore.acquire' }, () =>
+      acquireWithWait({
+        resource: this.#key,
+        waitMs,
+        signal: options.signal,
+        channel: this.#channel,
+        notifier: this.#notifier,
+        attempt: async () => {
+          const r = await this.#attempt()
+          return { value: r.permit, hintMs: r.hintMs }
+        },
+        busy: `all ${this.#permits} permits held`,
+      }),
+    )
+  }
+
+  async close(): Promise<void> {
+    await this.#notifier.close()
+  }
+}
