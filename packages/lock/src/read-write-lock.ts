@@ -96,6 +96,10 @@ export class ReadWriteLock {
           return ok === 1 ? { value: this.#hold(mode, id, value) } : { value: null, hintMs: value }
         },
         busy: mode === 'read' ? 'a writer holds or is waiting' : 'readers or a writer hold it',
+        // A writer that gives up withdraws its intent at once, so readers need not wait for it to lapse.
+        ...(mode === 'write'
+          ? { abandon: () => withTimeout(this.#redis.zrem(this.#keys[2], id), this.#timeoutMs, 'rw.abandon') }
+          : {}),
       }),
     )
   }

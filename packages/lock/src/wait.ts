@@ -98,6 +98,8 @@ export interface WaitLoop<T> {
   attempt: () => Promise<{ value: T | null; hintMs?: number }>
   /** Why it timed out when Redis was fine, e.g. "all 5 permits held". */
   busy?: string
+  /** Undo what a failed attempt left behind (a writer's intent) when the caller gives up. */
+  abandon?: () => Promise<unknown>
 }
 
 /**
@@ -106,6 +108,15 @@ export interface WaitLoop<T> {
  * jittered backoff, within waitMs and the signal. Connection errors are retried until the deadline.
  */
 export async function acquireWithWait<T>(loop: WaitLoop<T>): Promise<T> {
+  try {
+    return await waitLoop(loop)
+  } catch (error) {
+    await loop.abandon?.().catch(() => {})
+    throw error
+  }
+}
+
+async function waitLoop<T>(loop: WaitLoop<T>): Promise<T> {
   const deadline = performance.now() + loop.waitMs
   let lastError: unknown
   for (let attempt = 0; ; attempt++) {

@@ -1,0 +1,94 @@
+import { type RedisServer, startRedis } from '@rp/testing'
+import { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { LockLostError, RedlockQuorumError } from './errors.js'
+import { LockManager } from './lock-manager.js'
+import { Redlock } from './redlock.js'
+
+const unhandled: unknown[] = []
+const onUnhandled = (reason: unknown) => unhandled.push(reason)
+beforeAll(() => {
+  process.on('unhandledRejection', onUnhandled)
+})
+afterAll(() => {
+  process.off('unhandledRejection', onUnhandled)
+})
+
+describe('LockManager when Redis dies', () => {
+  it('aborts the signal of using(), emits lost, rejects with LockLostError, and the process survives', async () => {
+    const server = await startRedis({ ownServer: true })
+    const redis = new Redis(server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 100 }).on(
+      'error',
+      () => {},
+    )
+    const locks = new LockManager({ redis, prefix: 'fault', timeoutMs: 200 })
+    const lost: LockLostError[] = []
+    locks.on('lost', (error) => lost.push(error))
+    try {
+      let abortedWith: unknown
+      const run = locks.using(
+        'job',
+        (signal) =>
+          new Promise<string>((resolve) => {
+            signal.addEventListener('abort', () => {
+              abortedWith = signal.reason
+              resolve('stopped')
+            })
+          }),
+        { ttlMs: 300 },
+      )
+      await new Promise((r) => setTimeout(r, 50))
+      await server.kill()
+      await expect(run).rejects.toBeInstanceOf(LockLostError)
+      expect(abortedWith).toBeInstanceOf(LockLostError)
+      expect(lost).toHaveLength(1)
+      expect(unhandled).toEqual([])
+    } finally {
+      await locks.close()
+      redis.disconnect()
+      await server.stop()
+    }
+  })
+})
+
+describe('Redlock', () => {
+  let servers: RedisServer[] = []
+  let clients: Redis[] = []
+  beforeAll(async () => {
+    servers = await Promise.all([1, 2, 3].map(() => startRedis({ ownServer: true })))
+    clients = servers.map((s) =>
+      new Redis(s.url, { maxRetriesPerRequest: 1, retryStrategy: () => 200 }).on('error', () => {}),
+    )
+  })
+  afterAll(async () => {
+    for (const c of clients) c.disconnect()
+    await Promise.all(servers.map((s) => s.stop()))
+  })
+
+  it('acquires with all instances, excludes a second acquirer, and releases everywhere', async () => {
+    const redlock = new Redlock(clients)
+    const lock = await redlock.acquire('res', { ttlMs: 2_000 })
+    expect(lock.validityMs).toBeGreaterThan(1_900)
+    await expect(redlock.acquire('res', { ttlMs: 2_000, waitMs: 100 })).rejects.toBeInstanceOf(
+      RedlockQuorumError,
+    )
+    expect(await lock.release()).toBe(3)
+    const again = await redlock.acquire('res', { ttlMs: 2_000 })
+    await again.release()
+  })
+
+  it('still acquires with 1 of 3 instances dead, and fails cleanly within waitMs with 2 dead', async () => {
+    const redlock = new Redlock(clients)
+    await servers[0]!.kill()
+    const lock = await redlock.acquire('res2', { ttlMs: 2_000, waitMs: 1_000 })
+    expect(await lock.extend(2_000)).toBe(true)
+    await lock.release()
+    await servers[1]!.kill()
+    const started = performance.now()
+    const failure = await redlock.acquire('res3', { ttlMs: 2_000, waitMs: 300 }).catch((e: unknown) => e)
+    expect(failure).toBeInstanceOf(RedlockQuorumError)
+    expect((failure as RedlockQuorumError).acquired).toBe(1)
+    expect(performance.now() - started).toBeLessThan(300 + 300)
+    expect(unhandled).toEqual([])
+  })
+})

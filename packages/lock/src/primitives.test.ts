@@ -1,0 +1,115 @@
+import { InvalidArgumentError } from '@rp/core'
+import { describeEachTarget, uniquePrefix } from '@rp/testing/vitest'
+import { afterAll, describe, expect, it } from 'vitest'
+import { LockTimeoutError } from './errors.js'
+import { ReadWriteLock } from './read-write-lock.js'
+import { Redlock } from './redlock.js'
+import { Semaphore } from './semaphore.js'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describeEachTarget('Semaphore', (target) => {
+  const redis = target.client()
+  const closers: Array<() => Promise<void>> = []
+  afterAll(() => Promise.all(closers.map((c) => c())))
+
+  it('never has more than N holders under 50 concurrent acquirers, and serves them all', async () => {
+    const name = uniquePrefix('sem')
+    let holders = 0
+    let peak = 0
+    const worker = async () => {
+      const semaphore = new Semaphore({ redis, name, permits: 5, ttlMs: 10_000 })
+      closers.push(() => semaphore.close())
+      const permit = await semaphore.acquire({ waitMs: 30_000 })
+      holders++
+      peak = Math.max(peak, holders)
+      await sleep(5 + Math.random() * 15)
+      holders--
+      expect(await permit.release()).toBe(true)
+    }
+    await Promise.all(Array.from({ length: 50 }, worker))
+    expect(peak).toBe(5)
+  })
+
+  it('reclaims permits whose holder vanished', async () => {
+    const semaphore = new Semaphore({ redis, name: uniquePrefix('sem'), permits: 1, ttlMs: 150 })
+    closers.push(() => semaphore.close())
+    const lost = await semaphore.acquire()
+    expect(await semaphore.tryAcquire()).toBeNull()
+    const next = await semaphore.acquire({ waitMs: 2_000 })
+    expect(await lost.extend()).toBe(false)
+    await next.release()
+  })
+})
+
+describeEachTarget('ReadWriteLock', (target) => {
+  const redis = target.client()
+  const closers: Array<() => Promise<void>> = []
+  afterAll(() => Promise.all(closers.map((c) => c())))
+  const make = (name: string) => {
+    const rw = new ReadWriteLock({ redis, name, ttlMs: 10_000 })
+    closers.push(() => rw.close())
+    return rw
+  }
+
+  it('lets readers share and makes a writer exclusive', async () => {
+    const name = uniquePrefix('rw')
+    const rw = make(name)
+    const [r1, r2] = await Promise.all([rw.read({ waitMs: 0 }), rw.read({ waitMs: 0 })])
+    await expect(make(name).write({ waitMs: 100 })).rejects.toBeInstanceOf(LockTimeoutError)
+    await r1.release()
+    await r2.release()
+    const w = await rw.write({ waitMs: 1_000 })
+    await expect(make(name).read({ waitMs: 100 })).rejects.toBeInstanceOf(LockTimeoutError)
+    await w.release()
+    const r3 = await rw.read({ waitMs: 1_000 })
+    await r3.release()
+  })
+
+  it('does not starve a writer behind a stream of overlapping readers', async () => {
+    const name = uniquePrefix('rw')
+    const rw = make(name)
+    let stop = false
+    let readersAfterWriter = 0
+    let writerIn = 0
+    const readers = (async () => {
+      const pending: Array<Promise<void>> = []
+      while (!stop) {
+        pending.push(
+          rw
+            .read({ waitMs: 5_000 })
+            .then(async (hold) => {
+              if (writerIn && performance.now() > writerIn) readersAfterWriter++
+              await sleep(60)
+              await hold.release()
+            })
+            .catch(() => {}),
+        )
+        await sleep(20)
+      }
+      await Promise.all(pending)
+    })()
+    await sleep(150)
+    const started = performance.now()
+    const writer = await make(name).write({ waitMs: 5_000 })
+    writerIn = performance.now()
+    const waited = writerIn - started
+    await sleep(50)
+    await writer.release()
+    stop = true
+    await readers
+    expect(waited).toBeLessThan(1_500)
+    expect(readersAfterWriter).toBeGreaterThan(0)
+  })
+})
+
+describe('input validation', () => {
+  const redis = { status: 'ready', options: {} } as never
+  it('names the bad option', () => {
+    expect(() => new Semaphore({ redis, name: 's', permits: 0 })).toThrow(InvalidArgumentError)
+    expect(() => new Semaphore({ redis, name: '', permits: 1 })).toThrow(/name/)
+    expect(() => new Redlock([redis, redis])).toThrow(/at least 3/)
+    expect(() => new Redlock([redis], { force: true })).not.toThrow()
+    expect(() => new Redlock([redis, redis, redis]).acquire('r', { ttlMs: 0 })).toThrow(/ttlMs/)
+  })
+})
