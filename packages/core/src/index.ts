@@ -38,6 +38,7 @@ export {
   memoryWarnings,
   type NodeMemory,
 } from './memory.js'
+export { Notifier } from './notifier.js'
 export { type DeleteByPatternOptions, deleteByPattern, type ScanOptions, scanKeys } from './scan.js'
 export { defineScript, type Script, type ScriptArg, type ScriptDefinition } from './script.js'
 export {

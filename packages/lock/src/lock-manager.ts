@@ -6,6 +6,7 @@ import {
   instrument,
   type Keyspace,
   keyspace,
+  Notifier,
   publishEvent,
   type RedisClient,
   requireNonEmptyString,
@@ -16,7 +17,7 @@ import {
 import { LockLostError } from './errors.js'
 import { Lock } from './lock.js'
 import { acquireScript } from './scripts.js'
-import { acquireWithWait, ReleaseNotifier } from './wait.js'
+import { acquireWithWait } from './wait.js'
 
 export interface LockManagerOptions {
   redis: RedisClient
@@ -76,7 +77,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
   readonly #defaultWaitMs: number
   readonly #fenceTtlMs: number
   readonly #keyspace: Keyspace
-  readonly #notifier: ReleaseNotifier
+  readonly #notifier: Notifier
   readonly #watched = new Map<Lock, Watched>()
   #timer: NodeJS.Timeout | null = null
 
@@ -90,7 +91,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
     this.#defaultWaitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 10_000)
     this.timeoutMs = requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000)
     this.#fenceTtlMs = requirePositiveInteger('fenceTtlMs', options.fenceTtlMs ?? 7 * 86_400_000)
-    this.#notifier = new ReleaseNotifier(this.redis)
+    this.#notifier = new Notifier(this.redis)
   }
 
   lockKey(resource: string): string {

@@ -4,6 +4,7 @@ import {
   InvalidArgumentError,
   instrument,
   keyspace,
+  Notifier,
   type RedisClient,
   requireNonEmptyString,
   requireNonNegativeInteger,
@@ -11,7 +12,7 @@ import {
   withTimeout,
 } from '@rp/core'
 import { rwAcquireScript, rwExtendScript, rwReleaseScript } from './scripts.js'
-import { acquireWithWait, ReleaseNotifier } from './wait.js'
+import { acquireWithWait } from './wait.js'
 
 export interface ReadWriteLockOptions {
   redis: RedisClient
@@ -42,7 +43,7 @@ export class ReadWriteLock {
   readonly #channel: string
   readonly #ttlMs: number
   readonly #timeoutMs: number
-  readonly #notifier: ReleaseNotifier
+  readonly #notifier: Notifier
   readonly #name: string
 
   constructor(options: ReadWriteLockOptions) {
@@ -59,7 +60,7 @@ export class ReadWriteLock {
     this.#channel = `${ks.key(this.#name)}:released`
     this.#ttlMs = requirePositiveInteger('ttlMs', options.ttlMs ?? 30_000)
     this.#timeoutMs = requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000)
-    this.#notifier = new ReleaseNotifier(this.#redis)
+    this.#notifier = new Notifier(this.#redis)
   }
 
   /** Shared hold: waits while a writer holds or waits. */

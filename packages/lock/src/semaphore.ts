@@ -4,6 +4,7 @@ import {
   InvalidArgumentError,
   instrument,
   keyspace,
+  Notifier,
   type RedisClient,
   requireNonEmptyString,
   requireNonNegativeInteger,
@@ -11,7 +12,7 @@ import {
   withTimeout,
 } from '@rp/core'
 import { semaphoreAcquireScript, semaphoreExtendScript, semaphoreReleaseScript } from './scripts.js'
-import { acquireWithWait, ReleaseNotifier } from './wait.js'
+import { acquireWithWait } from './wait.js'
 
 export interface SemaphoreOptions {
   redis: RedisClient
@@ -41,7 +42,7 @@ export class Semaphore {
   readonly #permits: number
   readonly #ttlMs: number
   readonly #timeoutMs: number
-  readonly #notifier: ReleaseNotifier
+  readonly #notifier: Notifier
 
   constructor(options: SemaphoreOptions) {
     if (!options?.redis)
@@ -53,7 +54,7 @@ export class Semaphore {
     this.#permits = requirePositiveInteger('permits', options.permits)
     this.#ttlMs = requirePositiveInteger('ttlMs', options.ttlMs ?? 30_000)
     this.#timeoutMs = requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000)
-    this.#notifier = new ReleaseNotifier(this.#redis)
+    this.#notifier = new Notifier(this.#redis)
   }
 
   #permit(id: string, expiresAt: number): Permit {

@@ -1,0 +1,99 @@
+import type { RedisClient } from './client.js'
+import { AbortError } from './errors.js'
+
+interface Waiter {
+  message: string | undefined
+  wake: () => void
+}
+
+/**
+ * Wakes waiters on pub/sub messages: one subscriber connection (a duplicate of the client, made on
+ * first use), subscribed to a channel only while someone waits on it. Every wait also ends by its
+ * timeout, so if the subscriber is down, waiting degrades to polling instead of hanging. Locks use
+ * it to wake on release, the cache to wake on a loaded value.
+ */
+export class Notifier {
+  readonly #redis: RedisClient
+  #subscriber: RedisClient | null = null
+  readonly #waiters = new Map<string, Set<Waiter>>()
+  readonly #subscribed = new Map<string, Promise<unknown>>()
+
+  constructor(redis: RedisClient) {
+    this.#redis = redis
+  }
+
+  #connection(): RedisClient {
+    if (!this.#subscriber) {
+      const sub = this.#redis.duplicate()
+      sub.on('error', () => {})
+      sub.on('message', (channel: string, message: string) => {
+        for (const waiter of this.#waiters.get(channel) ?? []) {
+          if (waiter.message === undefined || waiter.message === message) waiter.wake()
+        }
+      })
+      this.#subscriber = sub
+    }
+    return this.#subscriber
+  }
+
+  /** Subscribes (once) to `channel`; resolves when the subscription is active or has failed. */
+  async listen(channel: string): Promise<void> {
+    let pending = this.#subscribed.get(channel)
+    if (!pending) {
+      pending = this.#connection()
+        .subscribe(channel)
+        .catch(() => this.#subscribed.delete(channel))
+      this.#subscribed.set(channel, pending)
+    }
+    await pending
+  }
+
+  /**
+   * Resolves after `ms`, or as soon as a message arrives on `channel` (equal to `message`, when
+   * given); rejects with AbortError when `signal` aborts. Call listen() first so no message is missed.
+   */
+  wait(
+    channel: string,
+    ms: number,
+    options: { signal?: AbortSignal | undefined; message?: string } = {},
+  ): Promise<void> {
+    const { signal } = options
+    return new Promise<void>((resolve, reject) => {
+      let set = this.#waiters.get(channel)
+      if (!set) this.#waiters.set(channel, (set = new Set()))
+      const waiters = set
+      const waiter: Waiter = { message: options.message, wake: () => finish(() => resolve()) }
+      const onAbort = () => finish(() => reject(new AbortError('wait', { cause: signal?.reason })))
+      const timer = setTimeout(waiter.wake, ms)
+      function finish(settle: () => void) {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        waiters.delete(waiter)
+        settle()
+      }
+      waiters.add(waiter)
+      if (signal?.aborted) onAbort()
+      else signal?.addEventListener('abort', onAbort, { once: true })
+    }).finally(() => {
+      if (this.#waiters.get(channel)?.size === 0) this.#drop(channel)
+    })
+  }
+
+  // Unsubscribe only after the channel has been idle a while: a waiter loop waits again right after
+  // each wake-up, and churning SUBSCRIBE/UNSUBSCRIBE would open windows where releases are missed.
+  #drop(channel: string): void {
+    const timer = setTimeout(() => {
+      if ((this.#waiters.get(channel)?.size ?? 0) > 0) return
+      this.#waiters.delete(channel)
+      if (this.#subscribed.delete(channel)) this.#subscriber?.unsubscribe(channel).catch(() => {})
+    }, 5_000)
+    timer.unref()
+  }
+
+  async close(): Promise<void> {
+    const sub = this.#subscriber
+    this.#subscriber = null
+    this.#subscribed.clear()
+    if (sub) await sub.quit().catch(() => sub.disconnect())
+  }
+}
