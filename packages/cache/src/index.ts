@@ -1,4 +1,3 @@
-import { keyspace } from '@rp/core'
-
-/** Placeholder until the @rp/cache issue lands: the namespace its keys will live in. */
-export const defaultKeyspace = keyspace('cache')
+export { Cache, type CacheStats, type GetOrSetOptions, type SetOptions } from './cache.js'
+export { type Codec, jsonCodec } from './codec.js'
+export type { CacheOptions, ResolvedCacheOptions } from './options.js'

@@ -1,0 +1,237 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { EVENT_CHANNEL, InvalidArgumentError, type RpEvent } from '@rp/core'
+import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
+import fc from 'fast-check'
+import { afterAll, describe, expect, it } from 'vitest'
+import { Cache } from './cache.js'
+import { CacheKeys } from './cache-keys.js'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describeEachTarget('Cache', (target) => {
+  const redis = target.client()
+  const caches: Cache[] = []
+  const make = (extra: Partial<ConstructorParameters<typeof Cache>[0]> = {}) => {
+    const cache = new Cache({ redis, namespace: uniquePrefix('c'), ttlMs: 60_000, ...extra })
+    caches.push(cache)
+    return cache
+  }
+  afterAll(() => Promise.all(caches.map((c) => c.close())))
+
+  it('round-trips values, keeps null and empty strings apart from a miss', async () => {
+    const cache = make()
+    await cache.set('a', { n: 1 })
+    await cache.set('null', null)
+    await cache.set('empty', '')
+    expect(await cache.get('a')).toEqual({ n: 1 })
+    expect(await cache.get('null')).toBeNull()
+    expect(await cache.get('empty')).toBe('')
+    expect(await cache.get('missing')).toBeUndefined()
+    expect(await cache.getMany(['a', 'missing', 'empty'])).toEqual([{ n: 1 }, undefined, ''])
+    await cache.setMany([
+      { key: 'm1', value: 1 },
+      { key: 'm2', value: 2, ttlMs: 5_000 },
+    ])
+    await cache.deleteMany(['a', 'm1'])
+    expect(await cache.getMany(['a', 'm1', 'm2'])).toEqual([undefined, undefined, 2])
+  })
+
+  it('expires after ttlMs and puts a TTL of ttl + grace on the entry', async () => {
+    const cache = make({ ttlMs: 100, graceMs: 5_000 })
+    await cache.set('k', 'v')
+    const pttl = await redis.pttl(new CacheKeys(cache.options.namespace, 1).entry('k'))
+    expect(pttl).toBeGreaterThan(4_000)
+    expect(pttl).toBeLessThanOrEqual(5_100)
+    await sleep(150)
+    expect(await cache.get('k')).toBeUndefined()
+  })
+
+  it('getOrSet shares one factory call among concurrent callers in a process', async () => {
+    const cache = make()
+    let calls = 0
+    const factory = async () => {
+      calls++
+      await sleep(50)
+      return 'computed'
+    }
+    const results = await Promise.all(Array.from({ length: 100 }, () => cache.getOrSet('hot', factory)))
+    expect(new Set(results)).toEqual(new Set(['computed']))
+    expect(calls).toBe(1)
+    expect(await cache.getOrSet('hot', factory)).toBe('computed')
+    expect(calls).toBe(1)
+  })
+
+  it('serves stale within grace when the factory fails, and throws past grace', async () => {
+    const cache = make({ ttlMs: 100, graceMs: 300 })
+    await cache.getOrSet('g', async () => 'v1')
+    await sleep(150)
+    const failing = async () => {
+      throw new Error('db down')
+    }
+    expect(await cache.getOrSet('g', failing)).toBe('v1')
+    expect(cache.stats().staleHits).toBeGreaterThan(0)
+    await sleep(350)
+    await expect(cache.getOrSet('g', failing)).rejects.toThrow('db down')
+  })
+
+  it('stale-while-revalidate: returns stale at once and refreshes once in the background', async () => {
+    const cache = make({ ttlMs: 100, graceMs: 5_000 })
+    await cache.set('s', 'old')
+    await sleep(150)
+    let calls = 0
+    const factory = async () => {
+      calls++
+      await sleep(30)
+      return 'new'
+    }
+    expect(await Promise.all([cache.getOrSet('s', factory), cache.getOrSet('s', factory)])).toEqual([
+      'old',
+      'old',
+    ])
+    await eventually(async () => (await cache.get('s')) === 'new', 2_000, 'refreshed value')
+    expect(calls).toBe(1)
+  })
+
+  it('soft timeout returns stale; hard timeout rejects with TimeoutError', async () => {
+    const cache = make({ ttlMs: 100, graceMs: 5_000 })
+    await cache.set('t', 'stale')
+    await sleep(150)
+    const slow = async () => {
+      await sleep(300)
+      return 'fresh'
+    }
+    const started = performance.now()
+    expect(await cache.getOrSet('t', slow, { timeoutMs: 50 })).toBe('stale')
+    expect(performance.now() - started).toBeLessThan(250)
+    await expect(cache.getOrSet('cold', slow, { hardTimeoutMs: 50 })).rejects.toThrow(/within 50 ms/)
+  })
+
+  it('caches "not found" apart from values with negativeTtlMs', async () => {
+    const cache = make()
+    let calls = 0
+    const lookup = async () => {
+      calls++
+      return undefined
+    }
+    expect(await cache.getOrSet('nobody', lookup, { negativeTtlMs: 5_000 })).toBeUndefined()
+    expect(await cache.getOrSet('nobody', lookup, { negativeTtlMs: 5_000 })).toBeUndefined()
+    expect(calls).toBe(1)
+    expect(await cache.get('nobody')).toBeUndefined()
+    expect(await cache.getOrSet('uncached', lookup)).toBeUndefined()
+    expect(await cache.getOrSet('uncached', lookup)).toBeUndefined()
+    expect(calls).toBe(3)
+  })
+
+  it('invalidateTag hides every tagged entry and leaves the rest', async () => {
+    const cache = make()
+    await cache.set('u1', 1, { tags: ['team:7'] })
+    await cache.set('u2', 2, { tags: ['team:7', 'org:1'] })
+    await cache.set('u3', 3, { tags: ['org:1'] })
+    await cache.invalidateTag('team:7')
+    expect(await cache.getMany(['u1', 'u2', 'u3'])).toEqual([undefined, undefined, 3])
+    await cache.set('u1', 10, { tags: ['team:7'] })
+    expect(await cache.get('u1')).toBe(10)
+  })
+
+  it('deleteByPattern escapes glob characters in keys; clear removes the namespace', async () => {
+    const cache = make()
+    await cache.setMany([
+      { key: 'profile:1', value: 1 },
+      { key: 'profile:2', value: 2 },
+      { key: 'profile*', value: 3 },
+      { key: 'other', value: 4 },
+    ])
+    expect(await cache.deleteByPattern('profile:*')).toBe(2)
+    expect(await cache.getMany(['profile:1', 'profile*', 'other'])).toEqual([undefined, 3, 4])
+    expect(await cache.clear()).toBeGreaterThanOrEqual(2)
+    expect(await cache.getMany(['profile*', 'other'])).toEqual([undefined, undefined])
+  })
+
+  it('treats undecodable data as a miss and reports it', async () => {
+    const cache = make()
+    const events: RpEvent[] = []
+    const listener = (e: unknown) => events.push(e as RpEvent)
+    subscribe(EVENT_CHANNEL, listener)
+    try {
+      const entry = new CacheKeys(cache.options.namespace, 1).entry('bad')
+      await redis.hset(entry, 'd', '{not json', 'f', '1', 'e', Date.now() + 60_000, 'c', 0, 't', '')
+      await redis.pexpire(entry, 60_000)
+      expect(await cache.get('bad')).toBeUndefined()
+      expect(await cache.getOrSet('bad', () => 'repaired')).toBe('repaired')
+      await redis.set(
+        new CacheKeys(cache.options.namespace, 1).entry('foreign'),
+        'written by another tool',
+        'PX',
+        60_000,
+      )
+      expect(await cache.get('foreign')).toBeUndefined()
+    } finally {
+      unsubscribe(EVENT_CHANNEL, listener)
+    }
+    expect(events.some((e) => e.event === 'decode-error')).toBe(true)
+    expect(cache.stats().decodeErrors).toBeGreaterThan(0)
+  })
+
+  it('compresses large values transparently', async () => {
+    const cache = make({ compressAboveBytes: 100 })
+    const big = 'x'.repeat(10_000)
+    await cache.set('big', big)
+    expect(await cache.get('big')).toBe(big)
+    const stored = await redis.hget(new CacheKeys(cache.options.namespace, 1).entry('big'), 'd')
+    expect(stored!.length).toBeLessThan(1_000)
+  })
+
+  it('matches a model through random operations', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.oneof(
+            fc.record({
+              op: fc.constant('set' as const),
+              key: fc.constantFrom('a', 'b', 'c'),
+              value: fc.integer(),
+              tag: fc.constantFrom('t1', 't2'),
+            }),
+            fc.record({ op: fc.constant('delete' as const), key: fc.constantFrom('a', 'b', 'c') }),
+            fc.record({ op: fc.constant('invalidate' as const), tag: fc.constantFrom('t1', 't2') }),
+            fc.record({ op: fc.constant('get' as const), key: fc.constantFrom('a', 'b', 'c') }),
+          ),
+          { maxLength: 25 },
+        ),
+        async (ops) => {
+          const cache = make({ l1: { maxEntries: 10, ttlMs: 60_000 } })
+          const model = new Map<string, { value: number; tag: string }>()
+          for (const step of ops) {
+            if (step.op === 'set') {
+              await cache.set(step.key, step.value, { tags: [step.tag] })
+              model.set(step.key, { value: step.value, tag: step.tag })
+            } else if (step.op === 'delete') {
+              await cache.delete(step.key)
+              model.delete(step.key)
+            } else if (step.op === 'invalidate') {
+              await cache.invalidateTag(step.tag)
+              for (const [k, v] of model) if (v.tag === step.tag) model.delete(k)
+            } else {
+              expect(await cache.get(step.key)).toBe(model.get(step.key)?.value)
+            }
+          }
+        },
+      ),
+      { numRuns: 15 },
+    )
+  })
+})
+
+describe('Cache input validation', () => {
+  const redis = { status: 'ready', options: {} } as never
+  it('names the bad option or argument', async () => {
+    expect(() => new Cache({ redis, namespace: 'n', ttlMs: 0 })).toThrow(InvalidArgumentError)
+    expect(() => new Cache({ redis, namespace: 'n', ttlMs: -1 })).toThrow(/ttlMs/)
+    expect(() => new Cache({ redis, namespace: '', ttlMs: 1 })).toThrow(/namespace/)
+    const cache = new Cache({ redis, namespace: 'n', ttlMs: 1_000 })
+    expect(() => cache.get('')).toThrow(/key/)
+    expect(() => cache.set('k', undefined)).toThrow(/value: is undefined/)
+    expect(() => cache.getOrSet('k', 'nope' as never)).toThrow(/factory/)
+    await expect(cache.set('k', { n: 10n })).rejects.toThrow(/cannot encode the value for key "k"/)
+  })
+})
