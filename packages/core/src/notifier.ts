@@ -59,9 +59,8 @@ export class Notifier {
   ): Promise<void> {
     const { signal } = options
     return new Promise<void>((resolve, reject) => {
-      let set = this.#waiters.get(channel)
-      if (!set) this.#waiters.set(channel, (set = new Set()))
-      const waiters = set
+      const waiters = this.#waiters.get(channel) ?? new Set<Waiter>()
+      this.#waiters.set(channel, waiters)
       const waiter: Waiter = { message: options.message, wake: () => finish(() => resolve()) }
       const onAbort = () => finish(() => reject(new AbortError('wait', { cause: signal?.reason })))
       const timer = setTimeout(waiter.wake, ms)
