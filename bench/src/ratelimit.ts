@@ -2,42 +2,28 @@ import { ALGORITHM_NAMES, RateLimiter } from '@rp/ratelimit'
 import type { Redis } from 'ioredis'
 import RedisStore from 'rate-limit-redis'
 import { RateLimiterRedis } from 'rate-limiter-flexible'
-
-export interface Contender {
-  /** Row label. */
-  name: string
-  library: string
-  /** Settings stated in RESULTS.md. */
-  settings: string
-  setup(redis: Redis, prefix: string): Promise<(i: number) => Promise<unknown>>
-  /** For the memory workload: fill one key to `hits` and return the keys it wrote. */
-  fill?(redis: Redis, prefix: string, hits: number): Promise<string[]>
-}
+import type { Contender } from './compare.js'
 
 export const KEYS = 1_000
 const LIMIT = 100
 const WINDOW_MS = 60_000
 
 // The smallest script that does what a fixed-window limiter must: count and set the TTL atomically.
-const MINIMAL_LUA = `local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n`
+export const MINIMAL_LUA = `local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n`
 
 export function rateLimitContenders(): Contender[] {
-  const rp: Contender[] = ALGORITHM_NAMES.map((algorithm) => ({
-    name: `@rp/ratelimit ${algorithm}`,
-    library: '@rp/ratelimit',
-    settings: `RateLimiter { algorithm: '${algorithm}', limit: ${LIMIT}, windowMs: ${WINDOW_MS}, failure: 'open', timeoutMs: 1000 }`,
-    async setup(redis, prefix) {
-      const limiter = new RateLimiter({ redis, prefix, algorithm, limit: LIMIT, windowMs: WINDOW_MS })
-      return (i) => limiter.limit(`k${i % KEYS}`)
-    },
-    async fill(redis, prefix, hits) {
-      const limiter = new RateLimiter({ redis, prefix, algorithm, limit: LIMIT, windowMs: WINDOW_MS })
-      for (let i = 0; i < hits; i++) await limiter.limit('mem')
-      return [`${prefix}:{mem}:${algorithm}`]
-    },
-  }))
   return [
-    ...rp,
+    ...ALGORITHM_NAMES.map(
+      (algorithm): Contender => ({
+        name: `@rp/ratelimit ${algorithm}`,
+        library: '@rp/ratelimit',
+        settings: `RateLimiter { algorithm: '${algorithm}', limit: ${LIMIT}, windowMs: ${WINDOW_MS} } (defaults: failure 'open', timeoutMs 1000)`,
+        async setup(redis, prefix) {
+          const limiter = new RateLimiter({ redis, prefix, algorithm, limit: LIMIT, windowMs: WINDOW_MS })
+          return { op: (i) => limiter.limit(`k${i % KEYS}`) }
+        },
+      }),
+    ),
     {
       name: 'rate-limiter-flexible RateLimiterRedis',
       library: 'rate-limiter-flexible',
@@ -49,30 +35,20 @@ export function rateLimitContenders(): Contender[] {
           duration: WINDOW_MS / 1000,
           keyPrefix: prefix,
         })
-        return (i) => limiter.consume(`k${i % KEYS}`).catch(() => undefined)
-      },
-      async fill(redis, prefix, hits) {
-        const limiter = new RateLimiterRedis({
-          storeClient: redis,
-          points: LIMIT,
-          duration: WINDOW_MS / 1000,
-          keyPrefix: prefix,
-        })
-        for (let i = 0; i < hits; i++) await limiter.consume('mem').catch(() => undefined)
-        return [`${prefix}:mem`]
+        return { op: (i) => limiter.consume(`k${i % KEYS}`).catch(() => undefined) }
       },
     },
     {
       name: 'rate-limit-redis store (fixed window)',
       library: 'rate-limit-redis',
-      settings: `RedisStore { sendCommand: ioredis.call } with init({ windowMs: ${WINDOW_MS} }), increment() driven directly`,
+      settings: `RedisStore { sendCommand: ioredis.call }, init({ windowMs: ${WINDOW_MS} }), increment() driven directly`,
       async setup(redis, prefix) {
         const store = new RedisStore({
           prefix: `${prefix}:`,
           sendCommand: (...args: string[]) => redis.call(args[0]!, ...args.slice(1)) as never,
         })
         store.init({ windowMs: WINDOW_MS } as never)
-        return (i) => store.increment(`k${i % KEYS}`)
+        return { op: (i) => store.increment(`k${i % KEYS}`) }
       },
     },
     {
@@ -81,10 +57,37 @@ export function rateLimitContenders(): Contender[] {
       settings: 'one EVALSHA of a 2-command fixed-window script: the client-side floor',
       async setup(redis, prefix) {
         const sha = (await redis.script('LOAD', MINIMAL_LUA)) as string
-        return (i) => redis.evalsha(sha, 1, `${prefix}:k${i % KEYS}`, WINDOW_MS)
+        return { op: (i) => redis.evalsha(sha, 1, `${prefix}:k${i % KEYS}`, WINDOW_MS) }
       },
     },
   ]
 }
 
-export { MINIMAL_LUA }
+/** Memory per key: one key filled to its limit, measured with MEMORY USAGE. */
+export async function rateLimitMemory(
+  redis: Redis,
+  admin: Redis,
+): Promise<Array<{ name: string; bytesPerKey: number }>> {
+  const out: Array<{ name: string; bytesPerKey: number }> = []
+  for (const algorithm of ALGORITHM_NAMES) {
+    const prefix = `mem-${algorithm}`
+    const limiter = new RateLimiter({ redis, prefix, algorithm, limit: LIMIT, windowMs: WINDOW_MS })
+    for (let i = 0; i < LIMIT; i++) await limiter.limit('mem')
+    out.push({
+      name: `@rp/ratelimit ${algorithm}`,
+      bytesPerKey: Number(await admin.memory('USAGE', `${prefix}:{mem}:${algorithm}`, 'SAMPLES', '0')),
+    })
+  }
+  const flexible = new RateLimiterRedis({
+    storeClient: redis,
+    points: LIMIT,
+    duration: WINDOW_MS / 1000,
+    keyPrefix: 'mem-rlf',
+  })
+  for (let i = 0; i < LIMIT; i++) await flexible.consume('mem').catch(() => undefined)
+  out.push({
+    name: 'rate-limiter-flexible RateLimiterRedis',
+    bytesPerKey: Number(await admin.memory('USAGE', 'mem-rlf:mem', 'SAMPLES', '0')),
+  })
+  return out
+}

@@ -3,6 +3,7 @@ import { InvalidArgumentError } from './errors.js'
 // Characters that give a key structure: ':' separates parts, '{' '}' delimit the hash tag,
 // '*' '?' '[' ']' '\' are glob syntax in SCAN MATCH, and '%' is our own escape character.
 const SPECIAL = /[%:{}*?[\]\\]/g
+const HAS_SPECIAL = /[%:{}*?[\]\\]/
 
 /**
  * Percent-encodes the characters that carry meaning in a key or a SCAN pattern. The mapping is
@@ -10,6 +11,8 @@ const SPECIAL = /[%:{}*?[\]\\]/g
  * leave its namespace, open a hash tag, nor act as a wildcard.
  */
 export function escapeKeyPart(part: string): string {
+  // Most keys need no escaping; skipping replace() keeps key building off the profile.
+  if (!HAS_SPECIAL.test(part)) return part
   return part.replace(SPECIAL, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`)
 }
 

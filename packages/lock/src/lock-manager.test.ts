@@ -117,6 +117,24 @@ describeEachTarget('LockManager', (target) => {
     }
   })
 
+  it('hands the lock to waiters in arrival order, waking one at a time', async () => {
+    const prefix = uniquePrefix('fifo')
+    const holder = manager({ prefix })
+    const held = await holder.acquire('queue', { ttlMs: 10_000 })
+    const order: string[] = []
+    const waiters = ['first', 'second', 'third'].map(async (name, i) => {
+      await sleep(i * 150)
+      const lock = await manager({ prefix }).acquire('queue', { ttlMs: 10_000, waitMs: 10_000 })
+      order.push(name)
+      await sleep(20)
+      await lock.release()
+    })
+    await sleep(600)
+    await held.release()
+    await Promise.all(waiters)
+    expect(order).toEqual(['first', 'second', 'third'])
+  })
+
   it('using() renews past the TTL and releases afterwards', async () => {
     const locks = manager()
     const result = await locks.using(

@@ -50,6 +50,7 @@ export interface LockManagerInternals {
   readonly timeoutMs: number
   readonly defaultTtlMs: number
   lockKey(resource: string): string
+  queueKey(resource: string): string
   channel(resource: string): string
   validateTtl(ttlMs: number): number
   unwatch(lock: Lock): void
@@ -98,6 +99,10 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
     return this.#keyspace.key(resource)
   }
 
+  queueKey(resource: string): string {
+    return this.#keyspace.key(resource, 'waiters')
+  }
+
   channel(resource: string): string {
     return `${this.#keyspace.key(resource)}:released`
   }
@@ -122,15 +127,22 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
     return { resource, ttlMs, owner, reentrant: options.reentrant === true }
   }
 
-  async #attempt(a: {
-    resource: string
-    ttlMs: number
-    owner: string
-    reentrant: boolean
-  }): Promise<{ lock: Lock | null; holderTtlMs: number }> {
-    const keys = [this.lockKey(a.resource), this.#keyspace.key(a.resource, 'fence')]
+  async #attempt(
+    a: {
+      resource: string
+      ttlMs: number
+      owner: string
+      reentrant: boolean
+    },
+    queueMs = 0,
+  ): Promise<{ lock: Lock | null; holderTtlMs: number }> {
+    const keys = [
+      this.lockKey(a.resource),
+      this.#keyspace.key(a.resource, 'fence'),
+      this.queueKey(a.resource),
+    ]
     const [ok, token, expiresAt] = await withTimeout(
-      acquireScript.run(this.redis, keys, [a.owner, a.ttlMs, a.reentrant ? 1 : 0, this.#fenceTtlMs]),
+      acquireScript.run(this.redis, keys, [a.owner, a.ttlMs, a.reentrant ? 1 : 0, this.#fenceTtlMs, queueMs]),
       this.timeoutMs,
       'lock.acquire',
     )
@@ -155,16 +167,22 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
     waitMs: number,
     signal?: AbortSignal,
   ): Promise<Lock> {
+    const deadline = performance.now() + waitMs
     return acquireWithWait({
       resource: a.resource,
       waitMs,
       signal,
       channel: this.channel(a.resource),
       notifier: this.#notifier,
+      // Waiters queue in Redis; a release wakes only the first one, by its owner id.
+      message: a.owner,
       attempt: async () => {
-        const r = await this.#attempt(a)
+        const queueMs = waitMs > 0 ? Math.max(1, Math.ceil(deadline - performance.now())) : 0
+        const r = await this.#attempt(a, queueMs)
         return { value: r.lock, hintMs: r.holderTtlMs }
       },
+      abandon: () =>
+        withTimeout(this.redis.zrem(this.queueKey(a.resource), a.owner), this.timeoutMs, 'lock.abandon'),
       busy: 'held by another owner',
     })
   }

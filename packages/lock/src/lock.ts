@@ -74,7 +74,11 @@ export class Lock {
       m.unwatch(this)
       this.#outcome = instrument({ package: 'lock', operation: 'release' }, () =>
         withTimeout(
-          releaseScript.run(m.redis, [m.lockKey(this.resource)], [this.owner, m.channel(this.resource)]),
+          releaseScript.run(
+            m.redis,
+            [m.lockKey(this.resource), m.queueKey(this.resource)],
+            [this.owner, m.channel(this.resource)],
+          ),
           m.timeoutMs,
           'lock.release',
         ),

@@ -5,16 +5,19 @@ local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = math.floor(now_us / 1000)`
 
 /**
- * KEYS: [lock hash, fence counter] (same hash tag). ARGV: [owner, ttlMs, reentrant 0|1, fenceTtlMs].
+ * KEYS: [lock hash, fence counter, waiter queue] (same hash tag).
+ * ARGV: [owner, ttlMs, reentrant 0|1, fenceTtlMs, queue deadline ms or 0].
  * Reply: {1, token, expiresAt ms} when acquired, {0, holder's remaining ms} when held by another.
  *
  * The fencing token is max(last token, server time in µs) + 1: strictly increasing per resource
  * while the counter lives, and still larger than every earlier token after the counter expires
  * (as long as the server clock does not run backwards), so the counter needs no eternal key.
+ * A caller that passes a deadline joins the waiter queue (FIFO by arrival) when it fails, so that a
+ * release wakes one waiter instead of all of them.
  */
 export const acquireScript = defineScript<[number, number, number?]>({
   name: 'lock.acquire',
-  keys: 2,
+  keys: 3,
   lua: `${NOW}
 local owner = redis.call('HGET', KEYS[1], 'o')
 if owner then
@@ -23,29 +26,39 @@ if owner then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
     return {1, tonumber(redis.call('HGET', KEYS[1], 't')), now + tonumber(ARGV[2])}
   end
+  local deadline = tonumber(ARGV[5])
+  if deadline > 0 then
+    redis.call('ZADD', KEYS[3], 'NX', now + deadline, ARGV[1])
+    if redis.call('PTTL', KEYS[3]) < deadline then redis.call('PEXPIRE', KEYS[3], deadline) end
+  end
   return {0, math.max(0, redis.call('PTTL', KEYS[1]))}
 end
 local token = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now_us) + 1
 redis.call('SET', KEYS[2], string.format('%.0f', token), 'PX', ARGV[4])
 redis.call('HSET', KEYS[1], 'o', ARGV[1], 'c', 1, 't', string.format('%.0f', token))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[5] ~= '0' then redis.call('ZREM', KEYS[3], ARGV[1]) end
 return {1, token, now + tonumber(ARGV[2])}`,
 })
 
 /**
- * KEYS: [lock hash]. ARGV: [owner, release channel]. Reply: 'released' | 'expired' | 'not-owner'.
- * A reentrant hold is released when its count reaches 0; only then are waiters woken.
+ * KEYS: [lock hash, waiter queue]. ARGV: [owner, release channel].
+ * Reply: 'released' | 'expired' | 'not-owner'. A reentrant hold is released when its count
+ * reaches 0; only then is the longest-waiting live waiter woken (the message is its owner id).
  */
 export const releaseScript = defineScript<'released' | 'expired' | 'not-owner'>({
   name: 'lock.release',
-  keys: 1,
+  keys: 2,
   lua: `
 local owner = redis.call('HGET', KEYS[1], 'o')
 if not owner then return 'expired' end
 if owner ~= ARGV[1] then return 'not-owner' end
 if redis.call('HINCRBY', KEYS[1], 'c', -1) > 0 then return 'released' end
 redis.call('DEL', KEYS[1])
-redis.call('PUBLISH', ARGV[2], '1')
+${NOW}
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local next = redis.call('ZRANGE', KEYS[2], 0, 0)
+if next[1] then redis.call('PUBLISH', ARGV[2], next[1]) end
 return 'released'`,
 })
 

@@ -19,6 +19,8 @@ export interface WaitLoop<T> {
   attempt: () => Promise<{ value: T | null; hintMs?: number }>
   /** Why it timed out when Redis was fine, e.g. "all 5 permits held". */
   busy?: string
+  /** Wake only on this message (the waiter's id); default: any message on the channel. */
+  message?: string
   /** Undo what a failed attempt left behind (a writer's intent) when the caller gives up. */
   abandon?: () => Promise<unknown>
 }
@@ -62,6 +64,9 @@ async function waitLoop<T>(loop: WaitLoop<T>): Promise<T> {
       await loop.notifier.listen(loop.channel)
       continue
     }
-    await loop.notifier.wait(loop.channel, retryDelay(attempt, remaining, hint), { signal: loop.signal })
+    await loop.notifier.wait(loop.channel, retryDelay(attempt, remaining, hint), {
+      signal: loop.signal,
+      ...(loop.message === undefined ? {} : { message: loop.message }),
+    })
   }
 }
