@@ -162,5 +162,17 @@ export function stampedeTable(rows: StampedeRow[], callers: number): string[] {
     '| --- | ---: | ---: | ---: |',
     ...rows.map((r) => `| ${r.name} | ${r.factoryCalls} | ${fmt(r.ms)} | ${r.callers} |`),
     '',
+    stampedeVerdict(rows),
+    '',
   ]
+}
+
+function stampedeVerdict(rows: StampedeRow[]): string {
+  const [ours, ...peers] = rows
+  if (!ours || peers.length === 0) return ''
+  const fewest = Math.min(...peers.map((p) => p.factoryCalls))
+  const fastest = Math.min(...peers.map((p) => p.ms))
+  return `**@rp ${ours.factoryCalls < fewest ? 'wins' : 'does not win'} on factory calls** (${ours.factoryCalls} vs ${fewest}) and ${
+    ours.ms <= fastest ? 'wins' : 'loses'
+  } on time (${fmt(ours.ms)} vs ${fmt(fastest)} ms).`
 }

@@ -95,5 +95,20 @@ export function table(rows: Row[]): string[] {
         `| ${r.name} | ${fmt(r.opsPerSec)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.clientCommandsPerOp, 2)} | ${fmt(r.serverCommandsPerOp, 2)} | ${fmt(r.ratioToBestPeer ?? Number.NaN, 2)}× |`,
     ),
     '',
+    verdict(rows),
+    '',
   ]
+}
+
+/** One sentence per table: does @rp win or lose on throughput against the best peer? */
+export function verdict(rows: Row[]): string {
+  const ours = rows.filter((r) => r.library.startsWith('@rp/')).sort((a, b) => b.opsPerSec - a.opsPerSec)[0]
+  const peer = rows
+    .filter((r) => !r.library.startsWith('@rp/') && r.library !== 'baseline')
+    .sort((a, b) => b.opsPerSec - a.opsPerSec)[0]
+  if (!ours || !peer) return ''
+  const ratio = ours.opsPerSec / peer.opsPerSec
+  return ratio >= 1
+    ? `**@rp wins this workload**: ${ours.name} runs at ${fmt(ratio, 2)}× ${peer.name}.`
+    : `**@rp loses this workload**: ${ours.name} runs at ${fmt(ratio, 2)}× ${peer.name}.`
 }

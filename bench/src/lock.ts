@@ -175,5 +175,19 @@ export function handoffTable(rows: HandoffRow[]): string[] {
         `| ${r.name} | ${r.handoffs} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.meanMs, 2)} | ${fmt(r.serverCommandsPerHandoff, 1)} |`,
     ),
     '',
+    handoffVerdict(rows),
+    '',
   ]
+}
+
+function handoffVerdict(rows: HandoffRow[]): string {
+  const [ours, ...peers] = rows
+  if (!ours || peers.length === 0) return ''
+  const bestP50 = Math.min(...peers.map((p) => p.p50Ms))
+  const bestP99 = Math.min(...peers.map((p) => p.p99Ms))
+  const parts = [
+    ours.p50Ms <= bestP50 ? 'wins on p50' : `loses on p50 (${fmt(ours.p50Ms, 2)} vs ${fmt(bestP50, 2)} ms)`,
+    ours.p99Ms <= bestP99 ? 'wins on p99' : `loses on p99 (${fmt(ours.p99Ms, 2)} vs ${fmt(bestP99, 2)} ms)`,
+  ]
+  return `**@rp ${parts.join(', ')}** against the best peer.`
 }
