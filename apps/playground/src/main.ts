@@ -1,5 +1,6 @@
 import { createRedis, installShutdownHandlers, type RedisClient } from '@rp/core'
 import { type RedisServer, startRedis } from '@rp/testing'
+import { createDemos } from './demos.js'
 import { createPlayground } from './server.js'
 
 const log = (message: string) => console.log(`[playground] ${message}`)
@@ -26,7 +27,8 @@ async function connect(): Promise<{ redis: RedisClient; target: string; embedded
 }
 
 const { redis, target, embedded } = await connect()
-const server = createPlayground({ redis, target })
+const demos = createDemos(redis)
+const server = createPlayground({ redis, target, demos })
 const port = Number(process.env.PORT ?? 3000)
 server.listen(port, () => log(`open http://localhost:${port}`))
 
@@ -36,6 +38,7 @@ installShutdownHandlers(redis, {
     log('shutting down')
     await new Promise<void>((resolve) => server.close(() => resolve()))
     server.closeAllConnections()
+    await demos.close()
   },
   // The embedded server goes last, after the client has quit.
   afterShutdown: () => embedded?.stop(),
