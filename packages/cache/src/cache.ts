@@ -109,7 +109,11 @@ export class Cache {
   /** Resolves once tracking is armed (a no-op without tracking). Reads before that skip L1. */
   ready(): Promise<void> {
     if (!this.#tracker) return Promise.resolve()
-    this.#trackerStarted ??= this.#tracker.start()
+    // Never rejects: without tracking the cache still works, it just keeps L1 out of the way.
+    this.#trackerStarted ??= this.#tracker.start().catch((error: unknown) => {
+      this.#trackerStarted = null
+      publishEvent({ package: 'cache', event: 'tracking-failed', error })
+    })
     return this.#trackerStarted
   }
 

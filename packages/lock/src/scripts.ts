@@ -73,21 +73,28 @@ return now + tonumber(ARGV[2])`,
 })
 
 /**
- * Semaphore. KEYS: [permit zset id -> expiry ms]. ARGV: [permits, ttlMs, id].
- * Reply: {1, expiresAt} or {0, ms until the oldest permit lapses}. Expired permits are reclaimed.
+ * Semaphore. KEYS: [permit zset id -> expiry ms, waiter queue]. ARGV: [permits, ttlMs, id, queue
+ * deadline ms or 0]. Reply: {1, expiresAt} or {0, ms until the oldest permit lapses}. Expired
+ * permits are reclaimed; a caller with a deadline joins the FIFO waiter queue when it fails.
  */
 export const semaphoreAcquireScript = defineScript<[number, number]>({
   name: 'lock.semaphore.acquire',
-  keys: 1,
+  keys: 2,
   lua: `${NOW}
 local permits, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= permits then
+  local deadline = tonumber(ARGV[4])
+  if deadline > 0 then
+    redis.call('ZADD', KEYS[2], 'NX', now + deadline, ARGV[3])
+    if redis.call('PTTL', KEYS[2]) < deadline then redis.call('PEXPIRE', KEYS[2], deadline) end
+  end
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   return {0, math.max(1, tonumber(first[2]) - now)}
 end
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[3])
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+if ARGV[4] ~= '0' then redis.call('ZREM', KEYS[2], ARGV[3]) end
 return {1, now + ttl}`,
 })
 
@@ -104,13 +111,21 @@ if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) en
 return now + ttl`,
 })
 
-/** KEYS: [zset]. ARGV: [id, channel]. Reply: 1 if the permit was held. Wakes waiters. */
+/**
+ * KEYS: [zset, waiter queue]. ARGV: [id, channel]. Reply: 1 if the permit was held. A freed permit
+ * wakes the longest-waiting live waiter only (the message is its id).
+ */
 export const semaphoreReleaseScript = defineScript<number>({
   name: 'lock.semaphore.release',
-  keys: 1,
+  keys: 2,
   lua: `
 local removed = redis.call('ZREM', KEYS[1], ARGV[1])
-if removed == 1 then redis.call('PUBLISH', ARGV[2], '1') end
+if removed == 1 then
+  ${NOW}
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  local next = redis.call('ZRANGE', KEYS[2], 0, 0)
+  if next[1] then redis.call('PUBLISH', ARGV[2], next[1]) end
+end
 return removed`,
 })
 

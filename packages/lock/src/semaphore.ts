@@ -39,6 +39,7 @@ export class Semaphore {
   readonly #redis: RedisClient
   readonly #key: string
   readonly #channel: string
+  readonly #queue: string
   readonly #permits: number
   readonly #ttlMs: number
   readonly #timeoutMs: number
@@ -51,6 +52,7 @@ export class Semaphore {
     const ks = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'lock:semaphore'))
     this.#key = ks.key(requireNonEmptyString('name', options.name), 'permits')
     this.#channel = `${this.#key}:released`
+    this.#queue = ks.key(options.name, 'waiters')
     this.#permits = requirePositiveInteger('permits', options.permits)
     this.#ttlMs = requirePositiveInteger('ttlMs', options.ttlMs ?? 30_000)
     this.#timeoutMs = requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000)
@@ -64,7 +66,9 @@ export class Semaphore {
       expiresAt,
       release: () => {
         released ??= withTimeout(
-          semaphoreReleaseScript.run(this.#redis, [this.#key], [id, this.#channel]).then((n) => n === 1),
+          semaphoreReleaseScript
+            .run(this.#redis, [this.#key, this.#queue], [id, this.#channel])
+            .then((n) => n === 1),
           this.#timeoutMs,
           'semaphore.release',
         )
@@ -89,10 +93,13 @@ export class Semaphore {
     return permit
   }
 
-  async #attempt(): Promise<{ permit: Permit | null; hintMs: number }> {
-    const id = randomUUID()
+  async #attempt(id: string = randomUUID(), queueMs = 0): Promise<{ permit: Permit | null; hintMs: number }> {
     const [ok, value] = await withTimeout(
-      semaphoreAcquireScript.run(this.#redis, [this.#key], [this.#permits, this.#ttlMs, id]),
+      semaphoreAcquireScript.run(
+        this.#redis,
+        [this.#key, this.#queue],
+        [this.#permits, this.#ttlMs, id, queueMs],
+      ),
       this.#timeoutMs,
       'semaphore.acquire',
     )
@@ -107,6 +114,9 @@ export class Semaphore {
   /** A Permit, waiting up to `waitMs` (woken on release). Throws LockTimeoutError or AbortError. */
   acquire(options: { waitMs?: number; signal?: AbortSignal } = {}): Promise<Permit> {
     const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 10_000)
+    // One id for the whole wait: it is both the permit id and the waiter's place in the queue.
+    const id = randomUUID()
+    const deadline = performance.now() + waitMs
     return instrument({ package: 'lock', operation: 'semaphore.acquire' }, () =>
       acquireWithWait({
         resource: this.#key,
@@ -114,10 +124,13 @@ export class Semaphore {
         signal: options.signal,
         channel: this.#channel,
         notifier: this.#notifier,
+        message: id,
         attempt: async () => {
-          const r = await this.#attempt()
+          const queueMs = waitMs > 0 ? Math.max(1, Math.ceil(deadline - performance.now())) : 0
+          const r = await this.#attempt(id, queueMs)
           return { value: r.permit, hintMs: r.hintMs }
         },
+        abandon: () => withTimeout(this.#redis.zrem(this.#queue, id), this.#timeoutMs, 'semaphore.abandon'),
         busy: `all ${this.#permits} permits held`,
       }),
     )
