@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { runWorker } from '@rp/testing'
 import { describeEachTarget, uniquePrefix } from '@rp/testing/vitest'
 import { expect, inject, it } from 'vitest'
 
@@ -7,29 +7,15 @@ const WORKERS = 8
 const ITERATIONS = 200
 const worker = fileURLToPath(new URL('./mutex.worker.ts', import.meta.url))
 
-function runWorker(env: Record<string, string>): Promise<Array<[number, string, string]>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@rp/source', worker], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err += d))
-    child.on('exit', (code) =>
-      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`worker exited ${code}: ${err}`)),
-    )
-  })
-}
-
 describeEachTarget('mutual exclusion across processes', (target) => {
   it(`${WORKERS} processes × ${ITERATIONS} read-modify-writes: exact count, no overlapping holders`, async () => {
     const prefix = uniquePrefix('mutex')
     const env: Record<string, string> = { RP_PREFIX: prefix, RP_ITERATIONS: String(ITERATIONS) }
     if (target.kind === 'cluster') env.RP_CLUSTER_NODES = JSON.stringify(inject('rpClusterNodes'))
     else env.RP_REDIS_URL = inject('rpRedisUrl')
-    const histories = await Promise.all(Array.from({ length: WORKERS }, () => runWorker(env)))
+    const histories = await Promise.all(
+      Array.from({ length: WORKERS }, () => runWorker<Array<[number, string, string]>>(worker, env)),
+    )
 
     const redis = target.client()
     expect(Number(await redis.get(`${prefix}:{mutex}:counter`))).toBe(WORKERS * ITERATIONS)

@@ -11,6 +11,7 @@ import {
   requirePositiveInteger,
   withTimeout,
 } from '@rp/core'
+import { createHold, type Hold } from './hold.js'
 import { rwAcquireScript, rwExtendScript, rwReleaseScript } from './scripts.js'
 import { acquireWithWait } from './wait.js'
 
@@ -23,14 +24,8 @@ export interface ReadWriteLockOptions {
   timeoutMs?: number
 }
 
-export interface RwHold {
-  readonly mode: 'read' | 'write'
-  readonly id: string
-  readonly expiresAt: number
-  release(): Promise<boolean>
-  extend(ttlMs?: number): Promise<boolean>
-  [Symbol.asyncDispose](): Promise<void>
-}
+/** A read or write hold. */
+export type RwHold = Hold & { readonly mode: 'read' | 'write' }
 
 // How long a waiting writer's intent blocks new readers without being refreshed by a retry; longer
 // than the 1 s backoff cap, so an active waiter never lets its intent lapse.
@@ -108,36 +103,18 @@ export class ReadWriteLock {
   #hold(mode: 'read' | 'write', id: string, expiresAt: number): RwHold {
     const flag = mode === 'read' ? 'r' : 'w'
     const keys = [this.#keys[0], this.#keys[1]]
-    let released: Promise<boolean> | null = null
-    const hold = {
-      mode,
-      id,
-      expiresAt,
-      release: () => {
-        released ??= withTimeout(
-          rwReleaseScript.run(this.#redis, keys, [flag, id, this.#channel]).then((n) => n === 1),
-          this.#timeoutMs,
-          'rw.release',
-        )
-        return released
+    return createHold(
+      {
+        id,
+        expiresAt,
+        defaultTtlMs: this.#ttlMs,
+        timeoutMs: this.#timeoutMs,
+        name: 'rw',
+        release: () => rwReleaseScript.run(this.#redis, keys, [flag, id, this.#channel]),
+        extend: (ttlMs) => rwExtendScript.run(this.#redis, keys, [flag, id, ttlMs]),
       },
-      extend: async (ttlMs = this.#ttlMs) => {
-        requirePositiveInteger('ttlMs', ttlMs)
-        if (released) return false
-        const next = await withTimeout(
-          rwExtendScript.run(this.#redis, keys, [flag, id, ttlMs]),
-          this.#timeoutMs,
-          'rw.extend',
-        )
-        if (next === 0) return false
-        hold.expiresAt = next
-        return true
-      },
-      [Symbol.asyncDispose]: async () => {
-        await hold.release().catch(() => false)
-      },
-    }
-    return hold
+      { mode },
+    )
   }
 
   async close(): Promise<void> {

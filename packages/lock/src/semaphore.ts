@@ -11,6 +11,7 @@ import {
   requirePositiveInteger,
   withTimeout,
 } from '@rp/core'
+import { createHold, type Hold } from './hold.js'
 import { semaphoreAcquireScript, semaphoreExtendScript, semaphoreReleaseScript } from './scripts.js'
 import { acquireWithWait } from './wait.js'
 
@@ -25,14 +26,8 @@ export interface SemaphoreOptions {
   timeoutMs?: number
 }
 
-export interface Permit {
-  readonly id: string
-  /** Epoch ms on the server clock. */
-  readonly expiresAt: number
-  release(): Promise<boolean>
-  extend(ttlMs?: number): Promise<boolean>
-  [Symbol.asyncDispose](): Promise<void>
-}
+/** A semaphore permit. */
+export type Permit = Hold
 
 /** A counting semaphore on Redis server time; permits of crashed holders lapse and are reclaimed. */
 export class Semaphore {
@@ -60,37 +55,18 @@ export class Semaphore {
   }
 
   #permit(id: string, expiresAt: number): Permit {
-    let released: Promise<boolean> | null = null
-    const permit = {
-      id,
-      expiresAt,
-      release: () => {
-        released ??= withTimeout(
-          semaphoreReleaseScript
-            .run(this.#redis, [this.#key, this.#queue], [id, this.#channel])
-            .then((n) => n === 1),
-          this.#timeoutMs,
-          'semaphore.release',
-        )
-        return released
+    return createHold(
+      {
+        id,
+        expiresAt,
+        defaultTtlMs: this.#ttlMs,
+        timeoutMs: this.#timeoutMs,
+        name: 'semaphore',
+        release: () => semaphoreReleaseScript.run(this.#redis, [this.#key, this.#queue], [id, this.#channel]),
+        extend: (ttlMs) => semaphoreExtendScript.run(this.#redis, [this.#key], [id, ttlMs]),
       },
-      extend: async (ttlMs = this.#ttlMs) => {
-        requirePositiveInteger('ttlMs', ttlMs)
-        if (released) return false
-        const next = await withTimeout(
-          semaphoreExtendScript.run(this.#redis, [this.#key], [id, ttlMs]),
-          this.#timeoutMs,
-          'semaphore.extend',
-        )
-        if (next === 0) return false
-        permit.expiresAt = next
-        return true
-      },
-      [Symbol.asyncDispose]: async () => {
-        await permit.release().catch(() => false)
-      },
-    }
-    return permit
+      {},
+    )
   }
 
   async #attempt(id: string = randomUUID(), queueMs = 0): Promise<{ permit: Permit | null; hintMs: number }> {

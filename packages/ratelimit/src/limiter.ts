@@ -11,7 +11,7 @@ import {
   requireKey,
   resolveLimiterOptions,
 } from './options.js'
-import type { RateLimitResult } from './result.js'
+import { type RateLimitResult, toResult } from './result.js'
 
 export interface LimitCallOptions {
   /** Units this request consumes; a positive integer, default 1. */
@@ -78,17 +78,7 @@ export class RateLimiter {
   }
 
   #result(d: RawDecision): RateLimitResult {
-    const o = this.options
-    return {
-      allowed: d.allowed,
-      limit: o.limit,
-      remaining: d.remaining,
-      resetAt: d.resetAt,
-      retryAfterMs: d.allowed ? 0 : d.retryAfterMs,
-      policy: o.policy,
-      source: 'redis',
-      ...(d.allowed ? {} : { reason: d.reason === 'ok' ? 'limit' : d.reason }),
-    } as RateLimitResult
+    return toResult(d, this.options)
   }
 
   /** Applies the failure policy: Redis did not answer within timeoutMs, or is down. */

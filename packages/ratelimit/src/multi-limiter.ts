@@ -4,7 +4,7 @@ import { MODE } from './algorithms/prelude.js'
 import { isPolicyError, nextNonce, RedisGuard, reportFallback } from './guard.js'
 import type { LimitCallOptions, PolicySpec, RateLimiter } from './limiter.js'
 import { type FailurePolicy, requireCost, requireKey, resolveFailure } from './options.js'
-import type { MultiLimitResult, RateLimitResult } from './result.js'
+import { type MultiLimitResult, type RateLimitResult, toResult } from './result.js'
 
 export interface MultiLimiterOptions {
   /** Default: the first limiter's policy. `{ fallback: 'memory' }` is not offered: it cannot be all-or-nothing. */
@@ -71,20 +71,10 @@ export class MultiLimiter {
   }
 
   #combine(decisions: RawDecision[], override?: Partial<RateLimitResult>): MultiLimitResult {
-    const results = decisions.map((d, i): RateLimitResult => {
-      const o = this.#specs[i]!.options
-      return {
-        allowed: d.allowed,
-        limit: o.limit,
-        remaining: d.remaining,
-        resetAt: d.resetAt,
-        retryAfterMs: d.allowed ? 0 : d.retryAfterMs,
-        policy: o.policy,
-        source: 'redis',
-        ...(d.allowed ? {} : { reason: d.reason === 'ok' ? 'limit' : d.reason }),
-        ...override,
-      } as RateLimitResult
-    })
+    const results = decisions.map(
+      (d, i): RateLimitResult =>
+        ({ ...toResult(d, this.#specs[i]!.options), ...override }) as RateLimitResult,
+    )
     const denied = results.filter((r) => !r.allowed)
     // The binding policy: the denial that lasts longest, or the one with least headroom.
     const binding =

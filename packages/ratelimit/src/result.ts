@@ -1,3 +1,6 @@
+import type { RawDecision } from './algorithms/index.js'
+import type { ResolvedLimiterOptions } from './options.js'
+
 /** Who decided: Redis itself, the local blocked-key cache, or the failure policy. */
 export type DecisionSource = 'redis' | 'cache' | 'fail-open' | 'fail-closed' | 'memory'
 
@@ -22,4 +25,21 @@ export interface RateLimitResult {
 export interface MultiLimitResult extends RateLimitResult {
   /** One result per policy, in the order the limiters were given. */
   readonly results: readonly RateLimitResult[]
+}
+
+/** A script's decision as the result a caller sees, for the policy that made it. */
+export function toResult(
+  d: RawDecision,
+  options: Pick<ResolvedLimiterOptions, 'limit' | 'policy'>,
+): RateLimitResult {
+  const base = {
+    allowed: d.allowed,
+    limit: options.limit,
+    remaining: d.remaining,
+    resetAt: d.resetAt,
+    retryAfterMs: d.allowed ? 0 : d.retryAfterMs,
+    policy: options.policy,
+    source: 'redis' as const,
+  }
+  return d.allowed ? base : { ...base, reason: d.reason === 'ok' ? 'limit' : d.reason }
 }
