@@ -106,6 +106,32 @@ describeEachTarget('Cache', (target) => {
     await expect(cache.getOrSet('cold', slow, { hardTimeoutMs: 50 })).rejects.toThrow(/within 50 ms/)
   })
 
+  it('takes over from a loader that died once its lease lapses', async () => {
+    const cache = make({ leaseMs: 200 })
+    // A loader in another process took the lease and crashed before writing.
+    await redis.set(new CacheKeys(cache.options.namespace, 1).lease('orphan'), 'dead-loader', 'PX', 200)
+    const started = performance.now()
+    expect(await cache.getOrSet('orphan', async () => 'recovered')).toBe('recovered')
+    expect(performance.now() - started).toBeGreaterThanOrEqual(150)
+    expect(performance.now() - started).toBeLessThan(1_500)
+  })
+
+  it('refreshes early when expiry nears, weighted by the factory time (XFetch)', async () => {
+    const cache = make({ ttlMs: 400, graceMs: 5_000 })
+    let calls = 0
+    const slow = async () => {
+      calls++
+      await sleep(250)
+      return calls
+    }
+    expect(await cache.getOrSet('x', slow, { earlyRefresh: true })).toBe(1)
+    await sleep(300)
+    // ~100 ms of freshness left against a 250 ms factory: each read refreshes with p ≈ 0.9.
+    for (let i = 0; i < 5; i++) expect(await cache.getOrSet('x', slow, { earlyRefresh: true })).toBe(1)
+    await eventually(() => calls === 2, 2_000, 'an early refresh')
+    await eventually(async () => (await cache.get('x')) === 2, 2_000, 'the refreshed value')
+  })
+
   it('caches "not found" apart from values with negativeTtlMs', async () => {
     const cache = make()
     let calls = 0
