@@ -178,6 +178,7 @@ describe('one command per check', () => {
         'zscore',
         'hmget',
         'hset',
+        'hincrby',
         'pexpireat',
         'pexpire',
         'get',

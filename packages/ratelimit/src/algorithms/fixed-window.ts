@@ -28,8 +28,13 @@ local function fixed_window(key, now_us, limit, window, burst, cost, mode, nonce
     return {0, limit - used, reset_at, reset_at - now, 1}
   end
   if mode == 0 and cost > 0 then
-    redis.call('HSET', key, 'w', win, 'c', used + cost)
-    redis.call('PEXPIREAT', key, reset_at)
+    if used > 0 then
+      -- Same window: the TTL is already set, so one command.
+      redis.call('HINCRBY', key, 'c', cost)
+    else
+      redis.call('HSET', key, 'w', win, 'c', cost)
+      redis.call('PEXPIREAT', key, reset_at)
+    end
   end
   return {1, limit - used - cost, reset_at, 0, 0}
 end

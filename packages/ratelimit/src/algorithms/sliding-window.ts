@@ -32,6 +32,8 @@ local function sliding_window(key, now_us, limit, window, burst, cost, mode, non
       cur = cur - back
       prev = math.max(0, prev - (cost - back))
       redis.call('HSET', key, 'w', win, 'c', cur, 'p', prev)
+      -- Rewriting w = win promises the key lives to the end of the next window, like a consume.
+      redis.call('PEXPIREAT', key, (win + 2) * window)
     end
     return {1, math.floor(limit - (prev * (window - elapsed) / window + cur)), reset_at, 0, 0}
   end
@@ -49,8 +51,13 @@ local function sliding_window(key, now_us, limit, window, burst, cost, mode, non
     return {0, math.max(0, math.floor(limit - used)), reset_at, retry, 1}
   end
   if mode == 0 and cost > 0 then
-    redis.call('HSET', key, 'w', win, 'c', cur + cost, 'p', prev)
-    redis.call('PEXPIREAT', key, (win + 2) * window)
+    if w == win then
+      -- Same window: the TTL already runs to the end of the next window, so one command.
+      redis.call('HINCRBY', key, 'c', cost)
+    else
+      redis.call('HSET', key, 'w', win, 'c', cur + cost, 'p', prev)
+      redis.call('PEXPIREAT', key, (win + 2) * window)
+    end
     reset_at = (win + 2) * window
   end
   return {1, math.floor(limit - used - cost), reset_at, 0, 0}
