@@ -1,6 +1,6 @@
-import { startRedis } from '@rp/testing'
+import { startCluster, startRedis } from '@rp/testing'
 import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
 import { Cache } from './cache.js'
 import { CacheKeys } from './cache-keys.js'
@@ -75,4 +75,51 @@ describe('L1 across a reconnect', () => {
       await server.stop()
     }
   })
+})
+
+describe('L1 across a cluster failover', () => {
+  it('follows the promoted replica: tracking re-arms and L1 is trusted again', async () => {
+    const cluster = await startCluster({ masters: 3, replicas: 1 })
+    const redis = new Cluster([...cluster.nodes], {
+      redisOptions: { maxRetriesPerRequest: 1 },
+      clusterRetryStrategy: () => 100,
+    }).on('error', () => {})
+    const other = new Cluster([...cluster.nodes], { redisOptions: { maxRetriesPerRequest: 1 } }).on(
+      'error',
+      () => {},
+    )
+    const cache = new Cache({
+      redis,
+      namespace: 'fo',
+      ttlMs: 60_000,
+      l1: { maxEntries: 10, ttlMs: 60_000 },
+      tracking: true,
+    })
+    try {
+      await cache.ready()
+      await cache.set('k', 'v1')
+      await cluster.waitForReplication()
+      // Kill the master that owns the namespace's slot.
+      const slot = Number(await redis.cluster('KEYSLOT', new CacheKeys('fo', 1).entry('k')))
+      await cluster.killMaster(slot)
+      await cluster.waitForFailover()
+      await eventually(
+        async () => {
+          await cache.get('k').catch(() => undefined)
+          const before = cache.stats().l1Hits
+          await cache.get('k')
+          return cache.stats().l1Hits > before
+        },
+        20_000,
+        'L1 in use again after the failover',
+      )
+      await other.hset(new CacheKeys('fo', 1).entry('k'), 'd', JSON.stringify('v2'))
+      await eventually(async () => (await cache.get('k')) === 'v2', 500, 'eviction through the new master')
+    } finally {
+      await cache.close()
+      redis.disconnect()
+      other.disconnect()
+      await cluster.stop()
+    }
+  }, 60_000)
 })

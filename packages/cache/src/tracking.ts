@@ -12,6 +12,11 @@ export class Tracker {
   readonly #connections: Redis[] = []
   readonly #ready = new Set<Redis>()
   #closed = false
+  #syncing: Promise<void> = Promise.resolve()
+  readonly #onRefresh = () => {
+    // Serialized: refresh events can arrive while a previous sync is still connecting.
+    this.#syncing = this.#syncing.then(() => this.#sync()).catch(() => {})
+  }
 
   constructor(
     private readonly redis: RedisClient,
@@ -25,8 +30,27 @@ export class Tracker {
   }
 
   async start(): Promise<void> {
+    await this.#sync()
+    // After a failover or resharding the set of masters changes: follow it, so a dead master's
+    // tracker does not keep L1 disabled forever and a promoted replica gets one.
+    if (isCluster(this.redis)) this.redis.on('refresh', this.#onRefresh)
+    await Promise.all(this.#connections.map((c) => this.#whenReady(c)))
+  }
+
+  async #sync(): Promise<void> {
+    if (this.#closed) return
     const nodes = await masters(this.redis)
-    for (const node of nodes) {
+    const wanted = new Map(nodes.map((n) => [`${n.options.host}:${n.options.port}`, n]))
+    for (const connection of [...this.#connections]) {
+      const key = `${connection.options.host}:${connection.options.port}`
+      if (wanted.has(key)) wanted.delete(key)
+      else {
+        this.#connections.splice(this.#connections.indexOf(connection), 1)
+        this.#ready.delete(connection)
+        connection.disconnect()
+      }
+    }
+    for (const node of wanted.values()) {
       const options = isCluster(this.redis) ? node.options : (this.redis as Redis).options
       const connection = new Redis({
         ...options,
@@ -40,15 +64,14 @@ export class Tracker {
       connection.on('close', () => {
         if (this.#ready.delete(connection)) this.onInvalidate(null)
       })
-      connection.on('message', (_channel: string, message: unknown) => {
-        this.onInvalidate(
-          Array.isArray(message) ? (message as string[]) : message == null ? null : [String(message)],
-        )
+      // 'messageBuffer' keeps the payload's shape: ioredis's 'message' would join an array of keys with commas.
+      connection.on('messageBuffer', (_channel: Buffer, message: Buffer | Buffer[] | null) => {
+        if (message === null || (Buffer.isBuffer(message) && message.length === 0)) this.onInvalidate(null)
+        else this.onInvalidate((Array.isArray(message) ? message : [message]).map((k) => k.toString()))
       })
       this.#connections.push(connection)
+      await connection.connect().catch(() => {})
     }
-    await Promise.all(this.#connections.map((c) => c.connect().catch(() => {})))
-    await Promise.all(this.#connections.map((c) => this.#whenReady(c)))
   }
 
   async #arm(connection: Redis): Promise<void> {
@@ -79,6 +102,8 @@ export class Tracker {
   async close(): Promise<void> {
     this.#closed = true
     this.#ready.clear()
+    this.redis.off('refresh', this.#onRefresh)
+    await this.#syncing
     await Promise.all(this.#connections.map((c) => c.quit().catch(() => c.disconnect())))
   }
 }
