@@ -8,7 +8,7 @@ export const page = `<!doctype html>
   body { font: 15px/1.5 system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem; color: #1d1d1f; }
   h1 { font-size: 1.5rem; } section { border: 1px solid #ddd; border-radius: 8px; padding: 1rem; margin: 1rem 0; }
   dl { display: grid; grid-template-columns: 12rem 1fr; gap: .25rem 1rem; margin: 0; } dt { color: #666; }
-  pre { background: #f6f6f6; padding: .5rem; max-height: 14rem; overflow: auto; } small { color: #666; font-weight: normal; }
+  pre { background: #f6f6f6; padding: .5rem; max-height: 14rem; overflow: auto; } pre:empty { display: none; } small { color: #666; font-weight: normal; }
   .ok { color: #0a7d2c; font-weight: 600; } .bad { color: #b00020; font-weight: 600; } li { color: #8a5a00; }
 </style>
 </head>
@@ -46,7 +46,7 @@ function demo(id, method, path) {
     const out = document.getElementById(id + '-out');
     const started = performance.now();
     const res = await fetch(path, { method });
-    out.textContent = res.status + ' in ' + Math.round(performance.now() - started) + ' ms\n' + JSON.stringify(await res.json(), null, 2);
+    out.textContent = res.status + ' in ' + Math.round(performance.now() - started) + ' ms\\n' + JSON.stringify(await res.json(), null, 2);
   };
 }
 demo('rl', 'POST', '/api/ratelimit'); demo('lk', 'POST', '/api/lock'); demo('ch', 'GET', '/api/cache');

@@ -18,7 +18,11 @@ afterAll(async () => {
 it('serves the health page', async () => {
   const res = await fetch(`${base}/`)
   expect(res.status).toBe(200)
-  expect(await res.text()).toContain('<h1>Redis Patterns playground</h1>')
+  const html = await res.text()
+  expect(html).toContain('<h1>Redis Patterns playground</h1>')
+  // The page's script must at least parse: a broken escape once left every panel empty.
+  const script = /<script>([\s\S]*)<\/script>/.exec(html)![1]!
+  expect(() => new Function(script)).not.toThrow()
 })
 
 it('reports health and memory as JSON', async () => {
