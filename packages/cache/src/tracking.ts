@@ -1,5 +1,5 @@
 import { isCluster, masters, publishEvent, type RedisClient } from '@rp/core'
-import { Redis } from 'ioredis'
+import { Redis, type RedisOptions } from 'ioredis'
 
 /**
  * Server-assisted client-side caching (RESP2): one dedicated connection per master enables
@@ -52,13 +52,17 @@ export class Tracker {
     }
     for (const node of wanted.values()) {
       const options = isCluster(this.redis) ? node.options : (this.redis as Redis).options
+      // RESP2 on purpose: with REDIRECT, a RESP2 connection receives invalidations as ordinary pub/sub
+      // messages, while under RESP3 (ioredis 6's default) they arrive as 'invalidate' pushes that
+      // ioredis drops. ioredis 5 ignores the option.
       const connection = new Redis({
         ...options,
+        protocol: 2,
         autoResubscribe: false,
         lazyConnect: true,
         enableOfflineQueue: true,
         maxRetriesPerRequest: 1,
-      })
+      } as RedisOptions)
       connection.on('error', () => {})
       connection.on('ready', () => void this.#arm(connection))
       connection.on('close', () => {
