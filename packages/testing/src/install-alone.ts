@@ -39,6 +39,9 @@ const typesNode: string = JSON.parse(readFileSync(join(root, 'package.json'), 'u
 ]
 const tsc = join(root, 'node_modules/typescript/bin/tsc')
 
+// A command-line report, written to stdout directly.
+const say = (line: string) => process.stdout.write(`${line}\n`)
+
 let failures = 0
 for (const [name, tarball] of tarballs) {
   const project = mkdtempSync(join(work, 'probe-'))
@@ -54,13 +57,13 @@ for (const [name, tarball] of tarballs) {
   )
   writeFileSync(
     join(project, 'check.cjs'),
-    `const m = require('${name}'); if (Object.keys(m).length === 0) throw new Error('no exports'); console.log(JSON.stringify(Object.keys(m).sort()))`,
+    `const m = require('${name}'); const names = Object.getOwnPropertyNames(m).filter((k) => k !== '__esModule'); if (names.length === 0) throw new Error('no exports'); process.stdout.write(JSON.stringify(names.sort()))`,
   )
   writeFileSync(
     join(project, 'check.mjs'),
-    `const m = await import('${name}'); console.log(JSON.stringify(Object.keys(m).filter((k) => k !== 'default').sort()))`,
+    `const m = await import('${name}'); process.stdout.write(JSON.stringify(Object.getOwnPropertyNames(m).filter((k) => k !== 'default').sort()))`,
   )
-  const typed = `import * as pkg from '${name}'\nexport const names: string[] = Object.keys(pkg)\n`
+  const typed = `import * as pkg from '${name}'\nexport const names: string[] = Object.getOwnPropertyNames(pkg)\n`
   writeFileSync(join(project, 'check-esm.mts'), typed)
   writeFileSync(join(project, 'check-cjs.cts'), typed)
   try {
@@ -85,13 +88,13 @@ for (const [name, tarball] of tarballs) {
       ],
       project,
     )
-    console.log(`ok   ${name}: require, import and types (${JSON.parse(cjs).length} exports)`)
+    say(`ok   ${name}: require, import and types (${JSON.parse(cjs).length} exports)`)
   } catch (error) {
     failures++
     const e = error as { message: string; stdout?: string; stderr?: string }
-    console.log(`FAIL ${name}: ${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}`)
+    say(`FAIL ${name}: ${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}`)
   }
 }
 rmSync(work, { recursive: true, force: true })
-console.log(`install-alone: ${tarballs.size - failures} passed, ${failures} failed`)
+say(`install-alone: ${tarballs.size - failures} passed, ${failures} failed`)
 process.exit(failures > 0 ? 1 : 0)

@@ -18,6 +18,6 @@ export default class SummaryReporter implements Reporter {
         else skipped++
       }
     }
-    console.log(`vitest: ${passed} passed, ${failed} failed, ${skipped} skipped`)
+    process.stdout.write(`vitest: ${passed} passed, ${failed} failed, ${skipped} skipped\n`)
   }
 }
