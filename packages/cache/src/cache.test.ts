@@ -117,19 +117,24 @@ describeEachTarget('Cache', (target) => {
   })
 
   it('refreshes early when expiry nears, weighted by the factory time (XFetch)', async () => {
-    const cache = make({ ttlMs: 400, graceMs: 5_000 })
+    const cache = make({ ttlMs: 1_000, graceMs: 5_000 })
     let calls = 0
     const slow = async () => {
       calls++
-      await sleep(250)
+      await sleep(500)
       return calls
     }
     expect(await cache.getOrSet('x', slow, { earlyRefresh: true })).toBe(1)
-    await sleep(300)
-    // ~100 ms of freshness left against a 250 ms factory: each read refreshes with p ≈ 0.9.
-    for (let i = 0; i < 5; i++) expect(await cache.getOrSet('x', slow, { earlyRefresh: true })).toBe(1)
-    await eventually(() => calls === 2, 2_000, 'an early refresh')
-    await eventually(async () => (await cache.get('x')) === 2, 2_000, 'the refreshed value')
+    await sleep(600)
+    // ~400 ms of freshness left against a 500 ms factory: each read refreshes with p ≈ 0.45, and
+    // ten reads 10 ms apart all still see the fresh value (a refresh takes 500 ms to land).
+    for (let i = 0; i < 10; i++) {
+      expect(await cache.getOrSet('x', slow, { earlyRefresh: true })).toBe(1)
+      await sleep(10)
+    }
+    await eventually(() => calls === 2, 3_000, 'an early refresh')
+    await eventually(async () => (await cache.get('x')) === 2, 3_000, 'the refreshed value')
+    expect(calls).toBe(2)
   })
 
   it('caches "not found" apart from values with negativeTtlMs', async () => {

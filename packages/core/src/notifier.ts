@@ -17,6 +17,7 @@ export class Notifier {
   #subscriber: RedisClient | null = null
   readonly #waiters = new Map<string, Set<Waiter>>()
   readonly #subscribed = new Map<string, Promise<unknown>>()
+  readonly #idleTimers = new Map<string, NodeJS.Timeout>()
 
   constructor(redis: RedisClient) {
     this.#redis = redis
@@ -80,16 +81,22 @@ export class Notifier {
 
   // Unsubscribe only after the channel has been idle a while: a waiter loop waits again right after
   // each wake-up, and churning SUBSCRIBE/UNSUBSCRIBE would open windows where releases are missed.
+  // One pending timer per channel, however many waits end.
   #drop(channel: string): void {
+    if (this.#idleTimers.has(channel)) return
     const timer = setTimeout(() => {
+      this.#idleTimers.delete(channel)
       if ((this.#waiters.get(channel)?.size ?? 0) > 0) return
       this.#waiters.delete(channel)
       if (this.#subscribed.delete(channel)) this.#subscriber?.unsubscribe(channel).catch(() => {})
     }, 5_000)
     timer.unref()
+    this.#idleTimers.set(channel, timer)
   }
 
   async close(): Promise<void> {
+    for (const timer of this.#idleTimers.values()) clearTimeout(timer)
+    this.#idleTimers.clear()
     const sub = this.#subscriber
     this.#subscriber = null
     this.#subscribed.clear()
