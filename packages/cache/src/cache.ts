@@ -367,6 +367,8 @@ export class Cache {
     let force = false
     for (let round = 0; ; round++) {
       const lease = randomUUID()
+      // An announcement that lands while this read runs must still end the wait that follows it.
+      const startedAt = performance.now()
       let raw: RawEntry | false | null
       let leased: boolean
       try {
@@ -418,7 +420,10 @@ export class Cache {
         throw new TimeoutError(`cache getOrSet for ${JSON.stringify(key)}`, options.hardTimeoutMs ?? 0)
       await this.#notifier.listen(this.#keys.loadedChannel)
       if (round === 0) continue
-      await this.#notifier.wait(this.#keys.loadedChannel, Math.min(left, 250), { message: key })
+      await this.#notifier.wait(this.#keys.loadedChannel, Math.min(left, 250), {
+        message: key,
+        since: startedAt,
+      })
     }
   }
 

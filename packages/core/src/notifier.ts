@@ -18,6 +18,9 @@ export class Notifier {
   readonly #waiters = new Map<string, Set<Waiter>>()
   readonly #subscribed = new Map<string, Promise<unknown>>()
   readonly #idleTimers = new Map<string, NodeJS.Timeout>()
+  // The last few messages per channel, so a message that lands while its waiter is busy (between
+  // two waits, running an attempt) is not lost: the next wait sees it and returns at once.
+  readonly #recent = new Map<string, Array<{ message: string; at: number }>>()
 
   constructor(redis: RedisClient) {
     this.#redis = redis
@@ -28,6 +31,10 @@ export class Notifier {
       const sub = this.#redis.duplicate()
       sub.on('error', () => {})
       sub.on('message', (channel: string, message: string) => {
+        const recent = this.#recent.get(channel) ?? []
+        recent.push({ message, at: performance.now() })
+        if (recent.length > 16) recent.shift()
+        this.#recent.set(channel, recent)
         for (const waiter of this.#waiters.get(channel) ?? []) {
           if (waiter.message === undefined || waiter.message === message) waiter.wake()
         }
@@ -51,14 +58,23 @@ export class Notifier {
 
   /**
    * Resolves after `ms`, or as soon as a message arrives on `channel` (equal to `message`, when
-   * given); rejects with AbortError when `signal` aborts. Call listen() first so no message is missed.
+   * given); rejects with AbortError when `signal` aborts. With `since` (a performance.now() time,
+   * typically when the caller's last attempt started), a matching message that arrived after it
+   * resolves at once. Call listen() first so no message is missed.
    */
   wait(
     channel: string,
     ms: number,
-    options: { signal?: AbortSignal | undefined; message?: string } = {},
+    options: { signal?: AbortSignal | undefined; message?: string; since?: number } = {},
   ): Promise<void> {
     const { signal } = options
+    if (options.since !== undefined && !signal?.aborted) {
+      const since = options.since
+      const missed = this.#recent
+        .get(channel)
+        ?.some((m) => m.at >= since && (options.message === undefined || m.message === options.message))
+      if (missed) return Promise.resolve()
+    }
     return new Promise<void>((resolve, reject) => {
       const waiters = this.#waiters.get(channel) ?? new Set<Waiter>()
       this.#waiters.set(channel, waiters)
@@ -88,6 +104,7 @@ export class Notifier {
       this.#idleTimers.delete(channel)
       if ((this.#waiters.get(channel)?.size ?? 0) > 0) return
       this.#waiters.delete(channel)
+      this.#recent.delete(channel)
       if (this.#subscribed.delete(channel)) this.#subscriber?.unsubscribe(channel).catch(() => {})
     }, 5_000)
     timer.unref()

@@ -46,6 +46,8 @@ async function waitLoop<T>(loop: WaitLoop<T>): Promise<T> {
     if (loop.signal?.aborted)
       throw new AbortError(`acquire '${loop.resource}'`, { cause: loop.signal.reason })
     let hint: number | undefined
+    // A release that lands while this attempt runs must still wake the wait that follows it.
+    const startedAt = performance.now()
     try {
       const r = await loop.attempt()
       if (r.value !== null) return r.value
@@ -66,6 +68,7 @@ async function waitLoop<T>(loop: WaitLoop<T>): Promise<T> {
     }
     await loop.notifier.wait(loop.channel, retryDelay(attempt, remaining, hint), {
       signal: loop.signal,
+      since: startedAt,
       ...(loop.message === undefined ? {} : { message: loop.message }),
     })
   }
