@@ -5,6 +5,7 @@ import {
   instrument,
   Notifier,
   publishEvent,
+  RedisGuard,
   RedisUnavailableError,
   requireNonEmptyString,
   requireNonNegativeInteger,
@@ -81,6 +82,7 @@ export class Cache {
   readonly #l1: LRUCache<string, L1Entry> | null
   readonly #inflight = new Map<string, Promise<unknown>>()
   readonly #breaker = new CircuitBreaker()
+  readonly #guard: RedisGuard
   readonly #notifier: Notifier
   readonly #tracker: Tracker | null
   #trackerStarted: Promise<void> | null = null
@@ -99,6 +101,7 @@ export class Cache {
     this.options = Object.freeze(resolveCacheOptions(options))
     const o = this.options
     this.#keys = new CacheKeys(o.namespace, o.shards)
+    this.#guard = new RedisGuard(o.redis, o.timeoutMs)
     this.#l1 = o.l1 ? new LRUCache({ max: o.l1.maxEntries, ttl: o.l1.ttlMs }) : null
     this.#notifier = new Notifier(o.redis)
     this.#tracker = o.tracking
@@ -158,14 +161,17 @@ export class Cache {
     )
   }
 
-  /** Runs a Redis call through the circuit breaker and the time budget. */
+  /**
+   * Runs a Redis call through the circuit breaker and core's guard: bounded by timeoutMs, and
+   * failing at once instead of joining the offline queue while the client reconnects.
+   */
   async #redis<T>(operation: string, call: () => Promise<T>): Promise<T> {
     if (!this.#breaker.allow())
       throw new RedisUnavailableError(
         'cache circuit is open: Redis failed repeatedly, so it is skipped for a while',
       )
     try {
-      const result = await withTimeout(call(), this.options.timeoutMs, `cache.${operation}`)
+      const result = await this.#guard.run(`cache.${operation}`, call)
       this.#breaker.success()
       return result
     } catch (error) {

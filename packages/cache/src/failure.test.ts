@@ -79,3 +79,25 @@ describe('when Redis is paused (SIGSTOP)', () => {
     await cache.close()
   })
 })
+
+describe('when Redis is down', () => {
+  it('misses at once while the client reconnects, instead of waiting out timeoutMs in the offline queue', async () => {
+    const own = await startRedis({ ownServer: true })
+    const client = new Redis(own.url, { retryStrategy: () => 200 }).on('error', () => {})
+    const cache = new Cache({ redis: client, namespace: 'down', ttlMs: 60_000, timeoutMs: 2_000 })
+    try {
+      await cache.set('k', 'v')
+      await own.kill()
+      const deadline = Date.now() + 5_000
+      while (client.status === 'ready' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+      const started = performance.now()
+      expect(await cache.get('k')).toBeUndefined()
+      expect(performance.now() - started).toBeLessThan(100)
+      expect(await cache.getOrSet('k', async () => 'from factory')).toBe('from factory')
+    } finally {
+      await cache.close()
+      client.disconnect()
+      await own.stop()
+    }
+  })
+})

@@ -17,6 +17,7 @@ export {
   TimeoutError,
   UnsupportedClientError,
 } from './errors.js'
+export { RedisGuard } from './guard.js'
 export { type HealthReport, health } from './health.js'
 export { parseInfo } from './info.js'
 export {

@@ -8,12 +8,12 @@ import {
   type Keyspace,
   keyspace,
   type RedisClient,
+  RedisGuard,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requirePositiveInteger,
 } from '@rp/core'
 import { RateLimitExceededError } from './errors.js'
-import { RedisGuard } from './guard.js'
 
 const NOW_MS = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`
 

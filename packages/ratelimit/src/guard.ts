@@ -1,41 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import {
-  InvalidArgumentError,
-  publishEvent,
-  type RedisClient,
-  RedisUnavailableError,
-  withTimeout,
-} from '@rp/core'
-
-/**
- * Sends a limiter's one command only when it can be answered: once a client has been ready, a
- * call made while it is reconnecting fails at once instead of joining ioredis's offline queue, and
- * every call is bounded by timeoutMs. The caller's failure policy turns the error into a decision.
- */
-export class RedisGuard {
-  readonly #redis: RedisClient
-  readonly #timeoutMs: number
-  #everReady = false
-
-  constructor(redis: RedisClient, timeoutMs: number) {
-    this.#redis = redis
-    this.#timeoutMs = timeoutMs
-  }
-
-  run<T>(operation: string, work: () => Promise<T>): Promise<T> {
-    const status = this.#redis.status
-    if (status === 'ready') this.#everReady = true
-    else if (
-      status === 'reconnecting' ||
-      status === 'end' ||
-      status === 'close' ||
-      (status === 'connecting' && this.#everReady)
-    ) {
-      return Promise.reject(new RedisUnavailableError(`${operation}: the Redis connection is ${status}`))
-    }
-    return withTimeout(work(), this.#timeoutMs, operation)
-  }
-}
+import { InvalidArgumentError, publishEvent } from '@rp/core'
 
 /** Errors that mean "the caller is wrong" are thrown; everything else goes to the failure policy. */
 export function isPolicyError(error: unknown): boolean {

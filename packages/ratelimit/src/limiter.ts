@@ -1,8 +1,8 @@
-import { instrument, type Keyspace, keyspace, requirePositiveInteger } from '@rp/core'
+import { instrument, type Keyspace, keyspace, RedisGuard, requirePositiveInteger } from '@rp/core'
 import { LRUCache } from 'lru-cache'
 import { type Algorithm, algorithmIndex, type RawDecision, singleScripts } from './algorithms/index.js'
 import { MODE } from './algorithms/prelude.js'
-import { isPolicyError, nextNonce, RedisGuard, reportFallback } from './guard.js'
+import { isPolicyError, nextNonce, reportFallback } from './guard.js'
 import { MemoryFallback } from './memory-fallback.js'
 import {
   type RateLimiterOptions,

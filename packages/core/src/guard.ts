@@ -1,0 +1,33 @@
+import type { RedisClient } from './client.js'
+import { RedisUnavailableError } from './errors.js'
+import { withTimeout } from './timeout.js'
+
+/**
+ * Sends a hot-path command only when it can be answered: once a client has been ready, a
+ * call made while it is reconnecting fails at once instead of joining ioredis's offline queue, and
+ * every call is bounded by timeoutMs. Packages turn the error into their documented failure behaviour.
+ */
+export class RedisGuard {
+  readonly #redis: RedisClient
+  readonly #timeoutMs: number
+  #everReady = false
+
+  constructor(redis: RedisClient, timeoutMs: number) {
+    this.#redis = redis
+    this.#timeoutMs = timeoutMs
+  }
+
+  run<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    const status = this.#redis.status
+    if (status === 'ready') this.#everReady = true
+    else if (
+      status === 'reconnecting' ||
+      status === 'end' ||
+      status === 'close' ||
+      (status === 'connecting' && this.#everReady)
+    ) {
+      return Promise.reject(new RedisUnavailableError(`${operation}: the Redis connection is ${status}`))
+    }
+    return withTimeout(work(), this.#timeoutMs, operation)
+  }
+}
