@@ -51,6 +51,36 @@ describe('LockManager when Redis dies', () => {
   })
 })
 
+describe('LockManager when Redis stalls', () => {
+  it('waits for a hanging renewal without spinning the watchdog, then reports the lock lost', async () => {
+    const server = await startRedis({ ownServer: true })
+    const redis = new Redis(server.url, { maxRetriesPerRequest: 1 }).on('error', () => {})
+    const locks = new LockManager({ redis, prefix: 'stall', timeoutMs: 300 })
+    // A timer armed for an in-flight renewal's Infinity would fire every millisecond, each time
+    // with this warning.
+    const warnings: Error[] = []
+    const onWarning = (w: Error) => warnings.push(w)
+    process.on('warning', onWarning)
+    try {
+      const run = locks.using('job', (signal) => new Promise((r) => signal.addEventListener('abort', r)), {
+        ttlMs: 300,
+      })
+      await new Promise((r) => setTimeout(r, 50))
+      await server.pause()
+      await expect(run).rejects.toBeInstanceOf(LockLostError)
+      await new Promise((r) => setImmediate(r))
+      expect(warnings.map((w) => w.name)).not.toContain('TimeoutOverflowWarning')
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('warning', onWarning)
+      await server.resume()
+      await locks.close()
+      redis.disconnect()
+      await server.stop()
+    }
+  })
+})
+
 describe('Redlock', () => {
   let servers: RedisServer[] = []
   let clients: Redis[] = []

@@ -231,6 +231,9 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
     if (this.#watched.size === 0) return
     let next = Number.POSITIVE_INFINITY
     for (const w of this.#watched.values()) next = Math.min(next, w.nextAt)
+    // Every watched lock has a renewal in flight; its answer reschedules. Arming a timer for
+    // Infinity would fire after 1 ms and spin until the answer comes.
+    if (next === Number.POSITIVE_INFINITY) return
     this.#timer = setTimeout(() => this.#tick(), Math.max(0, next - performance.now()))
     this.#timer.unref()
   }
