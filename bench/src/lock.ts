@@ -72,6 +72,10 @@ export interface HandoffRow {
   p50Ms: number
   p99Ms: number
   meanMs: number
+  /** Share of hand-offs that went to a worker other than the one that released: fairness. */
+  passedOnShare: number
+  /** The longest any one acquire waited: starvation. */
+  longestWaitMs: number
 }
 
 /**
@@ -132,15 +136,22 @@ export async function lockHandoff(ctx: Context): Promise<HandoffRow[]> {
     const clients = Array.from({ length: WORKERS }, () => new Redis(ctx.url, CLIENT_OPTIONS))
     const made = clients.map((c) => lib.make(c))
     let lastRelease = 0
+    let lastHolder = -1
+    let passedOn = 0
+    let longestWaitMs = 0
     const gaps: number[] = []
     const before = await serverCommandCount(ctx.admin)
     let done = 0
     await Promise.all(
-      made.map(async (m) => {
+      made.map(async (m, worker) => {
         while (done < target) {
+          const askedAt = performance.now()
           const release = await m.lock('one')
           const acquiredAt = performance.now()
+          longestWaitMs = Math.max(longestWaitMs, acquiredAt - askedAt)
           if (lastRelease > 0) gaps.push(acquiredAt - lastRelease)
+          if (lastHolder !== -1 && lastHolder !== worker) passedOn++
+          lastHolder = worker
           done++
           await new Promise((r) => setTimeout(r, 1))
           lastRelease = performance.now()
@@ -159,6 +170,8 @@ export async function lockHandoff(ctx: Context): Promise<HandoffRow[]> {
       p50Ms: gaps[Math.floor(gaps.length * 0.5)] ?? Number.NaN,
       p99Ms: gaps[Math.floor(gaps.length * 0.99)] ?? Number.NaN,
       meanMs: gaps.reduce((a, b) => a + b, 0) / gaps.length,
+      passedOnShare: passedOn / Math.max(1, gaps.length),
+      longestWaitMs,
     })
   }
   return rows
@@ -168,12 +181,14 @@ export function handoffTable(rows: HandoffRow[]): string[] {
   return [
     '### Lock contention: 16 workers on one resource, time from release to the next acquire',
     '',
-    '| Library | hand-offs | p50 ms | p99 ms | mean ms | Redis commands per hand-off (waiting included) |',
-    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    '| Library | hand-offs | p50 ms | p99 ms | mean ms | to another worker | longest wait ms | Redis commands per hand-off (waiting included) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map(
       (r) =>
-        `| ${r.name} | ${r.handoffs} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.meanMs, 2)} | ${fmt(r.serverCommandsPerHandoff, 1)} |`,
+        `| ${r.name} | ${r.handoffs} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.meanMs, 2)} | ${fmt(r.passedOnShare * 100, 0)} % | ${fmt(r.longestWaitMs, 0)} | ${fmt(r.serverCommandsPerHandoff, 1)} |`,
     ),
+    '',
+    'A hand-off "to another worker" is one where the lock went to someone other than the worker that just released it: a fair lock passes it on every time; an unfair one lets the releaser take it straight back while the others poll. The longest wait shows the cost of that for the worker left behind.',
     '',
     handoffVerdict(rows),
     '',
@@ -188,6 +203,9 @@ function handoffVerdict(rows: HandoffRow[]): string {
   const parts = [
     ours.p50Ms <= bestP50 ? 'wins on p50' : `loses on p50 (${fmt(ours.p50Ms, 2)} vs ${fmt(bestP50, 2)} ms)`,
     ours.p99Ms <= bestP99 ? 'wins on p99' : `loses on p99 (${fmt(ours.p99Ms, 2)} vs ${fmt(bestP99, 2)} ms)`,
+    ours.longestWaitMs <= Math.min(...peers.map((p) => p.longestWaitMs))
+      ? 'wins on the longest wait'
+      : 'loses on the longest wait',
   ]
   return `**@rp ${parts.join(', ')}** against the best peer.`
 }

@@ -17,6 +17,7 @@ export class Notifier {
   #subscriber: RedisClient | null = null
   readonly #waiters = new Map<string, Set<Waiter>>()
   readonly #subscribed = new Map<string, Promise<unknown>>()
+  readonly #active = new Set<string>()
   readonly #idleTimers = new Map<string, NodeJS.Timeout>()
   // The last few messages per channel, so a message that lands while its waiter is busy (between
   // two waits, running an attempt) is not lost: the next wait sees it and returns at once.
@@ -50,10 +51,21 @@ export class Notifier {
     if (!pending) {
       pending = this.#connection()
         .subscribe(channel)
-        .catch(() => this.#subscribed.delete(channel))
+        .then(
+          () => this.#active.add(channel),
+          () => this.#subscribed.delete(channel),
+        )
       this.#subscribed.set(channel, pending)
     }
     await pending
+  }
+
+  /**
+   * True once a subscription to `channel` is active: a message published from then on reaches
+   * wait(), so a caller that checked this before its attempt need not try again after listen().
+   */
+  isListening(channel: string): boolean {
+    return this.#active.has(channel)
   }
 
   /**
@@ -105,6 +117,7 @@ export class Notifier {
       if ((this.#waiters.get(channel)?.size ?? 0) > 0) return
       this.#waiters.delete(channel)
       this.#recent.delete(channel)
+      this.#active.delete(channel)
       if (this.#subscribed.delete(channel)) this.#subscriber?.unsubscribe(channel).catch(() => {})
     }, 5_000)
     timer.unref()
@@ -117,6 +130,7 @@ export class Notifier {
     const sub = this.#subscriber
     this.#subscriber = null
     this.#subscribed.clear()
+    this.#active.clear()
     if (sub) await sub.quit().catch(() => sub.disconnect())
   }
 }

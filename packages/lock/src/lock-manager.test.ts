@@ -1,8 +1,9 @@
 import { defineScript, InvalidArgumentError } from '@rp/core'
-import { describeEachTarget, uniquePrefix } from '@rp/testing/vitest'
+import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
 import { afterAll, describe, expect, it } from 'vitest'
 import { LockTimeoutError } from './errors.js'
 import { LockManager } from './lock-manager.js'
+import { abandonScript } from './scripts.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -21,7 +22,9 @@ return 1`,
 describeEachTarget('LockManager', (target) => {
   const redis = target.client()
   const managers: LockManager[] = []
-  const manager = (options: { ttlMs?: number; waitMs?: number; prefix?: string } = {}) => {
+  const manager = (
+    options: { ttlMs?: number; waitMs?: number; prefix?: string; handoffMs?: number } = {},
+  ) => {
     const m = new LockManager({ redis, prefix: uniquePrefix('lock'), ...options })
     managers.push(m)
     return m
@@ -133,6 +136,63 @@ describeEachTarget('LockManager', (target) => {
     await held.release()
     await Promise.all(waiters)
     expect(order).toEqual(['first', 'second', 'third'])
+  })
+
+  it('reserves a released lock for the woken waiter, so a barging tryAcquire cannot take it', async () => {
+    const prefix = uniquePrefix('barge')
+    const locks = manager({ prefix })
+    const held = await locks.acquire('r', { ttlMs: 10_000 })
+    const waiting = manager({ prefix }).acquire('r', { ttlMs: 10_000, waitMs: 5_000 })
+    await eventually(async () => (await redis.zcard(locks.queueKey('r'))) === 1)
+    await held.release()
+    // The waiter needs a pub/sub hop to learn of the release; this caller is already here.
+    expect(await manager({ prefix }).tryAcquire('r')).toBeNull()
+    const lock = await waiting
+    expect(await lock.isHeld()).toBe(true)
+    await lock.release()
+  })
+
+  it('lets the next waiter in after the grace when the woken one never comes', async () => {
+    const prefix = uniquePrefix('ghost')
+    const locks = manager({ prefix, handoffMs: 100 })
+    const held = await locks.acquire('r', { ttlMs: 10_000 })
+    // A waiter whose process died: first in the queue (the earlier deadline), never to answer.
+    await redis.zadd(locks.queueKey('r'), Date.now() + 4_000, 'ghost')
+    const waiting = manager({ prefix, handoffMs: 100 }).acquire('r', { ttlMs: 10_000, waitMs: 5_000 })
+    await eventually(async () => (await redis.zcard(locks.queueKey('r'))) === 2)
+    await held.release()
+    const releasedAt = performance.now()
+    const lock = await waiting
+    // The grace, plus at most one polling interval (capped at 1 s) of the waiter that is left.
+    expect(performance.now() - releasedAt).toBeLessThan(100 + 1_000 + 200)
+    expect(await redis.zscore(locks.queueKey('r'), 'ghost')).toBeNull()
+    await lock.release()
+  })
+
+  it('passes on a reservation its waiter gave up, without waiting out the grace', async () => {
+    const prefix = uniquePrefix('abandon')
+    const locks = manager({ prefix })
+    const held = await locks.acquire('r', { ttlMs: 10_000 })
+    const waiting = manager({ prefix }).acquire('r', { ttlMs: 10_000, waitMs: 5_000 })
+    await eventually(async () => (await redis.zcard(locks.queueKey('r'))) === 1)
+    await held.release()
+    const lock = await waiting
+    // As if that waiter had been woken for a reservation and aborted before taking it.
+    await lock.release()
+    await redis.hset(locks.lockKey('r'), 'r', 'quitter')
+    await redis.pexpire(locks.lockKey('r'), 10_000)
+    const next = manager({ prefix }).acquire('r', { ttlMs: 10_000, waitMs: 5_000 })
+    await eventually(async () => (await redis.zcard(locks.queueKey('r'))) === 1)
+    const started = performance.now()
+    expect(
+      await abandonScript.run(
+        redis,
+        [locks.lockKey('r'), locks.queueKey('r')],
+        ['quitter', locks.channel('r'), 250],
+      ),
+    ).toBe(1)
+    await (await next).release()
+    expect(performance.now() - started).toBeLessThan(200)
   })
 
   it('using() renews past the TTL and releases afterwards', async () => {

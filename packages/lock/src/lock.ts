@@ -77,7 +77,7 @@ export class Lock {
           releaseScript.run(
             m.redis,
             [m.lockKey(this.resource), m.queueKey(this.resource)],
-            [this.owner, m.channel(this.resource)],
+            [this.owner, m.channel(this.resource), m.handoffMs],
           ),
           m.timeoutMs,
           'lock.release',

@@ -5,36 +5,58 @@ local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = math.floor(now_us / 1000)`
 
 /**
+ * Hands a free lock to the earliest-deadline live waiter: pops it from the queue, reserves the
+ * lock hash for it (`r`) for the grace period, and wakes it by its owner id. KEYS[1] lock hash,
+ * KEYS[2] queue; ARGV[2] channel, ARGV[3] grace ms. The lock hash must hold no owner.
+ */
+const HANDOFF = `redis.call('DEL', KEYS[1])
+-- Most releases have nobody waiting: one EXISTS instead of reading the clock and the queue.
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  local t = redis.call('TIME')
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+  local next = redis.call('ZRANGE', KEYS[2], 0, 0)
+  if next[1] then
+    redis.call('ZREM', KEYS[2], next[1])
+    redis.call('HSET', KEYS[1], 'r', next[1])
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    redis.call('PUBLISH', ARGV[2], next[1])
+  end
+end`
+
+/**
  * KEYS: [lock hash, fence counter, waiter queue] (same hash tag).
  * ARGV: [owner, ttlMs, reentrant 0|1, fenceTtlMs, queue deadline ms or 0].
- * Reply: {1, token, expiresAt ms} when acquired, {0, holder's remaining ms} when held by another.
+ * Reply: {1, token, expiresAt ms} when acquired, {0, ms until it may be free} otherwise.
  *
  * The fencing token is max(last token, server time in µs) + 1: strictly increasing per resource
  * while the counter lives, and still larger than every earlier token after the counter expires
  * (as long as the server clock does not run backwards), so the counter needs no eternal key.
- * A caller that passes a deadline joins the waiter queue (FIFO by arrival) when it fails, so that a
- * release wakes one waiter instead of all of them.
+ * A caller that passes a deadline joins the waiter queue when it fails. A lock that a release
+ * reserved for a woken waiter (`r`) is free only to that waiter until the reservation lapses, so a
+ * retry on a backoff timer cannot jump the queue.
  */
 export const acquireScript = defineScript<[number, number, number?]>({
   name: 'lock.acquire',
   keys: 3,
   lua: `${NOW}
-local owner = redis.call('HGET', KEYS[1], 'o')
-if owner then
-  if owner == ARGV[1] and ARGV[3] == '1' then
-    redis.call('HINCRBY', KEYS[1], 'c', 1)
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    return {1, tonumber(redis.call('HGET', KEYS[1], 't')), now + tonumber(ARGV[2])}
-  end
+local held = redis.call('HMGET', KEYS[1], 'o', 'r')
+local owner, reserved = held[1], held[2]
+if owner and owner == ARGV[1] and ARGV[3] == '1' then
+  redis.call('HINCRBY', KEYS[1], 'c', 1)
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, tonumber(redis.call('HGET', KEYS[1], 't')), now + tonumber(ARGV[2])}
+end
+if owner or (reserved and reserved ~= ARGV[1]) then
   local deadline = tonumber(ARGV[5])
   if deadline > 0 then
     redis.call('ZADD', KEYS[3], 'NX', now + deadline, ARGV[1])
     if redis.call('PTTL', KEYS[3]) < deadline then redis.call('PEXPIRE', KEYS[3], deadline) end
   end
-  return {0, math.max(0, redis.call('PTTL', KEYS[1]))}
+  return {0, math.max(1, redis.call('PTTL', KEYS[1]))}
 end
 local token = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now_us) + 1
 redis.call('SET', KEYS[2], string.format('%.0f', token), 'PX', ARGV[4])
+if reserved then redis.call('DEL', KEYS[1]) end
 redis.call('HSET', KEYS[1], 'o', ARGV[1], 'c', 1, 't', string.format('%.0f', token))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if ARGV[5] ~= '0' then redis.call('ZREM', KEYS[3], ARGV[1]) end
@@ -42,9 +64,9 @@ return {1, token, now + tonumber(ARGV[2])}`,
 })
 
 /**
- * KEYS: [lock hash, waiter queue]. ARGV: [owner, release channel].
+ * KEYS: [lock hash, waiter queue]. ARGV: [owner, release channel, hand-off grace ms].
  * Reply: 'released' | 'expired' | 'not-owner'. A reentrant hold is released when its count
- * reaches 0; only then is the longest-waiting live waiter woken (the message is its owner id).
+ * reaches 0; only then is the lock handed to the next live waiter.
  */
 export const releaseScript = defineScript<'released' | 'expired' | 'not-owner'>({
   name: 'lock.release',
@@ -54,14 +76,23 @@ local owner = redis.call('HGET', KEYS[1], 'o')
 if not owner then return 'expired' end
 if owner ~= ARGV[1] then return 'not-owner' end
 if redis.call('HINCRBY', KEYS[1], 'c', -1) > 0 then return 'released' end
-redis.call('DEL', KEYS[1])
--- Most releases have nobody waiting: one EXISTS instead of reading the clock and the queue.
-if redis.call('EXISTS', KEYS[2]) == 0 then return 'released' end
-${NOW}
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local next = redis.call('ZRANGE', KEYS[2], 0, 0)
-if next[1] then redis.call('PUBLISH', ARGV[2], next[1]) end
+${HANDOFF}
 return 'released'`,
+})
+
+/**
+ * KEYS: [lock hash, waiter queue]. ARGV: [owner, release channel, hand-off grace ms]. A waiter
+ * that gives up leaves the queue, and passes on a reservation it was woken for but never used.
+ */
+export const abandonScript = defineScript<number>({
+  name: 'lock.abandon',
+  keys: 2,
+  lua: `
+redis.call('ZREM', KEYS[2], ARGV[1])
+local held = redis.call('HMGET', KEYS[1], 'o', 'r')
+if held[1] or held[2] ~= ARGV[1] then return 0 end
+${HANDOFF}
+return 1`,
 })
 
 /** KEYS: [lock hash]. ARGV: [owner, ttlMs]. Reply: new expiresAt ms, or 0 if no longer held. */

@@ -1,9 +1,16 @@
 import { AbortError, fullJitterBackoff, isConnectionError, type Notifier } from '@rp/core'
 import { LockTimeoutError } from './errors.js'
 
-/** Delay before retry `attempt`: full jitter, 10 ms doubling to a 1 s cap, never past `remainingMs`. */
-const backoff = fullJitterBackoff(10, 1_000)
-export function retryDelay(attempt: number, remainingMs: number, hintMs?: number): number {
+/** Full jitter, 10 ms doubling to a 1 s cap. */
+const defaultBackoff = fullJitterBackoff(10, 1_000)
+
+/** Delay before retry `attempt`: the backoff, never past `remainingMs` or the holder's `hintMs`. */
+export function retryDelay(
+  attempt: number,
+  remainingMs: number,
+  hintMs?: number,
+  backoff: (attempt: number) => number = defaultBackoff,
+): number {
   const jittered = Math.max(1, backoff(attempt))
   return Math.max(0, Math.min(remainingMs, hintMs === undefined ? jittered : Math.min(jittered, hintMs)))
 }
@@ -19,6 +26,8 @@ export interface WaitLoop<T> {
   attempt: () => Promise<{ value: T | null; hintMs?: number }>
   /** Why it timed out when Redis was fine, e.g. "all 5 permits held". */
   busy?: string
+  /** Delay before retry `attempt` when no wake-up came; default 10 ms doubling to 1 s, full jitter. */
+  backoff?: (attempt: number) => number
   /** Wake only on this message (the waiter's id); default: any message on the channel. */
   message?: string
   /** Undo what a failed attempt left behind (a writer's intent) when the caller gives up. */
@@ -26,8 +35,8 @@ export interface WaitLoop<T> {
 }
 
 /**
- * The waiting loop every primitive shares: try; on failure subscribe to the release channel and
- * try once more (closing the gap between the two); then sleep until a release message or a
+ * The waiting loop every primitive shares: try; on failure subscribe to the release channel and, if
+ * it was not subscribed already, try once more (closing the gap between the two); then sleep until a release message or a
  * jittered backoff, within waitMs and the signal. Connection errors are retried until the deadline.
  */
 export async function acquireWithWait<T>(loop: WaitLoop<T>): Promise<T> {
@@ -46,7 +55,10 @@ async function waitLoop<T>(loop: WaitLoop<T>): Promise<T> {
     if (loop.signal?.aborted)
       throw new AbortError(`acquire '${loop.resource}'`, { cause: loop.signal.reason })
     let hint: number | undefined
-    // A release that lands while this attempt runs must still wake the wait that follows it.
+    // Subscribed before the attempt, a release that lands while it runs still wakes the wait that
+    // follows (the notifier keeps recent messages); otherwise the attempt must be repeated once
+    // the subscription is active.
+    const listening = loop.notifier.isListening(loop.channel)
     const startedAt = performance.now()
     try {
       const r = await loop.attempt()
@@ -62,11 +74,11 @@ async function waitLoop<T>(loop: WaitLoop<T>): Promise<T> {
       const detail = lastError ? `Redis unavailable: ${(lastError as Error).message}` : (loop.busy ?? '')
       throw new LockTimeoutError(loop.resource, loop.waitMs, detail, { cause: lastError })
     }
-    if (attempt === 0 && !lastError) {
+    if (!listening && !lastError) {
       await loop.notifier.listen(loop.channel)
-      continue
+      if (loop.notifier.isListening(loop.channel)) continue
     }
-    await loop.notifier.wait(loop.channel, retryDelay(attempt, remaining, hint), {
+    await loop.notifier.wait(loop.channel, retryDelay(attempt, remaining, hint, loop.backoff), {
       signal: loop.signal,
       since: startedAt,
       ...(loop.message === undefined ? {} : { message: loop.message }),
