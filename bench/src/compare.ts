@@ -45,11 +45,15 @@ export async function compare(ctx: Context, workload: string, contenders: Conten
   for (const [i, c] of contenders.entries())
     built.push(await c.setup(clients[i]!, `b${i}${Date.now().toString(36)}`, ctx))
   const samples: Sample[][] = contenders.map(() => [])
+  // Warm-up long enough for the JIT to settle on every contender's hot path.
   for (let i = 0; i < contenders.length; i++)
-    await run(built[i]!.op, 200, 8, { client: counters[i]!, admin: ctx.admin })
+    await run(built[i]!.op, ctx.quick ? 200 : 2_000, 8, { client: counters[i]!, admin: ctx.admin })
   const perRound = Math.floor(ctx.ops / ctx.rounds)
   for (let round = 0; round < ctx.rounds; round++) {
-    for (let i = 0; i < contenders.length; i++) {
+    // Each round starts with a different contender, so no library always runs first (or right
+    // after the heaviest one).
+    for (let j = 0; j < contenders.length; j++) {
+      const i = (j + round) % contenders.length
       samples[i]!.push(
         await run((n) => built[i]!.op(n + round * perRound), perRound, ctx.concurrency, {
           client: counters[i]!,

@@ -28,7 +28,8 @@ end`
  * ARGV: [owner, ttlMs, reentrant 0|1, fenceTtlMs, queue deadline ms or 0].
  * Reply: {1, token, expiresAt ms} when acquired, {0, ms until it may be free} otherwise.
  *
- * The fencing token is max(last token, server time in µs) + 1: strictly increasing per resource
+ * The fencing token is INCR on a counter first raised to the server time in µs, i.e.
+ * max(last token, now µs) + 1: strictly increasing per resource
  * while the counter lives, and still larger than every earlier token after the counter expires
  * (as long as the server clock does not run backwards), so the counter needs no eternal key.
  * A caller that passes a deadline joins the waiter queue when it fails. A lock that a release
@@ -54,8 +55,9 @@ if owner or (reserved and reserved ~= ARGV[1]) then
   end
   return {0, math.max(1, redis.call('PTTL', KEYS[1]))}
 end
-local token = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now_us) + 1
-redis.call('SET', KEYS[2], string.format('%.0f', token), 'PX', ARGV[4])
+local floor = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now_us)
+redis.call('SET', KEYS[2], string.format('%.0f', floor), 'PX', ARGV[4])
+local token = redis.call('INCR', KEYS[2])
 if reserved then redis.call('DEL', KEYS[1]) end
 redis.call('HSET', KEYS[1], 'o', ARGV[1], 'c', 1, 't', string.format('%.0f', token))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
