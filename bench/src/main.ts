@@ -11,7 +11,7 @@ import { Redis } from 'ioredis'
 import { cacheHitContenders, cacheL1Contenders, cacheStampede, stampedeTable } from './cache.js'
 import { type Context, compare, fmt, type Row, table } from './compare.js'
 import { handoffTable, lockContenders, lockHandoff } from './lock.js'
-import { KEYS, MINIMAL_LUA, rateLimitContenders, rateLimitMemory } from './ratelimit.js'
+import { ADMITTED, DENIED, KEYS, MINIMAL_LUA, rateLimitContenders, rateLimitMemory } from './ratelimit.js'
 
 const quick = process.argv.includes('--quick')
 const server = await startBinaryServer()
@@ -20,8 +20,8 @@ const ctx: Context = {
   url: server.url,
   admin,
   quick,
-  ops: quick ? 2_000 : 40_000,
-  rounds: quick ? 2 : 4,
+  ops: quick ? 2_000 : 200_000,
+  rounds: quick ? 2 : 8,
   concurrency: 64,
 }
 const problems: string[] = []
@@ -68,12 +68,28 @@ function check(rows: Row[]): Row[] {
 try {
   md.push('## Rate limiting', '')
   const rl = check(
-    await compare(ctx, `Rate-limit check, ${KEYS} hot keys, concurrency 64`, rateLimitContenders()),
+    await compare(
+      ctx,
+      `Rate-limit check, ${KEYS} hot keys, every check admitted, concurrency 64`,
+      rateLimitContenders(ADMITTED),
+    ),
   )
   const sha = (await admin.script('LOAD', MINIMAL_LUA)) as string
   md.push(
     ...table(rl),
     ...redisBenchmark('EVALSHA (INCR + PEXPIRE)', ['EVALSHA', sha, '1', 'rb:__rand_int__', '60000']),
+  )
+  const denied = check(
+    await compare(
+      ctx,
+      `Rate-limit check, ${KEYS} keys spent to their limit of ${DENIED.limit}, every check denied, concurrency 64`,
+      rateLimitContenders(DENIED),
+    ),
+  )
+  md.push(
+    ...table(denied),
+    "Where a library can remember denied keys in process (@rp `blockCache`, rate-limiter-flexible `inMemoryBlockOnConsumed`, @upstash/ratelimit's ephemeral cache, on by default), a denial costs no round trip; the rows say which do.",
+    '',
   )
   const memClient = new Redis(server.url)
   const memory = await rateLimitMemory(memClient, admin)
@@ -114,6 +130,7 @@ try {
 
   Object.assign(json, {
     rateLimit: rl,
+    rateLimitDenied: denied,
     rateLimitMemory: memory,
     lock: lk,
     lockHandoff: handoff,
@@ -151,6 +168,7 @@ const all = [
   '',
   ...[
     ...((json.rateLimit as Row[]) ?? []),
+    ...((json.rateLimitDenied as Row[]) ?? []),
     ...((json.lock as Row[]) ?? []),
     ...((json.cacheHit as Row[]) ?? []),
     ...((json.cacheL1 as Row[]) ?? []),

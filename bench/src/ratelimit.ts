@@ -1,4 +1,7 @@
-import { ALGORITHM_NAMES, RateLimiter } from '@rp/ratelimit'
+import { createHash } from 'node:crypto'
+import { scanKeys } from '@rp/core'
+import { ALGORITHM_NAMES, type Algorithm, RateLimiter } from '@rp/ratelimit'
+import { Ratelimit } from '@upstash/ratelimit'
 import type { Redis } from 'ioredis'
 import RedisStore from 'rate-limit-redis'
 import { RateLimiterRedis } from 'rate-limiter-flexible'
@@ -8,47 +11,118 @@ export const KEYS = 1_000
 const LIMIT = 100
 const WINDOW_MS = 60_000
 
+/**
+ * @upstash/ratelimit talks to Redis through @upstash/redis, an HTTP client for Upstash's REST API.
+ * A single-region limiter only calls evalsha and eval, so this serves those two over ioredis: the
+ * same scripts on the same server, without the HTTP hop that would only make it slower. Its scripts
+ * open with a `#!lua flags=allow-key-locking` shebang that Redis 7.0 rejects, so the shebang is
+ * stripped once and each script's own hash is mapped to the stripped script's.
+ */
+function upstashClient(redis: Redis) {
+  const loaded = new Map<string, string>()
+  const sha1 = (text: string) => createHash('sha1').update(text).digest('hex')
+  const argv = (keys: string[], args: unknown[]) => [keys.length, ...keys, ...args.map(String)] as const
+  return {
+    evalsha: (sha: string, keys: string[], args: unknown[]) =>
+      redis.evalsha(loaded.get(sha) ?? sha, ...argv(keys, args)),
+    eval: (script: string, keys: string[], args: unknown[]) => {
+      const runnable = script.replace(/^\s*#!lua[^\n]*\n/, '')
+      loaded.set(sha1(script), sha1(runnable))
+      return redis.eval(runnable, ...argv(keys, args))
+    },
+  } as never
+}
+
+function upstashLimiter(redis: Redis, prefix: string, policy: Policy) {
+  return new Ratelimit({
+    redis: upstashClient(redis),
+    prefix,
+    limiter: Ratelimit.slidingWindow(policy.limit, `${policy.windowMs / 1000} s`),
+    analytics: false,
+  })
+}
+
 // The smallest script that does what a fixed-window limiter must: count and set the TTL atomically.
 export const MINIMAL_LUA = `local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n`
 
-export function rateLimitContenders(): Contender[] {
+export interface Policy {
+  limit: number
+  windowMs: number
+  /** Spend every key's whole limit before measuring, so every measured check is a denial. */
+  exhaust: boolean
+}
+
+/** Every check admitted: no key comes near its limit in a whole run. */
+export const ADMITTED: Policy = { limit: 1_000_000, windowMs: 60_000, exhaust: false }
+/** Every check denied: keys spent to their limit first, in a window longer than the run. */
+export const DENIED: Policy = { limit: 10, windowMs: 3_600_000, exhaust: true }
+
+async function prepare(policy: Policy, op: (i: number) => Promise<unknown>) {
+  if (policy.exhaust)
+    for (let n = 0; n < policy.limit; n++)
+      for (let i = 0; i < KEYS; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => op(i + j)))
+  return { op }
+}
+
+export function rateLimitContenders(policy: Policy): Contender[] {
+  const { limit, windowMs } = policy
+  const rp = (algorithm: Algorithm, blockCache?: { maxKeys: number }): Contender => ({
+    name: `@rp/ratelimit ${algorithm}${blockCache ? ' + blockCache' : ''}`,
+    library: '@rp/ratelimit',
+    settings: `RateLimiter { algorithm: '${algorithm}', limit: ${limit}, windowMs: ${windowMs}${blockCache ? `, blockCache: { maxKeys: ${blockCache.maxKeys} }` : ''} } (defaults: failure 'open', timeoutMs 1000)`,
+    setup(redis, prefix) {
+      const limiter = new RateLimiter({
+        redis,
+        prefix,
+        algorithm,
+        limit,
+        windowMs,
+        ...(blockCache ? { blockCache } : {}),
+      })
+      return prepare(policy, (i) => limiter.limit(`k${i % KEYS}`))
+    },
+  })
+  const flexible = (inMemoryBlock: boolean): Contender => ({
+    name: `rate-limiter-flexible RateLimiterRedis${inMemoryBlock ? ' + inMemoryBlockOnConsumed' : ''}`,
+    library: 'rate-limiter-flexible',
+    settings: `RateLimiterRedis { storeClient: ioredis, points: ${limit}, duration: ${windowMs / 1000}${inMemoryBlock ? `, inMemoryBlockOnConsumed: ${limit}, inMemoryBlockDuration: ${windowMs / 1000}` : ''} } (its default Lua path)`,
+    setup(redis, prefix) {
+      const limiter = new RateLimiterRedis({
+        storeClient: redis,
+        points: limit,
+        duration: windowMs / 1000,
+        keyPrefix: prefix,
+        ...(inMemoryBlock ? { inMemoryBlockOnConsumed: limit, inMemoryBlockDuration: windowMs / 1000 } : {}),
+      })
+      return prepare(policy, (i) => limiter.consume(`k${i % KEYS}`).catch(() => undefined))
+    },
+  })
   return [
-    ...ALGORITHM_NAMES.map(
-      (algorithm): Contender => ({
-        name: `@rp/ratelimit ${algorithm}`,
-        library: '@rp/ratelimit',
-        settings: `RateLimiter { algorithm: '${algorithm}', limit: ${LIMIT}, windowMs: ${WINDOW_MS} } (defaults: failure 'open', timeoutMs 1000)`,
-        async setup(redis, prefix) {
-          const limiter = new RateLimiter({ redis, prefix, algorithm, limit: LIMIT, windowMs: WINDOW_MS })
-          return { op: (i) => limiter.limit(`k${i % KEYS}`) }
-        },
-      }),
-    ),
+    ...(policy.exhaust
+      ? [rp('sliding-window'), rp('gcra'), rp('sliding-window', { maxKeys: 10_000 })]
+      : ALGORITHM_NAMES.map((algorithm) => rp(algorithm))),
+    flexible(false),
+    ...(policy.exhaust ? [flexible(true)] : []),
     {
-      name: 'rate-limiter-flexible RateLimiterRedis',
-      library: 'rate-limiter-flexible',
-      settings: `RateLimiterRedis { storeClient: ioredis, points: ${LIMIT}, duration: ${WINDOW_MS / 1000} } (its default Lua path)`,
-      async setup(redis, prefix) {
-        const limiter = new RateLimiterRedis({
-          storeClient: redis,
-          points: LIMIT,
-          duration: WINDOW_MS / 1000,
-          keyPrefix: prefix,
-        })
-        return { op: (i) => limiter.consume(`k${i % KEYS}`).catch(() => undefined) }
+      name: '@upstash/ratelimit slidingWindow',
+      library: '@upstash/ratelimit',
+      settings: `new Ratelimit({ redis, limiter: Ratelimit.slidingWindow(${limit}, '${windowMs / 1000} s') }) (defaults: ephemeral cache on, analytics off), its evalsha/eval served by ioredis, shebang stripped for Redis 7.0`,
+      setup(redis, prefix) {
+        const limiter = upstashLimiter(redis, prefix, policy)
+        return prepare(policy, (i) => limiter.limit(`k${i % KEYS}`))
       },
     },
     {
       name: 'rate-limit-redis store (fixed window)',
       library: 'rate-limit-redis',
-      settings: `RedisStore { sendCommand: ioredis.call }, init({ windowMs: ${WINDOW_MS} }), increment() driven directly`,
-      async setup(redis, prefix) {
+      settings: `RedisStore { sendCommand: ioredis.call }, init({ windowMs: ${windowMs} }), increment() driven directly`,
+      setup(redis, prefix) {
         const store = new RedisStore({
           prefix: `${prefix}:`,
           sendCommand: (...args: string[]) => redis.call(args[0]!, ...args.slice(1)) as never,
         })
-        store.init({ windowMs: WINDOW_MS } as never)
-        return { op: (i) => store.increment(`k${i % KEYS}`) }
+        store.init({ windowMs } as never)
+        return prepare(policy, (i) => store.increment(`k${i % KEYS}`))
       },
     },
     {
@@ -57,7 +131,7 @@ export function rateLimitContenders(): Contender[] {
       settings: 'one EVALSHA of a 2-command fixed-window script: the client-side floor',
       async setup(redis, prefix) {
         const sha = (await redis.script('LOAD', MINIMAL_LUA)) as string
-        return { op: (i) => redis.evalsha(sha, 1, `${prefix}:k${i % KEYS}`, WINDOW_MS) }
+        return prepare(policy, (i) => redis.evalsha(sha, 1, `${prefix}:k${i % KEYS}`, windowMs))
       },
     },
   ]
@@ -89,5 +163,12 @@ export async function rateLimitMemory(
     name: 'rate-limiter-flexible RateLimiterRedis',
     bytesPerKey: Number(await admin.memory('USAGE', 'mem-rlf:mem', 'SAMPLES', '0')),
   })
+  const upstash = upstashLimiter(redis, 'mem-up', { limit: LIMIT, windowMs: WINDOW_MS, exhaust: false })
+  for (let i = 0; i < LIMIT; i++) await upstash.limit('mem')
+  // Its sliding window keeps one key per window: count what this identifier holds now.
+  let upstashBytes = 0
+  for await (const keys of scanKeys(admin, { match: 'mem-up:mem:*' }))
+    for (const key of keys) upstashBytes += Number(await admin.memory('USAGE', key, 'SAMPLES', '0'))
+  out.push({ name: '@upstash/ratelimit slidingWindow', bytesPerKey: upstashBytes })
   return out
 }
