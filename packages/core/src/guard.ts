@@ -1,6 +1,6 @@
 import type { RedisClient } from './client.js'
 import { RedisUnavailableError } from './errors.js'
-import { withTimeout } from './timeout.js'
+import { Deadlines } from './timeout.js'
 
 /**
  * Sends a hot-path command only when it can be answered: once a client has been ready, a
@@ -9,12 +9,12 @@ import { withTimeout } from './timeout.js'
  */
 export class RedisGuard {
   readonly #redis: RedisClient
-  readonly #timeoutMs: number
+  readonly #deadlines: Deadlines
   #everReady = false
 
   constructor(redis: RedisClient, timeoutMs: number) {
     this.#redis = redis
-    this.#timeoutMs = timeoutMs
+    this.#deadlines = new Deadlines(timeoutMs)
   }
 
   run<T>(operation: string, work: () => Promise<T>): Promise<T> {
@@ -28,6 +28,6 @@ export class RedisGuard {
     ) {
       return Promise.reject(new RedisUnavailableError(`${operation}: the Redis connection is ${status}`))
     }
-    return withTimeout(work(), this.#timeoutMs, operation)
+    return this.#deadlines.run(work(), operation)
   }
 }

@@ -49,7 +49,7 @@ export {
   type ShutdownResult,
   shutdown,
 } from './shutdown.js'
-export { withTimeout } from './timeout.js'
+export { Deadlines, withTimeout } from './timeout.js'
 export {
   requireNonEmptyString,
   requireNonNegativeInteger,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import {
   assertUsableClient,
+  Deadlines,
   fullJitterBackoff,
   InvalidArgumentError,
   instrument,
@@ -13,7 +14,6 @@ import {
   requireNonEmptyString,
   requireNonNegativeInteger,
   requirePositiveInteger,
-  withTimeout,
 } from '@rp/core'
 import { LockLostError } from './errors.js'
 import { Lock } from './lock.js'
@@ -58,6 +58,8 @@ export interface LockManagerInternals {
   readonly timeoutMs: number
   readonly defaultTtlMs: number
   readonly handoffMs: number
+  /** Bounds every call by timeoutMs, with one timer for all of them. */
+  readonly deadlines: Deadlines
   lockKey(resource: string): string
   queueKey(resource: string): string
   channel(resource: string): string
@@ -85,6 +87,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
   readonly timeoutMs: number
   readonly defaultTtlMs: number
   readonly handoffMs: number
+  readonly deadlines: Deadlines
   readonly #defaultWaitMs: number
   readonly #fenceTtlMs: number
   readonly #keyspace: Keyspace
@@ -103,6 +106,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
     this.timeoutMs = requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000)
     this.#fenceTtlMs = requirePositiveInteger('fenceTtlMs', options.fenceTtlMs ?? 7 * 86_400_000)
     this.handoffMs = requirePositiveInteger('handoffMs', options.handoffMs ?? 250)
+    this.deadlines = new Deadlines(this.timeoutMs)
     this.#notifier = new Notifier(this.redis)
   }
 
@@ -152,9 +156,8 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
       this.#keyspace.key(a.resource, 'fence'),
       this.queueKey(a.resource),
     ]
-    const [ok, token, expiresAt] = await withTimeout(
+    const [ok, token, expiresAt] = await this.deadlines.run(
       acquireScript.run(this.redis, keys, [a.owner, a.ttlMs, a.reentrant ? 1 : 0, this.#fenceTtlMs, queueMs]),
-      this.timeoutMs,
       'lock.acquire',
     )
     if (ok === 1) return { lock: new Lock(this, a.resource, a.owner, token, expiresAt!), holderTtlMs: 0 }
@@ -196,13 +199,12 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
         return { value: r.lock, hintMs: r.holderTtlMs }
       },
       abandon: () =>
-        withTimeout(
+        this.deadlines.run(
           abandonScript.run(
             this.redis,
             [this.lockKey(a.resource), this.queueKey(a.resource)],
             [a.owner, this.channel(a.resource), this.handoffMs],
           ),
-          this.timeoutMs,
           'lock.abandon',
         ),
       busy: 'held by another owner',

@@ -1,4 +1,4 @@
-import { instrument, withTimeout } from '@rp/core'
+import { instrument } from '@rp/core'
 import type { LockManagerInternals } from './lock-manager.js'
 import { extendScript, releaseScript } from './scripts.js'
 
@@ -44,9 +44,8 @@ export class Lock {
     this.#manager.validateTtl(ttlMs)
     if (this.#outcome) return false
     const m = this.#manager
-    const next = await withTimeout(
+    const next = await m.deadlines.run(
       extendScript.run(m.redis, [m.lockKey(this.resource)], [this.owner, ttlMs]),
-      m.timeoutMs,
       'lock.extend',
     )
     if (next === 0) return false
@@ -58,10 +57,7 @@ export class Lock {
   async isHeld(): Promise<boolean> {
     if (this.#outcome) return false
     const m = this.#manager
-    return (
-      (await withTimeout(m.redis.hget(m.lockKey(this.resource), 'o'), m.timeoutMs, 'lock.isHeld')) ===
-      this.owner
-    )
+    return (await m.deadlines.run(m.redis.hget(m.lockKey(this.resource), 'o'), 'lock.isHeld')) === this.owner
   }
 
   /**
@@ -73,13 +69,12 @@ export class Lock {
       const m = this.#manager
       m.unwatch(this)
       this.#outcome = instrument({ package: 'lock', operation: 'release' }, () =>
-        withTimeout(
+        m.deadlines.run(
           releaseScript.run(
             m.redis,
             [m.lockKey(this.resource), m.queueKey(this.resource)],
             [this.owner, m.channel(this.resource), m.handoffMs],
           ),
-          m.timeoutMs,
           'lock.release',
         ),
       )

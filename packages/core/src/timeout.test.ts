@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest'
+import { TimeoutError } from './errors.js'
+import { Deadlines, withTimeout } from './timeout.js'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const never = () => new Promise<never>(() => {})
+
+describe.each([
+  ['withTimeout', (p: Promise<unknown>, ms: number, op: string) => withTimeout(p, ms, op)],
+  ['Deadlines', (p: Promise<unknown>, ms: number, op: string) => new Deadlines(ms).run(p, op)],
+])('%s', (_, bound) => {
+  it('passes a value or an error through untouched', async () => {
+    await expect(bound(Promise.resolve(42), 1_000, 'op')).resolves.toBe(42)
+    const error = new Error('boom')
+    await expect(bound(Promise.reject(error), 1_000, 'op')).rejects.toBe(error)
+  })
+
+  it('rejects a call that never answers with a TimeoutError naming it, on time', async () => {
+    const started = performance.now()
+    const failure = await bound(never(), 80, 'cache.get').catch((e: unknown) => e)
+    const took = performance.now() - started
+    expect(failure).toBeInstanceOf(TimeoutError)
+    expect((failure as Error).message).toContain('cache.get')
+    expect(took).toBeGreaterThanOrEqual(79)
+    expect(took).toBeLessThan(80 + 100)
+  })
+})
+
+describe('Deadlines', () => {
+  it('expires each call at its own deadline while others finish in between', async () => {
+    const deadlines = new Deadlines(100)
+    const started = performance.now()
+    const outcomes: Array<{ i: number; at: number; timedOut: boolean }> = []
+    const calls = [0, 1, 2, 3, 4, 5].map(async (i) => {
+      await sleep(i * 30)
+      // Odd calls answer after 10 ms; even ones never do.
+      const work = i % 2 ? sleep(10).then(() => i) : never()
+      const r = await deadlines.run(work, `call ${i}`).catch((e: unknown) => e)
+      outcomes.push({ i, at: performance.now() - started, timedOut: r instanceof TimeoutError })
+    })
+    await Promise.all(calls)
+    for (const o of outcomes) {
+      if (o.i % 2) {
+        expect(o.timedOut).toBe(false)
+        expect(o.at).toBeLessThan(o.i * 30 + 90)
+      } else {
+        expect(o.timedOut).toBe(true)
+        expect(o.at).toBeGreaterThanOrEqual(o.i * 30 + 99)
+        expect(o.at).toBeLessThan(o.i * 30 + 100 + 80)
+      }
+    }
+  })
+
+  it('observes a late failure after the timeout, so it never becomes an unhandled rejection', async () => {
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      const deadlines = new Deadlines(20)
+      const late = sleep(60).then(() => {
+        throw new Error('late')
+      })
+      await expect(deadlines.run(late, 'op')).rejects.toBeInstanceOf(TimeoutError)
+      await sleep(80)
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+  })
+
+  it('stays correct across thousands of calls that finish out of order', async () => {
+    const deadlines = new Deadlines(150)
+    const results = await Promise.all(
+      Array.from({ length: 5_000 }, (_, i) =>
+        deadlines.run(
+          sleep(i % 7).then(() => i),
+          'op',
+        ),
+      ),
+    )
+    expect(results).toEqual(Array.from({ length: 5_000 }, (_, i) => i))
+    // After a quiet spell, a new call still gets its own timer.
+    await sleep(200)
+    await expect(deadlines.run(never(), 'op')).rejects.toBeInstanceOf(TimeoutError)
+  })
+})
