@@ -1,5 +1,5 @@
-import { InvalidArgumentError } from '@rp/core'
-import { describeEachTarget, uniquePrefix } from '@rp/testing/vitest'
+import { InvalidArgumentError, keyspace } from '@rp/core'
+import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
 import { afterAll, describe, expect, it } from 'vitest'
 import { LockTimeoutError } from './errors.js'
 import { ReadWriteLock } from './read-write-lock.js'
@@ -29,6 +29,20 @@ describeEachTarget('Semaphore', (target) => {
     }
     await Promise.all(Array.from({ length: 50 }, worker))
     expect(peak).toBe(5)
+  })
+
+  it('wakes a dead waiter only once: a release drops it from the queue', async () => {
+    const name = uniquePrefix('sem')
+    const queue = keyspace('lock:semaphore').key(name, 'waiters')
+    const semaphore = new Semaphore({ redis, name, permits: 1, ttlMs: 10_000 })
+    closers.push(() => semaphore.close())
+    const held = await semaphore.acquire()
+    await redis.zadd(queue, Date.now() + 4_000, 'ghost')
+    const waiting = semaphore.acquire({ waitMs: 5_000 })
+    await eventually(async () => (await redis.zcard(queue)) === 2)
+    await held.release()
+    expect(await redis.zscore(queue, 'ghost')).toBeNull()
+    await (await waiting).release()
   })
 
   it('reclaims permits whose holder vanished', async () => {

@@ -159,7 +159,12 @@ if removed == 1 and redis.call('EXISTS', KEYS[2]) == 1 then
   ${NOW}
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
   local next = redis.call('ZRANGE', KEYS[2], 0, 0)
-  if next[1] then redis.call('PUBLISH', ARGV[2], next[1]) end
+  if next[1] then
+    -- Popped, so a waiter that died is woken once, not on every release until its deadline; a
+    -- live one that loses the race rejoins at the same place (its score is its deadline).
+    redis.call('ZREM', KEYS[2], next[1])
+    redis.call('PUBLISH', ARGV[2], next[1])
+  end
 end
 return removed`,
 })
