@@ -1,4 +1,4 @@
-import { AbortError, fullJitterBackoff, isConnectionError, type Notifier } from '@rp/core'
+import { AbortError, fullJitterBackoff, isConnectionError, type Notifier, withTimeout } from '@rp/core'
 import { LockTimeoutError } from './errors.js'
 
 /** Full jitter, 10 ms doubling to a 1 s cap. */
@@ -75,7 +75,8 @@ async function waitLoop<T>(loop: WaitLoop<T>): Promise<T> {
       throw new LockTimeoutError(loop.resource, loop.waitMs, detail, { cause: lastError })
     }
     if (!listening && !lastError) {
-      await loop.notifier.listen(loop.channel)
+      // Bounded: a subscriber that cannot connect must not outlast waitMs; polling covers it.
+      await withTimeout(loop.notifier.listen(loop.channel), remaining, 'subscribe').catch(() => {})
       if (loop.notifier.isListening(loop.channel)) continue
     }
     await loop.notifier.wait(loop.channel, retryDelay(attempt, remaining, hint, loop.backoff), {

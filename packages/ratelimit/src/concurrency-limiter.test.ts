@@ -1,13 +1,22 @@
 import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
-import { expect, it } from 'vitest'
+import { afterAll, expect, it } from 'vitest'
 import { ConcurrencyLimiter } from './concurrency-limiter.js'
 import { RateLimitExceededError } from './errors.js'
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
 describeEachTarget('ConcurrencyLimiter', (target) => {
   const redis = target.client()
+  const limiters: ConcurrencyLimiter[] = []
+  const limiter = (options: { limit: number; leaseMs: number }) => {
+    const l = new ConcurrencyLimiter({ redis, prefix: uniquePrefix('c'), ...options })
+    limiters.push(l)
+    return l
+  }
+  afterAll(() => Promise.all(limiters.map((l) => l.close())))
 
   it('admits at most `limit` leases and frees a slot on release', async () => {
-    const slots = new ConcurrencyLimiter({ redis, prefix: uniquePrefix('c'), limit: 2, leaseMs: 30_000 })
+    const slots = limiter({ limit: 2, leaseMs: 30_000 })
     const leases = await Promise.all(Array.from({ length: 10 }, () => slots.tryAcquire('job')))
     const held = leases.filter((l) => l !== null)
     expect(held).toHaveLength(2)
@@ -23,7 +32,7 @@ describeEachTarget('ConcurrencyLimiter', (target) => {
   })
 
   it('expires a lease that is never released, and waits for a slot within waitMs', async () => {
-    const slots = new ConcurrencyLimiter({ redis, prefix: uniquePrefix('c'), limit: 1, leaseMs: 200 })
+    const slots = limiter({ limit: 1, leaseMs: 200 })
     const lost = await slots.acquire('job')
     expect(await lost.extend()).toBe(true)
     const started = Date.now()
@@ -32,5 +41,24 @@ describeEachTarget('ConcurrencyLimiter', (target) => {
     expect(await lost.extend()).toBe(false)
     await next.release()
     await eventually(async () => (await slots.active('job')) === 0, 2_000, 'no leases')
+  })
+
+  it('wakes a waiter by pub/sub within milliseconds of a release', async () => {
+    const slots = limiter({ limit: 1, leaseMs: 30_000 })
+    for (let round = 0; round < 2; round++) {
+      const held = await slots.acquire('job')
+      let acquiredAt = 0
+      const waiting = slots.acquire('job', { waitMs: 10_000 }).then((lease) => {
+        acquiredAt = performance.now()
+        return lease
+      })
+      // Long enough that the waiter's backoff has grown to hundreds of milliseconds.
+      await sleep(1_500)
+      const releasedAt = performance.now()
+      await held.release()
+      const lease = await waiting
+      expect(acquiredAt - releasedAt).toBeLessThan(50)
+      await lease.release()
+    }
   })
 })

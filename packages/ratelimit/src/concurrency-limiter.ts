@@ -7,11 +7,13 @@ import {
   instrument,
   type Keyspace,
   keyspace,
+  Notifier,
   type RedisClient,
   RedisGuard,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requirePositiveInteger,
+  withTimeout,
 } from '@rp/core'
 import { RateLimitExceededError } from './errors.js'
 
@@ -46,6 +48,17 @@ if not score or tonumber(score) <= now then return 0 end
 redis.call('ZADD', KEYS[1], 'XX', now + lease, ARGV[1])
 if redis.call('PTTL', KEYS[1]) < lease then redis.call('PEXPIRE', KEYS[1], lease) end
 return now + lease`,
+})
+
+// KEYS[1]: the zset. ARGV: lease id, channel. Reply: 1 if the lease was held. A freed slot wakes
+// this key's waiters by pub/sub.
+const releaseScript = defineScript<number>({
+  name: 'ratelimit.concurrency.release',
+  keys: 1,
+  lua: `
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+if removed == 1 then redis.call('PUBLISH', ARGV[2], '1') end
+return removed`,
 })
 
 export interface ConcurrencyLimiterOptions {
@@ -88,6 +101,7 @@ export class ConcurrencyLimiter {
   readonly #leaseMs: number
   readonly #failure: 'open' | 'closed'
   readonly #guard: RedisGuard
+  readonly #notifier: Notifier
 
   constructor(options: ConcurrencyLimiterOptions) {
     if (!options?.redis)
@@ -101,6 +115,7 @@ export class ConcurrencyLimiter {
       throw new InvalidArgumentError('failure', "must be 'open' or 'closed'")
     this.#failure = failure
     this.#guard = new RedisGuard(this.#redis, requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000))
+    this.#notifier = new Notifier(this.#redis)
   }
 
   #key(key: string): string {
@@ -119,7 +134,9 @@ export class ConcurrencyLimiter {
         if (released || source !== 'redis') return false
         released = true
         return (
-          (await this.#guard.run('ratelimit.concurrency.release', () => this.#redis.zrem(zset, id))) === 1
+          (await this.#guard.run('ratelimit.concurrency.release', () =>
+            releaseScript.run(this.#redis, [zset], [id, `${zset}:released`]),
+          )) === 1
         )
       },
       extend: async (ms = this.#leaseMs) => {
@@ -162,30 +179,48 @@ export class ConcurrencyLimiter {
   }
 
   /**
-   * A Lease, waiting up to `waitMs` for a slot (polling with jittered backoff, bounded by the time
-   * the oldest lease lapses). Throws RateLimitExceededError when none frees up in time.
+   * A Lease, waiting up to `waitMs` for a slot: woken by pub/sub when a lease of this key is
+   * released, with jittered backoff (bounded by when the oldest lease lapses) as the fallback.
+   * Throws RateLimitExceededError when none frees up in time, AbortError when `signal` aborts.
    */
   acquire(key: string, options: AcquireOptions = {}): Promise<Lease> {
     const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 0)
+    const channel = `${this.#key(key)}:released`
     return instrument({ package: 'ratelimit', operation: 'concurrency.acquire' }, async () => {
-      const deadline = Date.now() + waitMs
+      const deadline = performance.now() + waitMs
       let delay = 10
       for (;;) {
         if (options.signal?.aborted)
           throw new AbortError('ConcurrencyLimiter.acquire', { cause: options.signal.reason })
+        // Subscribed before the attempt, a release during it still ends the wait that follows.
+        const listening = this.#notifier.isListening(channel)
+        const startedAt = performance.now()
         const { lease, retryAfterMs } = await this.#attempt(key)
         if (lease) return lease
-        const left = deadline - Date.now()
+        const left = deadline - performance.now()
         if (left <= 0) {
           throw new RateLimitExceededError(
             `${this.#limit} leases for '${key}' are in flight; none was free within ${waitMs} ms`,
             retryAfterMs,
           )
         }
-        await sleep(Math.min(left, retryAfterMs, Math.random() * delay), options.signal)
-        delay = Math.min(delay * 2, 500)
+        if (!listening) {
+          // Bounded: a subscriber that cannot connect must not outlast waitMs; polling covers it.
+          await withTimeout(this.#notifier.listen(channel), left, 'subscribe').catch(() => {})
+          if (this.#notifier.isListening(channel)) continue
+        }
+        await this.#notifier.wait(channel, Math.min(left, retryAfterMs, Math.max(1, Math.random() * delay)), {
+          signal: options.signal,
+          since: startedAt,
+        })
+        delay = Math.min(delay * 2, 1_000)
       }
     })
+  }
+
+  /** Closes the pub/sub connection waiters share; leases in flight are untouched. */
+  close(): Promise<void> {
+    return this.#notifier.close()
   }
 
   /** How many leases are in flight for `key` now. */
@@ -196,16 +231,4 @@ export class ConcurrencyLimiter {
       return this.#redis.zcount(zset, `(${Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000)}`, '+inf')
     })
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms)
-    function done() {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', done)
-      resolve()
-    }
-    signal?.addEventListener('abort', done, { once: true })
-  })
 }
