@@ -56,3 +56,4 @@ export {
   requireOneOf,
   requirePositiveInteger,
 } from './validate.js'
+export { type WaitLoop, waitForRelease } from './wait.js'

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '@rp/core'
 import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
 import { afterAll, expect, it } from 'vitest'
 import { ConcurrencyLimiter } from './concurrency-limiter.js'
@@ -41,6 +42,13 @@ describeEachTarget('ConcurrencyLimiter', (target) => {
     expect(await lost.extend()).toBe(false)
     await next.release()
     await eventually(async () => (await slots.active('job')) === 0, 2_000, 'no leases')
+  })
+
+  it('names a bad key or wait', async () => {
+    const slots = limiter({ limit: 1, leaseMs: 1_000 })
+    expect(() => slots.acquire('')).toThrow(InvalidArgumentError)
+    expect(() => slots.acquire('job', { waitMs: -1 })).toThrow(/waitMs/)
+    await expect(slots.tryAcquire('')).rejects.toThrow(/key/)
   })
 
   it('wakes a waiter by pub/sub within milliseconds of a release', async () => {

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto'
 import {
-  AbortError,
   assertUsableClient,
   defineScript,
   InvalidArgumentError,
@@ -13,7 +12,7 @@ import {
   requireNonEmptyString,
   requireNonNegativeInteger,
   requirePositiveInteger,
-  withTimeout,
+  waitForRelease,
 } from '@rp/core'
 import { RateLimitExceededError } from './errors.js'
 
@@ -186,35 +185,25 @@ export class ConcurrencyLimiter {
   acquire(key: string, options: AcquireOptions = {}): Promise<Lease> {
     const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 0)
     const channel = `${this.#key(key)}:released`
-    return instrument({ package: 'ratelimit', operation: 'concurrency.acquire' }, async () => {
-      const deadline = performance.now() + waitMs
-      let delay = 10
-      for (;;) {
-        if (options.signal?.aborted)
-          throw new AbortError('ConcurrencyLimiter.acquire', { cause: options.signal.reason })
-        // Subscribed before the attempt, a release during it still ends the wait that follows.
-        const listening = this.#notifier.isListening(channel)
-        const startedAt = performance.now()
-        const { lease, retryAfterMs } = await this.#attempt(key)
-        if (lease) return lease
-        const left = deadline - performance.now()
-        if (left <= 0) {
-          throw new RateLimitExceededError(
+    return instrument({ package: 'ratelimit', operation: 'concurrency.acquire' }, () => {
+      let retryAfterMs = 0
+      return waitForRelease({
+        what: `ConcurrencyLimiter.acquire '${key}'`,
+        waitMs,
+        signal: options.signal,
+        channel,
+        notifier: this.#notifier,
+        attempt: async () => {
+          const r = await this.#attempt(key)
+          retryAfterMs = r.retryAfterMs
+          return { value: r.lease, hintMs: r.retryAfterMs }
+        },
+        timeout: () =>
+          new RateLimitExceededError(
             `${this.#limit} leases for '${key}' are in flight; none was free within ${waitMs} ms`,
             retryAfterMs,
-          )
-        }
-        if (!listening) {
-          // Bounded: a subscriber that cannot connect must not outlast waitMs; polling covers it.
-          await withTimeout(this.#notifier.listen(channel), left, 'subscribe').catch(() => {})
-          if (this.#notifier.isListening(channel)) continue
-        }
-        await this.#notifier.wait(channel, Math.min(left, retryAfterMs, Math.max(1, Math.random() * delay)), {
-          signal: options.signal,
-          since: startedAt,
-        })
-        delay = Math.min(delay * 2, 1_000)
-      }
+          ),
+      })
     })
   }
 
