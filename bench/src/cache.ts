@@ -147,7 +147,7 @@ export async function cacheStampede(ctx: Context): Promise<StampedeRow[]> {
   for (const library of ['@rp/cache', 'bentocache', 'cache-manager']) {
     const ns = `st-${library.replace(/\W/g, '')}-${Date.now().toString(36)}`
     const children = Array.from({ length: PROCESSES }, () => {
-      const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@rp/source', worker], {
+      const child = spawn(process.execPath, ['--import', 'tsx', worker], {
         env: { ...process.env, RP_URL: ctx.url, RP_NS: ns, RP_LIB: library, RP_CALLERS: String(CALLERS) },
         stdio: ['ignore', 'pipe', 'inherit'],
       })

@@ -34,49 +34,72 @@ export interface WaitLoop<T> {
  * between the two); then sleep until a release message or a jittered backoff (never past the
  * attempt's hint), within waitMs and the signal. On giving up, `abandon` runs before the error.
  */
-export async function waitForRelease<T>(loop: WaitLoop<T>): Promise<T> {
+export function waitForRelease<T>(loop: WaitLoop<T>): Promise<T> {
+  if (loop.signal?.aborted) return Promise.reject(new AbortError(loop.what, { cause: loop.signal.reason }))
+  const deadline = performance.now() + loop.waitMs
+  // Most calls find it free: one attempt, before any of the waiting machinery.
+  const first: Attempt = { listening: loop.notifier.isListening(loop.channel), startedAt: performance.now() }
+  return loop.attempt().then(
+    (r) => (r.value !== null ? r.value : wait(loop, deadline, { ...first, hint: r.hintMs })),
+    (error: unknown) => wait(loop, deadline, { ...first, error, failed: true }),
+  )
+}
+
+/** What the attempt before a wait found. */
+interface Attempt {
+  listening: boolean
+  startedAt: number
+  hint?: number | undefined
+  failed?: boolean
+  error?: unknown
+}
+
+async function wait<T>(loop: WaitLoop<T>, deadline: number, first: Attempt): Promise<T> {
   try {
-    return await waitLoop(loop)
+    return await waitLoop(loop, deadline, first)
   } catch (error) {
     await loop.abandon?.().catch(() => {})
     throw error
   }
 }
 
-async function waitLoop<T>(loop: WaitLoop<T>): Promise<T> {
-  const deadline = performance.now() + loop.waitMs
+async function waitLoop<T>(loop: WaitLoop<T>, deadline: number, first: Attempt): Promise<T> {
   const backoff = loop.backoff ?? defaultBackoff
-  let lastError: unknown
+  let last = first
   for (let attempt = 0; ; attempt++) {
-    if (loop.signal?.aborted) throw new AbortError(loop.what, { cause: loop.signal.reason })
-    let hint: number | undefined
-    // Subscribed before the attempt, a release that lands while it runs still wakes the wait that
-    // follows (the notifier keeps recent messages); otherwise the attempt must be repeated once
-    // the subscription is active.
-    const listening = loop.notifier.isListening(loop.channel)
-    const startedAt = performance.now()
-    try {
-      const r = await loop.attempt()
-      if (r.value !== null) return r.value
-      hint = r.hintMs
-      lastError = undefined
-    } catch (error) {
-      if (!loop.retryConnectionErrors || !isConnectionError(error)) throw error
-      lastError = error
+    let lastError: unknown
+    if (last.failed) {
+      if (!loop.retryConnectionErrors || !isConnectionError(last.error)) throw last.error
+      lastError = last.error
     }
     const remaining = deadline - performance.now()
     if (remaining <= 0) throw loop.timeout(lastError)
-    if (!listening && !lastError) {
+    if (!last.listening && !last.failed) {
       // Bounded: a subscriber that cannot connect must not outlast waitMs; polling covers it.
       await withTimeout(loop.notifier.listen(loop.channel), remaining, 'subscribe').catch(() => {})
-      if (loop.notifier.isListening(loop.channel)) continue
     }
-    const jittered = Math.max(1, backoff(attempt))
-    const delay = Math.min(remaining, hint === undefined ? jittered : Math.min(jittered, Math.max(1, hint)))
-    await loop.notifier.wait(loop.channel, delay, {
-      signal: loop.signal,
-      since: startedAt,
-      ...(loop.message === undefined ? {} : { message: loop.message }),
-    })
+    // Subscribed only now, a release may have landed between the last attempt and the
+    // subscription: try again at once. Subscribed before it, a release during it still ends the
+    // wait below (the notifier keeps recent messages).
+    if (last.listening || last.failed || !loop.notifier.isListening(loop.channel)) {
+      const jittered = Math.max(1, backoff(attempt))
+      const hint = last.hint
+      const delay = Math.min(remaining, hint === undefined ? jittered : Math.min(jittered, Math.max(1, hint)))
+      await loop.notifier.wait(loop.channel, delay, {
+        signal: loop.signal,
+        since: last.startedAt,
+        ...(loop.message === undefined ? {} : { message: loop.message }),
+      })
+    }
+    if (loop.signal?.aborted) throw new AbortError(loop.what, { cause: loop.signal.reason })
+    last = { listening: loop.notifier.isListening(loop.channel), startedAt: performance.now() }
+    try {
+      const r = await loop.attempt()
+      if (r.value !== null) return r.value
+      last.hint = r.hintMs
+    } catch (error) {
+      last.failed = true
+      last.error = error
+    }
   }
 }
