@@ -13,6 +13,15 @@ import {
 } from './options.js'
 import { type RateLimitResult, toResult } from './result.js'
 
+const OPERATIONS = {
+  limit: 'ratelimit.limit',
+  peek: 'ratelimit.peek',
+  block: 'ratelimit.block',
+  reward: 'ratelimit.reward',
+} as const
+
+const outcomeOf = (r: RateLimitResult) => (r.allowed ? 'allowed' : 'denied')
+
 export interface LimitCallOptions {
   /** Units this request consumes; a positive integer, default 1. */
   cost?: number
@@ -35,6 +44,9 @@ export class RateLimiter {
   readonly #guard: RedisGuard
   readonly #fallback: MemoryFallback | null
   readonly #blocked: LRUCache<string, number> | null
+  // Built once: limit() is the hot path, and these never change.
+  readonly #trace: { package: string; operation: string; attributes: { algorithm: Algorithm } }
+  readonly #needsNonce: boolean
 
   constructor(options: RateLimiterOptions) {
     this.options = Object.freeze(resolveLimiterOptions(options))
@@ -46,6 +58,9 @@ export class RateLimiter {
         ? new MemoryFallback(o.limit, o.windowMs, o.capacity, o.failure.maxKeys ?? 10_000)
         : null
     this.#blocked = o.blockCacheMaxKeys > 0 ? new LRUCache({ max: o.blockCacheMaxKeys }) : null
+    this.#trace = { package: 'ratelimit', operation: 'limit', attributes: { algorithm: o.algorithm } }
+    // Only the sliding log stores a member per request; the other algorithms ignore the nonce.
+    this.#needsNonce = o.algorithm === 'sliding-log'
   }
 
   get algorithm(): Algorithm {
@@ -66,13 +81,13 @@ export class RateLimiter {
     return this.#keyspace.key(key, this.options.algorithm)
   }
 
-  #run(operation: string, key: string, mode: number, cost: number): Promise<RawDecision> {
+  #run(operation: keyof typeof OPERATIONS, key: string, mode: number, cost: number): Promise<RawDecision> {
     const o = this.options
-    return this.#guard.run(`ratelimit.${operation}`, () =>
+    return this.#guard.run(OPERATIONS[operation], () =>
       singleScripts[o.algorithm].run(
         o.redis,
         [this.#key(key)],
-        [mode, cost, o.limit, o.windowMs, o.burst, nextNonce()],
+        [mode, cost, o.limit, o.windowMs, o.burst, this.#needsNonce ? nextNonce() : ''],
       ),
     )
   }
@@ -128,11 +143,7 @@ export class RateLimiter {
   limit(key: string, options: LimitCallOptions = {}): Promise<RateLimitResult> {
     requireKey(key)
     const cost = requireCost(options.cost ?? 1)
-    return instrument(
-      { package: 'ratelimit', operation: 'limit', attributes: { algorithm: this.options.algorithm } },
-      () => this.#limit(key, cost),
-      (r) => (r.allowed ? 'allowed' : 'denied'),
-    )
+    return instrument(this.#trace, () => this.#limit(key, cost), outcomeOf)
   }
 
   async #limit(key: string, cost: number): Promise<RateLimitResult> {
