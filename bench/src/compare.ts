@@ -112,7 +112,7 @@ export function verdict(rows: Row[]): string {
     .sort((a, b) => b.opsPerSec - a.opsPerSec)[0]
   if (!ours || !peer) return ''
   const ratio = ours.opsPerSec / peer.opsPerSec
-  return ratio >= 1
-    ? `**@rp wins this workload**: ${ours.name} runs at ${fmt(ratio, 2)}× ${peer.name}.`
-    : `**@rp loses this workload**: ${ours.name} runs at ${fmt(ratio, 2)}× ${peer.name}.`
+  // Within 3 % either way is inside what one round moves on a shared VM: call it level.
+  const outcome = ratio >= 1.03 ? 'wins' : ratio > 0.97 ? 'is level on' : 'loses'
+  return `**@rp ${outcome} this workload**: ${ours.name} runs at ${fmt(ratio, 2)}× ${peer.name}.`
 }
