@@ -42,26 +42,6 @@ export function cacheHitContenders(): Contender[] {
       },
     },
     {
-      // node-redis, under cache-manager, batches every command issued in one tick into one write;
-      // this row gives @rp the same transport through ioredis's equivalent option.
-      name: '@rp/cache (L1 off, ioredis enableAutoPipelining)',
-      library: '@rp/cache',
-      ownConnection: true,
-      settings: `as above, on new Redis(url, { enableAutoPipelining: true }): the batching node-redis does by default`,
-      async setup(_redis, prefix, ctx) {
-        const redis = new Redis(ctx.url, { enableAutoPipelining: true })
-        const cache = new Cache({ redis, namespace: prefix, ttlMs: TTL_MS })
-        await fill((k) => cache.set(k, VALUE))
-        return {
-          op: (i) => cache.get(`k${i % KEYS}`),
-          close: async () => {
-            await cache.close()
-            redis.disconnect()
-          },
-        }
-      },
-    },
-    {
       name: 'bentocache (Redis driver, L2 only)',
       library: 'bentocache',
       settings: `BentoCache with bentostore().useL2Layer(redisDriver({ connection: ioredis })), ttl ${TTL_MS} ms`,

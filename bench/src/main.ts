@@ -159,7 +159,7 @@ const all = [
   '',
   `Machine: ${machine.cpu}, ${machine.cores} cores · Node ${machine.node} · Redis ${machine.redis} · ${machine.date}${quick ? ' · **quick run: sizes too small to compare**' : ''}`,
   '',
-  `Every contender runs against one redis-server (persistence off) started by the harness, ${ctx.rounds} interleaved rounds (each starting with a different contender) after a warm-up, ${fmt(ctx.ops)} operations each, 64 in flight (ops/s is the median round; latencies pool every round); every ioredis-based library gets the same ioredis client options, except one row that names its own. @rp packages run from their built dist/, as npm users get them.`,
+  `Every contender runs against one redis-server (persistence off) started by the harness, ${ctx.rounds} interleaved rounds (each starting with a different contender) after a warm-up, ${fmt(ctx.ops)} operations each, 64 in flight (ops/s is the median round; latencies pool every round); every ioredis-based library gets the same ioredis client options. @rp packages run from their built dist/, as npm users get them.`,
   '"client cmds/op" counts commands the client sent (n/a where the library brings its own connection); "server cmds/op" is the INFO commandstats delta, which also counts commands run inside scripts.',
   '"vs best peer" is ops/s relative to the fastest peer library in the table (baselines excluded). Each library runs with its documented defaults plus the settings listed.',
   '',
