@@ -81,6 +81,45 @@ describe('LockManager when Redis stalls', () => {
   })
 })
 
+describe('LockManager across a short stall', () => {
+  it('retries a renewal that times out and keeps the lock when Redis answers again in time', async () => {
+    const server = await startRedis({ ownServer: true })
+    const redis = new Redis(server.url, { maxRetriesPerRequest: 1 }).on('error', () => {})
+    const locks = new LockManager({ redis, prefix: 'blip', timeoutMs: 200 })
+    const lost: LockLostError[] = []
+    locks.on('lost', (error) => lost.push(error))
+    try {
+      let aborted = false
+      const result = await locks.using(
+        'job',
+        async (signal, lock) => {
+          signal.addEventListener('abort', () => {
+            aborted = true
+          })
+          // The first renewal is due at 1 s and times out against the paused server; the lock
+          // stays certain until ~3 s, so the watchdog may retry until ~2 s.
+          await new Promise((r) => setTimeout(r, 50))
+          await server.pause()
+          await new Promise((r) => setTimeout(r, 1_350))
+          await server.resume()
+          await new Promise((r) => setTimeout(r, 1_600))
+          expect(await lock.isHeld()).toBe(true)
+          return 'done'
+        },
+        { ttlMs: 3_000 },
+      )
+      expect(result).toBe('done')
+      expect(aborted).toBe(false)
+      expect(lost).toEqual([])
+    } finally {
+      await server.resume()
+      await locks.close()
+      redis.disconnect()
+      await server.stop()
+    }
+  })
+})
+
 describe('Redlock', () => {
   let servers: RedisServer[] = []
   let clients: Redis[] = []

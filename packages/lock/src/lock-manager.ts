@@ -6,6 +6,7 @@ import {
   fullJitterBackoff,
   InvalidArgumentError,
   instrument,
+  isConnectionError,
   type Keyspace,
   keyspace,
   Notifier,
@@ -156,11 +157,13 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
       this.#keyspace.key(a.resource, 'fence'),
       this.queueKey(a.resource),
     ]
+    const sentAt = performance.now()
     const [ok, token, expiresAt] = await this.deadlines.run(
       acquireScript.run(this.redis, keys, [a.owner, a.ttlMs, a.reentrant ? 1 : 0, this.#fenceTtlMs, queueMs]),
       'lock.acquire',
     )
-    if (ok === 1) return { lock: new Lock(this, a.resource, a.owner, token, expiresAt!), holderTtlMs: 0 }
+    if (ok === 1)
+      return { lock: new Lock(this, a.resource, a.owner, token, expiresAt!, sentAt, a.ttlMs), holderTtlMs: 0 }
     return { lock: null, holderTtlMs: token }
   }
 
@@ -212,9 +215,10 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
   }
 
   /**
-   * Runs `fn` under the lock, with a watchdog extending it every ttl/3. If the lock is lost (renewal
-   * fails or finds it gone), `signal` aborts, a `lost` event is emitted, and using() rejects with
-   * LockLostError once `fn` settles. The lock is released whatever happens.
+   * Runs `fn` under the lock, with a watchdog extending it every ttl/3. A renewal that fails for a
+   * connection error is retried while more than a third of the TTL is certainly left. If the lock is
+   * lost (renewal finds it gone, or retries run out), `signal` aborts, a `lost` event is emitted, and
+   * using() rejects with LockLostError once `fn` settles. The lock is released whatever happens.
    */
   async using<T>(
     resource: string,
@@ -277,8 +281,16 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
           } else this.#lose(lock, w, 'it expired or was taken over before renewal')
         },
         (error: unknown) => {
-          if (this.#watched.has(lock))
-            this.#lose(lock, w, `renewal failed: ${(error as Error).message}`, error)
+          if (!this.#watched.has(lock)) return
+          // A blip (a reconnect, a slow reply) need not cost the lock: retry while more than a
+          // third of the TTL is certainly left, so that once it is reported lost, `fn` still has
+          // that third to stop before anyone else can take the lock.
+          const retryAt = performance.now() + Math.max(50, Math.min(1_000, w.ttlMs / 10))
+          if (isConnectionError(error) && retryAt < lock.validUntil - w.ttlMs / 3) {
+            w.nextAt = retryAt
+            publishEvent({ package: 'lock', event: 'renewal-retry', resource: lock.resource, error })
+            this.#schedule()
+          } else this.#lose(lock, w, `renewal failed: ${(error as Error).message}`, error)
         },
       )
     }

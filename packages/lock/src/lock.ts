@@ -12,22 +12,35 @@ export class Lock {
   /** The owner id stored in Redis (yours, if you passed `owner` for reentrancy). */
   readonly owner: string
   #expiresAt: number
+  #validUntil: number
   #outcome: Promise<ReleaseOutcome> | null = null
   readonly #manager: LockManagerInternals
 
-  /** @internal Created by LockManager. */
+  /** @internal Created by LockManager; `sentAt` is when the acquire that won was sent. */
   constructor(
     manager: LockManagerInternals,
     resource: string,
     owner: string,
     token: number,
     expiresAt: number,
+    sentAt: number,
+    ttlMs: number,
   ) {
     this.#manager = manager
     this.resource = resource
     this.owner = owner
     this.token = token
     this.#expiresAt = expiresAt
+    this.#validUntil = sentAt + ttlMs
+  }
+
+  /**
+   * @internal On this process's monotonic clock (performance.now()), a time by which the lock has
+   * certainly not lapsed: the last acquire or extend's send time plus its TTL. Unlike `expiresAt`
+   * it needs no agreement between the local and the Redis clock.
+   */
+  get validUntil(): number {
+    return this.#validUntil
   }
 
   /** Epoch ms on the Redis server's clock when the lock lapses unless extended. */
@@ -44,12 +57,14 @@ export class Lock {
     this.#manager.validateTtl(ttlMs)
     if (this.#outcome) return false
     const m = this.#manager
+    const sentAt = performance.now()
     const next = await m.deadlines.run(
       extendScript.run(m.redis, [m.lockKey(this.resource)], [this.owner, ttlMs]),
       'lock.extend',
     )
     if (next === 0) return false
     this.#expiresAt = next
+    this.#validUntil = sentAt + ttlMs
     return true
   }
 
