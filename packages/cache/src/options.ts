@@ -47,8 +47,7 @@ export interface ResolvedCacheOptions {
 
 export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions {
   if (!options || typeof options !== 'object') throw new InvalidArgumentError('options', 'must be an object')
-  if (!options.redis)
-    throw new InvalidArgumentError('redis', 'an ioredis Redis or Cluster client is required')
+  const redis = assertUsableClient(options.redis)
   const l1 = options.l1
     ? {
         maxEntries: requirePositiveInteger('l1.maxEntries', options.l1.maxEntries),
@@ -62,7 +61,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
     throw new InvalidArgumentError('codec', 'must have encode(value) => string and decode(string) => value')
   }
   return {
-    redis: assertUsableClient(options.redis),
+    redis,
     namespace: requireNonEmptyString('namespace', options.namespace),
     ttlMs: requirePositiveInteger('ttlMs', options.ttlMs),
     graceMs: requireNonNegativeInteger('graceMs', options.graceMs ?? 0),

@@ -1,10 +1,15 @@
 import { Cluster, Redis } from 'ioredis'
 import { describe, expect, inject, it } from 'vitest'
 import { assertUsableClient } from './client.js'
-import { UnsupportedClientError } from './errors.js'
+import { InvalidArgumentError, UnsupportedClientError } from './errors.js'
 import { scanKeys } from './scan.js'
 
 describe('assertUsableClient', () => {
+  it('names a missing client', () => {
+    expect(() => assertUsableClient(undefined)).toThrow(InvalidArgumentError)
+    expect(() => assertUsableClient(null)).toThrow(/redis: an ioredis Redis or Cluster client is required/)
+  })
+
   it('rejects a standalone client with keyPrefix, naming the fix', () => {
     const redis = new Redis(inject('rpRedisUrl'), { keyPrefix: 'app:', lazyConnect: true })
     expect(() => assertUsableClient(redis)).toThrow(UnsupportedClientError)

@@ -1,5 +1,5 @@
 import { Cluster, type Redis } from 'ioredis'
-import { RedisUnavailableError, UnsupportedClientError } from './errors.js'
+import { InvalidArgumentError, RedisUnavailableError, UnsupportedClientError } from './errors.js'
 
 /** Any client @rp accepts: a standalone/Sentinel `Redis` or a `Cluster`. */
 export type RedisClient = Redis | Cluster
@@ -12,7 +12,9 @@ export function isCluster(redis: RedisClient): redis is Cluster {
  * Rejects clients with ioredis `keyPrefix`: ioredis applies it to KEYS arguments but not to SCAN
  * patterns or keys passed in ARGV, so scans would miss keys and scripts would touch the wrong ones.
  */
-export function assertUsableClient(redis: RedisClient): RedisClient {
+export function assertUsableClient(redis: RedisClient | undefined | null): RedisClient {
+  if (!redis || typeof redis !== 'object')
+    throw new InvalidArgumentError('redis', 'an ioredis Redis or Cluster client is required')
   const prefix = isCluster(redis) ? redis.options.redisOptions?.keyPrefix : (redis as Redis).options.keyPrefix
   if (prefix) {
     throw new UnsupportedClientError(

@@ -4,7 +4,6 @@ import {
   assertUsableClient,
   Deadlines,
   fullJitterBackoff,
-  InvalidArgumentError,
   instrument,
   isConnectionError,
   type Keyspace,
@@ -98,9 +97,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
 
   constructor(options: LockManagerOptions) {
     super()
-    if (!options?.redis)
-      throw new InvalidArgumentError('redis', 'an ioredis Redis or Cluster client is required')
-    this.redis = assertUsableClient(options.redis)
+    this.redis = assertUsableClient(options?.redis)
     this.#keyspace = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'lock'))
     this.defaultTtlMs = requirePositiveInteger('ttlMs', options.ttlMs ?? 30_000)
     this.#defaultWaitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 10_000)

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import {
   assertUsableClient,
-  InvalidArgumentError,
   instrument,
   keyspace,
   Notifier,
@@ -42,9 +41,7 @@ export class ReadWriteLock {
   readonly #name: string
 
   constructor(options: ReadWriteLockOptions) {
-    if (!options?.redis)
-      throw new InvalidArgumentError('redis', 'an ioredis Redis or Cluster client is required')
-    this.#redis = assertUsableClient(options.redis)
+    this.#redis = assertUsableClient(options?.redis)
     this.#name = requireNonEmptyString('name', options.name)
     const ks = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'lock:rw'))
     this.#keys = [

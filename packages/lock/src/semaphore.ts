@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import {
   assertUsableClient,
-  InvalidArgumentError,
   instrument,
   keyspace,
   Notifier,
@@ -41,9 +40,7 @@ export class Semaphore {
   readonly #notifier: Notifier
 
   constructor(options: SemaphoreOptions) {
-    if (!options?.redis)
-      throw new InvalidArgumentError('redis', 'an ioredis Redis or Cluster client is required')
-    this.#redis = assertUsableClient(options.redis)
+    this.#redis = assertUsableClient(options?.redis)
     const ks = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'lock:semaphore'))
     this.#key = ks.key(requireNonEmptyString('name', options.name), 'permits')
     this.#channel = `${this.#key}:released`

@@ -103,9 +103,7 @@ export class ConcurrencyLimiter {
   readonly #notifier: Notifier
 
   constructor(options: ConcurrencyLimiterOptions) {
-    if (!options?.redis)
-      throw new InvalidArgumentError('redis', 'an ioredis Redis or Cluster client is required')
-    this.#redis = assertUsableClient(options.redis)
+    this.#redis = assertUsableClient(options?.redis)
     this.#keyspace = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'rl:concurrency'))
     this.#limit = requirePositiveInteger('limit', options.limit)
     this.#leaseMs = requirePositiveInteger('leaseMs', options.leaseMs)

@@ -73,8 +73,6 @@ export function resolveFailure(failure: unknown): FailurePolicy {
 
 export function resolveLimiterOptions(options: RateLimiterOptions): ResolvedLimiterOptions {
   if (!options || typeof options !== 'object') throw new InvalidArgumentError('options', 'must be an object')
-  if (!options.redis)
-    throw new InvalidArgumentError('redis', 'an ioredis Redis or Cluster client is required')
   assertUsableClient(options.redis)
   const algorithm = requireOneOf('algorithm', options.algorithm, ALGORITHM_NAMES)
   const limit = requirePositiveInteger('limit', options.limit)
