@@ -1,4 +1,4 @@
-import { requirePositiveInteger, withTimeout } from '@rp/core'
+import { type Deadlines, requirePositiveInteger } from '@rp/core'
 
 /** A held permit or read/write hold: release once, extend while held, dispose on scope exit. */
 export interface Hold {
@@ -16,7 +16,8 @@ export interface HoldOperations {
   id: string
   expiresAt: number
   defaultTtlMs: number
-  timeoutMs: number
+  /** The owner's call bound (timeoutMs), shared by all its calls. */
+  deadlines: Deadlines
   name: string
   /** Runs the release script; resolves to 1 if the hold was still there. */
   release(): Promise<number>
@@ -34,13 +35,13 @@ export function createHold<Extra extends object>(ops: HoldOperations, extra: Ext
       return expiresAt
     },
     release() {
-      released ??= withTimeout(ops.release(), ops.timeoutMs, `${ops.name}.release`).then((n) => n === 1)
+      released ??= ops.deadlines.run(ops.release(), `${ops.name}.release`).then((n) => n === 1)
       return released
     },
     async extend(ttlMs = ops.defaultTtlMs) {
       requirePositiveInteger('ttlMs', ttlMs)
       if (released) return false
-      const next = await withTimeout(ops.extend(ttlMs), ops.timeoutMs, `${ops.name}.extend`)
+      const next = await ops.deadlines.run(ops.extend(ttlMs), `${ops.name}.extend`)
       if (next === 0) return false
       expiresAt = next
       return true

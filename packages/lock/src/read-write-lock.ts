@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import {
   assertUsableClient,
+  Deadlines,
   instrument,
   keyspace,
   Notifier,
@@ -8,7 +9,6 @@ import {
   requireNonEmptyString,
   requireNonNegativeInteger,
   requirePositiveInteger,
-  withTimeout,
 } from '@rp/core'
 import { createHold, type Hold } from './hold.js'
 import { rwAcquireScript, rwExtendScript, rwReleaseScript } from './scripts.js'
@@ -36,7 +36,7 @@ export class ReadWriteLock {
   readonly #keys: [string, string, string]
   readonly #channel: string
   readonly #ttlMs: number
-  readonly #timeoutMs: number
+  readonly #deadlines: Deadlines
   readonly #notifier: Notifier
   readonly #name: string
 
@@ -51,7 +51,7 @@ export class ReadWriteLock {
     ]
     this.#channel = `${ks.key(this.#name)}:released`
     this.#ttlMs = requirePositiveInteger('ttlMs', options.ttlMs ?? 30_000)
-    this.#timeoutMs = requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000)
+    this.#deadlines = new Deadlines(requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000))
     this.#notifier = new Notifier(this.#redis)
   }
 
@@ -81,9 +81,8 @@ export class ReadWriteLock {
         channel: this.#channel,
         notifier: this.#notifier,
         attempt: async () => {
-          const [ok, value] = await withTimeout(
+          const [ok, value] = await this.#deadlines.run(
             rwAcquireScript.run(this.#redis, this.#keys, [flag, id, ttlMs, INTENT_MS]),
-            this.#timeoutMs,
             `rw.${mode}`,
           )
           return ok === 1 ? { value: this.#hold(mode, id, value) } : { value: null, hintMs: value }
@@ -91,7 +90,7 @@ export class ReadWriteLock {
         busy: mode === 'read' ? 'a writer holds or is waiting' : 'readers or a writer hold it',
         // A writer that gives up withdraws its intent at once, so readers need not wait for it to lapse.
         ...(mode === 'write'
-          ? { abandon: () => withTimeout(this.#redis.zrem(this.#keys[2], id), this.#timeoutMs, 'rw.abandon') }
+          ? { abandon: () => this.#deadlines.run(this.#redis.zrem(this.#keys[2], id), 'rw.abandon') }
           : {}),
       }),
     )
@@ -105,7 +104,7 @@ export class ReadWriteLock {
         id,
         expiresAt,
         defaultTtlMs: this.#ttlMs,
-        timeoutMs: this.#timeoutMs,
+        deadlines: this.#deadlines,
         name: 'rw',
         release: () => rwReleaseScript.run(this.#redis, keys, [flag, id, this.#channel]),
         extend: (ttlMs) => rwExtendScript.run(this.#redis, keys, [flag, id, ttlMs]),

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import {
   assertUsableClient,
+  Deadlines,
   instrument,
   keyspace,
   Notifier,
@@ -8,7 +9,6 @@ import {
   requireNonEmptyString,
   requireNonNegativeInteger,
   requirePositiveInteger,
-  withTimeout,
 } from '@rp/core'
 import { createHold, type Hold } from './hold.js'
 import { semaphoreAcquireScript, semaphoreExtendScript, semaphoreReleaseScript } from './scripts.js'
@@ -36,7 +36,7 @@ export class Semaphore {
   readonly #queue: string
   readonly #permits: number
   readonly #ttlMs: number
-  readonly #timeoutMs: number
+  readonly #deadlines: Deadlines
   readonly #notifier: Notifier
 
   constructor(options: SemaphoreOptions) {
@@ -47,7 +47,7 @@ export class Semaphore {
     this.#queue = ks.key(options.name, 'waiters')
     this.#permits = requirePositiveInteger('permits', options.permits)
     this.#ttlMs = requirePositiveInteger('ttlMs', options.ttlMs ?? 30_000)
-    this.#timeoutMs = requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000)
+    this.#deadlines = new Deadlines(requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000))
     this.#notifier = new Notifier(this.#redis)
   }
 
@@ -57,7 +57,7 @@ export class Semaphore {
         id,
         expiresAt,
         defaultTtlMs: this.#ttlMs,
-        timeoutMs: this.#timeoutMs,
+        deadlines: this.#deadlines,
         name: 'semaphore',
         release: () => semaphoreReleaseScript.run(this.#redis, [this.#key, this.#queue], [id, this.#channel]),
         extend: (ttlMs) => semaphoreExtendScript.run(this.#redis, [this.#key], [id, ttlMs]),
@@ -67,13 +67,12 @@ export class Semaphore {
   }
 
   async #attempt(id: string = randomUUID(), queueMs = 0): Promise<{ permit: Permit | null; hintMs: number }> {
-    const [ok, value] = await withTimeout(
+    const [ok, value] = await this.#deadlines.run(
       semaphoreAcquireScript.run(
         this.#redis,
         [this.#key, this.#queue],
         [this.#permits, this.#ttlMs, id, queueMs],
       ),
-      this.#timeoutMs,
       'semaphore.acquire',
     )
     return ok === 1 ? { permit: this.#permit(id, value), hintMs: 0 } : { permit: null, hintMs: value }
@@ -103,7 +102,7 @@ export class Semaphore {
           const r = await this.#attempt(id, queueMs)
           return { value: r.permit, hintMs: r.hintMs }
         },
-        abandon: () => withTimeout(this.#redis.zrem(this.#queue, id), this.#timeoutMs, 'semaphore.abandon'),
+        abandon: () => this.#deadlines.run(this.#redis.zrem(this.#queue, id), 'semaphore.abandon'),
         busy: `all ${this.#permits} permits held`,
       }),
     )
