@@ -1,13 +1,26 @@
 import { Cluster, Redis } from 'ioredis'
 import { describe, expect, inject, it } from 'vitest'
-import { assertUsableClient } from './client.js'
-import { InvalidArgumentError, UnsupportedClientError } from './errors.js'
+import { assertUsableClient, masters } from './client.js'
+import { InvalidArgumentError, isRpError, UnsupportedClientError } from './errors.js'
 import { scanKeys } from './scan.js'
 
 describe('assertUsableClient', () => {
   it('names a missing client', () => {
     expect(() => assertUsableClient(undefined)).toThrow(InvalidArgumentError)
     expect(() => assertUsableClient(null)).toThrow(/redis: an ioredis Redis or Cluster client is required/)
+    // An object that is not a client is named as such, not left to fail later as a raw TypeError.
+    expect(() => assertUsableClient({} as never)).toThrow(InvalidArgumentError)
+    expect(() => assertUsableClient({ options: {} } as never)).toThrow(InvalidArgumentError)
+  })
+
+  it('masters() on a cluster that never becomes ready rejects with an @rp error within its bound', async () => {
+    const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], { clusterRetryStrategy: () => 50 })
+    cluster.on('error', () => {})
+    const started = performance.now()
+    const error = await masters(cluster, 300).catch((e: unknown) => e)
+    expect(isRpError(error)).toBe(true)
+    expect(performance.now() - started).toBeLessThan(1_000)
+    cluster.disconnect()
   })
 
   it('rejects a standalone client with keyPrefix, naming the fix', () => {

@@ -1,5 +1,6 @@
 import { Cluster, type Redis } from 'ioredis'
-import { InvalidArgumentError, RedisUnavailableError, UnsupportedClientError } from './errors.js'
+import { InvalidArgumentError, RedisUnavailableError, toRpError, UnsupportedClientError } from './errors.js'
+import { withTimeout } from './timeout.js'
 
 /** Any client @rp accepts: a standalone/Sentinel `Redis` or a `Cluster`. */
 export type RedisClient = Redis | Cluster
@@ -13,7 +14,13 @@ export function isCluster(redis: RedisClient): redis is Cluster {
  * patterns or keys passed in ARGV, so scans would miss keys and scripts would touch the wrong ones.
  */
 export function assertUsableClient(redis: RedisClient | undefined | null): RedisClient {
-  if (!redis || typeof redis !== 'object')
+  if (
+    !redis ||
+    typeof redis !== 'object' ||
+    typeof (redis as Redis).evalsha !== 'function' ||
+    typeof (redis as Redis).duplicate !== 'function' ||
+    typeof (redis as Redis).options !== 'object'
+  )
     throw new InvalidArgumentError('redis', 'an ioredis Redis or Cluster client is required')
   const prefix = isCluster(redis) ? redis.options.redisOptions?.keyPrefix : (redis as Redis).options.keyPrefix
   if (prefix) {
@@ -27,25 +34,35 @@ export function assertUsableClient(redis: RedisClient | undefined | null): Redis
 
 /**
  * Every master of a cluster, or the single server: what SCAN, INFO and FLUSH must visit. A cluster
- * client knows its nodes only once it has loaded the slot map, so this waits for that (bounded by
- * the caller's own timeout; the client's retry policy decides when it gives up).
+ * client knows its nodes only once it has loaded the slot map, so this waits for that, at most
+ * `timeoutMs`, and rejects with an @rp error.
  */
-export async function masters(redis: RedisClient): Promise<Redis[]> {
-  if (!isCluster(redis)) return [redis as Redis]
-  if (redis.status === 'wait') await redis.connect()
-  if (redis.status !== 'ready') {
-    await new Promise<void>((resolve, reject) => {
-      const onReady = () => {
-        redis.off('end', onEnd)
-        resolve()
-      }
-      const onEnd = () => {
-        redis.off('ready', onReady)
-        reject(new RedisUnavailableError('cluster connection ended before it was ready'))
-      }
-      redis.once('ready', onReady)
-      redis.once('end', onEnd)
-    })
-  }
-  return redis.nodes('master')
+export function masters(redis: RedisClient, timeoutMs = 2_000): Promise<Redis[]> {
+  if (!isCluster(redis)) return Promise.resolve([redis as Redis])
+  if (redis.status === 'ready') return Promise.resolve(redis.nodes('master'))
+  let cleanup = () => {}
+  const ready = new Promise<void>((resolve, reject) => {
+    const onReady = () => {
+      cleanup()
+      resolve()
+    }
+    const onEnd = () => {
+      cleanup()
+      reject(new RedisUnavailableError('cluster connection ended before it was ready'))
+    }
+    cleanup = () => {
+      redis.off('ready', onReady)
+      redis.off('end', onEnd)
+    }
+    redis.once('ready', onReady)
+    redis.once('end', onEnd)
+    if (redis.status === 'wait') redis.connect().catch(() => {})
+  })
+  return withTimeout(ready, timeoutMs, 'cluster ready').then(
+    () => redis.nodes('master'),
+    (error: unknown) => {
+      cleanup()
+      throw toRpError(error, 'cluster ready')
+    },
+  )
 }

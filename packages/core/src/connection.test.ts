@@ -1,6 +1,6 @@
 import { Cluster, Redis } from 'ioredis'
 import { describe, expect, inject, it } from 'vitest'
-import { createRedis, fullJitterBackoff, resolveConnection } from './connection.js'
+import { blockingClient, createRedis, fullJitterBackoff, resolveConnection } from './connection.js'
 import { InvalidArgumentError } from './errors.js'
 import { shutdown } from './shutdown.js'
 
@@ -91,5 +91,39 @@ describe('createRedis', () => {
     await expect(redis.get('x')).rejects.toThrow()
     expect(performance.now() - started).toBeLessThan(3_000)
     redis.disconnect()
+  })
+})
+
+describe('createRedis hardening', () => {
+  it('a logger that throws cannot crash the process from an ioredis event', async () => {
+    const uncaught: unknown[] = []
+    const onUncaught = (e: unknown) => uncaught.push(e)
+    process.on('uncaughtException', onUncaught)
+    const throwing = () => {
+      throw new Error('logger broke')
+    }
+    const redis = createRedis({
+      url: inject('rpRedisUrl'),
+      logger: { debug: throwing, info: throwing, warn: throwing, error: throwing },
+    })
+    try {
+      await redis.ping()
+      await new Promise((r) => setTimeout(r, 20))
+      expect(uncaught).toEqual([])
+    } finally {
+      process.off('uncaughtException', onUncaught)
+      await shutdown(redis)
+    }
+  })
+
+  it('blockingClient runs a block longer than commandTimeoutMs, which the client itself cuts', async () => {
+    const redis = createRedis({ url: inject('rpRedisUrl'), commandTimeoutMs: 200 })
+    const blocking = blockingClient(redis)
+    try {
+      await expect(redis.blpop('rp:never:{x}', 1)).rejects.toThrow(/timed out/)
+      expect(await blocking.blpop('rp:never:{x}', 1)).toBeNull()
+    } finally {
+      await shutdown([redis, blocking])
+    }
   })
 })

@@ -1,9 +1,20 @@
 import type { ConnectionOptions as TlsOptions } from 'node:tls'
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis'
+import { guarded } from './callbacks.js'
 import type { RedisClient } from './client.js'
 import { InvalidArgumentError } from './errors.js'
 import { publishEvent } from './instrumentation.js'
 import type { Logger } from './logger.js'
+import {
+  describe,
+  requireBoolean,
+  requireIntegerInRange,
+  requireNonEmptyString,
+  requireNonNegativeInteger,
+  requireOptions,
+  requirePositiveInteger,
+  requireTimeoutMs,
+} from './validate.js'
 
 export interface HostPort {
   host: string
@@ -25,7 +36,10 @@ export interface CreateRedisOptions {
   sentinelName?: string
   /** Cluster mode: seed nodes. */
   clusterNodes?: HostPort[]
-  /** Reject a command that has no reply after this long; default 2000. */
+  /**
+   * Reject a command that has no reply after this long; default 2000. ioredis applies it to
+   * blocking commands too (BLPOP, XREADGROUP BLOCK): run those on `blockingClient(redis)`.
+   */
   commandTimeoutMs?: number
   /** Give up a connection attempt after this long; default 5000. */
   connectTimeoutMs?: number
@@ -101,7 +115,28 @@ function parseBoolean(name: string, value: string | undefined): boolean | undefi
  * REDIS_PASSWORD, REDIS_DB, REDIS_TLS, REDIS_SENTINELS + REDIS_SENTINEL_NAME, REDIS_CLUSTER_NODES.
  */
 export function resolveConnection(options: CreateRedisOptions = {}): ResolvedConnection {
+  requireOptions('options', options)
   const env = options.env ?? process.env
+  if (options.url !== undefined) requireNonEmptyString('url', options.url)
+  if (options.host !== undefined) requireNonEmptyString('host', options.host)
+  if (options.port !== undefined) requireIntegerInRange('port', options.port, 1, 65_535)
+  if (options.db !== undefined) requireNonNegativeInteger('db', options.db)
+  if (options.username !== undefined && typeof options.username !== 'string')
+    throw new InvalidArgumentError('username', `must be a string, got ${describe(options.username)}`)
+  if (options.password !== undefined && typeof options.password !== 'string')
+    throw new InvalidArgumentError('password', `must be a string, got ${describe(options.password)}`)
+  for (const [name, list] of [
+    ['sentinels', options.sentinels],
+    ['clusterNodes', options.clusterNodes],
+  ] as const) {
+    if (list === undefined) continue
+    if (!Array.isArray(list))
+      throw new InvalidArgumentError(name, `must be an array of { host, port }, got ${describe(list)}`)
+    list.forEach((node, i) => {
+      requireNonEmptyString(`${name}[${i}].host`, node?.host)
+      requireIntegerInRange(`${name}[${i}].port`, node?.port, 1, 65_535)
+    })
+  }
   const resolved: ResolvedConnection = { mode: 'standalone', host: '127.0.0.1', port: 6379 }
   const url = options.url ?? env.REDIS_URL
   if (url) {
@@ -125,7 +160,7 @@ export function resolveConnection(options: CreateRedisOptions = {}): ResolvedCon
   const host = options.host ?? env.REDIS_HOST
   if (host) resolved.host = host
   const port = options.port ?? parseInteger('REDIS_PORT', env.REDIS_PORT)
-  if (port !== undefined) resolved.port = port
+  if (port !== undefined) resolved.port = requireIntegerInRange('REDIS_PORT', port, 1, 65_535)
   const username = options.username ?? env.REDIS_USERNAME
   if (username) resolved.username = username
   const password = options.password ?? env.REDIS_PASSWORD
@@ -170,10 +205,12 @@ export function fullJitterBackoff(baseMs: number, capMs: number): (attempt: numb
 }
 
 function attachLifecycle(client: RedisClient, logger: Logger | undefined, mode: string): void {
-  const emit = (level: keyof Logger, event: string, extra: Record<string, unknown> = {}) => {
-    logger?.[level]({ redis: mode, event, ...extra }, `redis ${event}`)
-    publishEvent({ package: 'core', event: `connection.${event}`, mode, ...extra })
-  }
+  // A user's logger that throws must not crash the process from inside an ioredis event.
+  const emit = (level: keyof Logger, event: string, extra: Record<string, unknown> = {}) =>
+    guarded('core', `connection.${event}`, () => {
+      publishEvent({ package: 'core', event: `connection.${event}`, mode, ...extra })
+      logger?.[level]({ redis: mode, event, ...extra }, `redis ${event}`)
+    })()
   client.on('connect', () => emit('debug', 'connect'))
   client.on('ready', () => emit('info', 'ready'))
   client.on('close', () => emit('debug', 'close'))
@@ -195,13 +232,25 @@ function attachLifecycle(client: RedisClient, logger: Logger | undefined, mode: 
  */
 export function createRedis(options: CreateRedisOptions = {}): RedisClient {
   const conn = resolveConnection(options)
-  const backoff = fullJitterBackoff(options.reconnect?.baseMs ?? 100, options.reconnect?.capMs ?? 3_000)
+  const reconnect = requireOptions('reconnect', options.reconnect)
+  const backoff = fullJitterBackoff(
+    requirePositiveInteger('reconnect.baseMs', reconnect.baseMs ?? 100),
+    requirePositiveInteger('reconnect.capMs', reconnect.capMs ?? 3_000),
+  )
+  if (options.logger !== undefined && (typeof options.logger !== 'object' || options.logger === null))
+    throw new InvalidArgumentError(
+      'logger',
+      `must be a pino-style logger object, got ${describe(options.logger)}`,
+    )
   const base: RedisOptions = {
-    commandTimeout: options.commandTimeoutMs ?? 2_000,
-    connectTimeout: options.connectTimeoutMs ?? 5_000,
-    maxRetriesPerRequest: options.maxRetriesPerRequest ?? 2,
-    enableOfflineQueue: options.enableOfflineQueue ?? true,
-    enableAutoPipelining: options.autoPipelining ?? false,
+    commandTimeout: requireTimeoutMs('commandTimeoutMs', options.commandTimeoutMs ?? 2_000),
+    connectTimeout: requireTimeoutMs('connectTimeoutMs', options.connectTimeoutMs ?? 5_000),
+    maxRetriesPerRequest: requireNonNegativeInteger(
+      'maxRetriesPerRequest',
+      options.maxRetriesPerRequest ?? 2,
+    ),
+    enableOfflineQueue: requireBoolean('enableOfflineQueue', options.enableOfflineQueue ?? true),
+    enableAutoPipelining: requireBoolean('autoPipelining', options.autoPipelining ?? false),
     retryStrategy: (attempt) => backoff(attempt),
     ...(conn.username ? { username: conn.username } : {}),
     ...(conn.password ? { password: conn.password } : {}),
@@ -236,4 +285,19 @@ export function createRedis(options: CreateRedisOptions = {}): RedisClient {
   }
   attachLifecycle(client, options.logger, conn.mode)
   return client
+}
+
+/**
+ * A new connection like `redis` but without a command timeout, for blocking commands (BLPOP,
+ * BRPOP, XREAD/XREADGROUP BLOCK): ioredis applies `commandTimeout` to them too, so on a
+ * createRedis client a block longer than commandTimeoutMs would fail. Bound such calls with
+ * their own BLOCK argument. The caller owns the connection and closes it.
+ */
+export function blockingClient(redis: RedisClient): RedisClient {
+  if (redis instanceof Cluster) {
+    return redis.duplicate([], {
+      redisOptions: { ...redis.options.redisOptions, commandTimeout: undefined },
+    } as ClusterOptions)
+  }
+  return (redis as Redis).duplicate({ commandTimeout: undefined })
 }

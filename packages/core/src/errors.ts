@@ -2,13 +2,32 @@
  * Base class of every error an @rp package throws on purpose. `code` is stable across versions, so
  * callers can branch on it without matching messages.
  */
+const MARKER = Symbol.for('@rp/core.error')
+
 export class RpError extends Error {
   readonly code: string
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = new.target.name
     this.code = code
+    // Survives two installed copies of @rp/core, where `instanceof` silently fails.
+    Object.defineProperty(this, MARKER, { value: true })
   }
+
+  /** True for any @rp error, from this copy of @rp/core or another; with `code`, only that code. */
+  static isInstance(error: unknown, code?: string): error is RpError {
+    return (
+      typeof error === 'object' &&
+      error !== null &&
+      (error as Record<symbol, unknown>)[MARKER] === true &&
+      (code === undefined || (error as RpError).code === code)
+    )
+  }
+}
+
+/** `RpError.isInstance`, as a function. */
+export function isRpError(error: unknown, code?: string): error is RpError {
+  return RpError.isInstance(error, code)
 }
 
 /** A caller passed a value the API cannot accept; the message names the option and what is allowed. */
@@ -43,7 +62,20 @@ export class TimeoutError extends RpError {
   }
 }
 
-/** A Lua script failed inside Redis (a bug or a wrong key type), not a connectivity problem. */
+/**
+ * Redis is at maxmemory with noeviction (or the policy cannot free enough): it refuses writes.
+ * Reads still work. Counts as Redis being unavailable for writes, not as a per-key data error.
+ */
+export class RedisOutOfMemoryError extends RpError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('RP_REDIS_OOM', message, options)
+  }
+}
+
+/**
+ * A Lua script failed inside Redis for a reason tied to the data it touched (a key of the wrong
+ * type, a malformed value) or a bug: a per-key problem, never a sign that Redis is down.
+ */
 export class ScriptError extends RpError {
   readonly script: string
   constructor(script: string, message: string, options?: { cause?: unknown }) {
@@ -64,9 +96,33 @@ const CONNECTION_ERROR =
 
 /** Whether an ioredis error means "Redis is not reachable right now", as opposed to a bad command. */
 export function isConnectionError(error: unknown): boolean {
-  if (error instanceof RedisUnavailableError || error instanceof TimeoutError) return true
+  if (isRpError(error)) return error.code === 'RP_REDIS_UNAVAILABLE' || error.code === 'RP_TIMEOUT'
   return (
     error instanceof Error &&
     CONNECTION_ERROR.test(`${(error as NodeJS.ErrnoException).code ?? ''} ${error.message}`)
   )
+}
+
+const OOM = /^OOM /
+const AUTH = /^(NOAUTH|WRONGPASS|NOPERM)/
+
+/** Whether Redis refused a write because it is out of memory. */
+export function isOutOfMemoryError(error: unknown): boolean {
+  if (isRpError(error)) return error.code === 'RP_REDIS_OOM'
+  return error instanceof Error && OOM.test(error.message)
+}
+
+/**
+ * The one mapping from whatever a Redis call rejected with to an @rp error, original as `cause`:
+ * RpErrors pass through; connection failures and refused credentials become
+ * RedisUnavailableError; OOM becomes RedisOutOfMemoryError; any other reply is a ScriptError (a
+ * data error, per key). Non-errors are wrapped too, so nothing untyped leaves a package.
+ */
+export function toRpError(error: unknown, operation: string): RpError {
+  if (isRpError(error)) return error
+  const message = error instanceof Error ? error.message : String(error)
+  if (isConnectionError(error) || AUTH.test(message))
+    return new RedisUnavailableError(`${operation}: ${message}`, { cause: error })
+  if (OOM.test(message)) return new RedisOutOfMemoryError(`${operation}: ${message}`, { cause: error })
+  return new ScriptError(operation, message, { cause: error })
 }

@@ -12,6 +12,7 @@ export class RedisGuard {
   readonly #deadlines: Deadlines
   #everReady = false
 
+  /** @throws InvalidArgumentError when timeoutMs is not a usable timer duration. */
   constructor(redis: RedisClient, timeoutMs: number) {
     this.#redis = redis
     this.#deadlines = new Deadlines(timeoutMs)

@@ -1,6 +1,7 @@
-import { isCluster, masters, type RedisClient } from './client.js'
+import { assertUsableClient, isCluster, masters, type RedisClient } from './client.js'
 import { parseInfo } from './info.js'
 import { withTimeout } from './timeout.js'
+import { promised, requireOptions, requireTimeoutMs } from './validate.js'
 
 export interface HealthReport {
   /** Every node answered within the timeout (and, on a cluster, cluster_state is ok). */
@@ -24,15 +25,21 @@ async function probe(node: RedisClient) {
 }
 
 /** Pings every master and reports, never throwing and never waiting longer than `timeoutMs`. */
-export async function health(
-  redis: RedisClient,
-  options: { timeoutMs?: number } = {},
-): Promise<HealthReport> {
-  const timeoutMs = options.timeoutMs ?? 1_000
+export function health(redis: RedisClient, options: { timeoutMs?: number } = {}): Promise<HealthReport> {
+  return promised(() => {
+    assertUsableClient(redis)
+    return probeAll(
+      redis,
+      requireTimeoutMs('timeoutMs', requireOptions('options', options).timeoutMs ?? 1_000),
+    )
+  })
+}
+
+async function probeAll(redis: RedisClient, timeoutMs: number): Promise<HealthReport> {
   try {
     if (isCluster(redis)) {
       const work = async () => {
-        const nodes = await masters(redis)
+        const nodes = await masters(redis, timeoutMs)
         if (nodes.length === 0) throw new Error('no master is connected')
         const probes = await Promise.all(nodes.map(probe))
         const state = parseInfo((await redis.cluster('INFO')) as string).cluster_state

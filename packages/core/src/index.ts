@@ -1,5 +1,7 @@
+export { guarded } from './callbacks.js'
 export { assertUsableClient, isCluster, masters, type RedisClient } from './client.js'
 export {
+  blockingClient,
   type CreateRedisOptions,
   createRedis,
   fullJitterBackoff,
@@ -11,10 +13,14 @@ export {
   AbortError,
   InvalidArgumentError,
   isConnectionError,
+  isOutOfMemoryError,
+  isRpError,
+  RedisOutOfMemoryError,
   RedisUnavailableError,
   RpError,
   ScriptError,
   TimeoutError,
+  toRpError,
   UnsupportedClientError,
 } from './errors.js'
 export { RedisGuard } from './guard.js'
@@ -30,7 +36,14 @@ export {
   TRACING_CHANNEL,
   type TraceContext,
 } from './instrumentation.js'
-export { escapeGlob, escapeKeyPart, type Keyspace, keyspace } from './keys.js'
+export {
+  escapeGlob,
+  escapeGlobPart,
+  escapeKeyPart,
+  type Keyspace,
+  keyspace,
+  unescapeKeyPart,
+} from './keys.js'
 export type { Logger } from './logger.js'
 export {
   FRAGMENTATION_WARNING_RATIO,
@@ -51,9 +64,19 @@ export {
 } from './shutdown.js'
 export { Deadlines, withTimeout } from './timeout.js'
 export {
+  MAX_TIMER_MS,
+  promised,
+  requireArray,
+  requireBoolean,
+  requireFunction,
+  requireIntegerInRange,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requireOneOf,
+  requireOptions,
   requirePositiveInteger,
+  requireSignal,
+  requireStringArray,
+  requireTimeoutMs,
 } from './validate.js'
 export { type WaitLoop, waitForRelease } from './wait.js'

@@ -1,13 +1,16 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { InvalidArgumentError } from './errors.js'
-import { escapeKeyPart, keyspace } from './keys.js'
+import { escapeKeyPart, keyspace, unescapeKeyPart } from './keys.js'
 
 function hashTag(key: string): string {
   const open = key.indexOf('{')
   const close = key.indexOf('}', open + 1)
   return key.slice(open + 1, close)
 }
+
+// Any UTF-16 code unit, lone surrogates included.
+const codeUnits = fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)) })
 
 describe('keyspace', () => {
   const ks = keyspace('rl')
@@ -19,10 +22,11 @@ describe('keyspace', () => {
 
   it('escaping is injective and leaves no structural character', () => {
     fc.assert(
-      fc.property(fc.string(), fc.string(), (a, b) => {
+      fc.property(codeUnits, codeUnits, (a, b) => {
         const ea = escapeKeyPart(a)
         expect(ea).not.toMatch(/[:{}*?[\]\\]/)
-        if (a !== b) expect(ea).not.toBe(escapeKeyPart(b))
+        // Compared as the UTF-8 bytes ioredis sends, not as JS strings.
+        if (a !== b) expect(Buffer.from(ea).equals(Buffer.from(escapeKeyPart(b)))).toBe(false)
       }),
     )
   })
@@ -37,23 +41,42 @@ describe('keyspace', () => {
     )
   })
 
-  it('shared keys cannot collide with any user tag', () => {
-    fc.assert(
-      fc.property(fc.string({ minLength: 1 }), (tag) => {
-        expect(ks.key(tag, 'x')).not.toBe(ks.shared('x'))
-      }),
-    )
-    expect(hashTag(ks.shared('x'))).toBe('rl:')
+  it('patterns stay inside namespace:{…}, so nested namespaces and foreign keys never match', () => {
+    expect(ks.pattern()).toBe('rl:{*}*')
+    expect(ks.tagOf('rl:{user%3A42}:a')).toBe('user%3A42')
+    expect(ks.tagOf('rl:users:{x}')).toBeNull()
+    expect(ks.tagOf('rl:42')).toBeNull()
   })
 
-  it('tag patterns keep wildcards and escape literals', () => {
-    expect(ks.tagPattern('profile:*')).toBe('rl:{profile%3A*}*')
-    expect(ks.pattern()).toBe('rl:*')
+  it('lone surrogates and U+FFFD name three different keys, and escaping round-trips', () => {
+    const keys = ['\uD800', '\uDFFF', '\uFFFD', '\uD83D\uDE00', '%uD800'].map((t) => ks.key(t))
+    expect(new Set(keys).size).toBe(keys.length)
+    // What ioredis sends: each key as UTF-8 bytes. They must still differ.
+    expect(new Set(keys.map((k) => Buffer.from(k).toString('hex'))).size).toBe(keys.length)
+    fc.assert(
+      fc.property(codeUnits, (part) => {
+        expect(unescapeKeyPart(escapeKeyPart(part))).toBe(part)
+        expect(Buffer.from(escapeKeyPart(part)).toString()).toBe(escapeKeyPart(part))
+      }),
+    )
+  })
+
+  it('unescapeKeyPart answers null, never throws, for parts escapeKeyPart cannot produce', () => {
+    for (const bad of ['%E0%A4%A', '%', '%zz', '%41', 'a:b', '%u12', '{x}'])
+      expect(unescapeKeyPart(bad)).toBeNull()
+    fc.assert(
+      fc.property(codeUnits, (raw) => {
+        const part = unescapeKeyPart(raw)
+        if (part !== null) expect(escapeKeyPart(part)).toBe(raw)
+      }),
+    )
   })
 
   it('rejects empty and structural namespaces and empty tags', () => {
     expect(() => keyspace('')).toThrow(InvalidArgumentError)
     expect(() => keyspace('a{b')).toThrow(/prefix/)
+    expect(() => keyspace('a{b', 'namespace')).toThrow(/^namespace/)
+    expect(() => keyspace('\uD800')).toThrow(InvalidArgumentError)
     expect(() => ks.key('')).toThrow(InvalidArgumentError)
   })
 })

@@ -1,24 +1,56 @@
 import { InvalidArgumentError } from './errors.js'
+import { describe } from './validate.js'
 
 // Characters that give a key structure: ':' separates parts, '{' '}' delimit the hash tag,
-// '*' '?' '[' ']' '\' are glob syntax in SCAN MATCH, and '%' is our own escape character.
-const SPECIAL = /[%:{}*?[\]\\]/g
-const HAS_SPECIAL = /[%:{}*?[\]\\]/
+// '*' '?' '[' ']' '\' are glob syntax in SCAN MATCH, and '%' is our own escape character. Lone
+// surrogates are escaped too: UTF-8 cannot carry them, so ioredis would send each as U+FFFD and
+// '\uD800', '\uDFFF' and '\uFFFD' would all name one key.
+const SPECIAL = /[%:{}*?[\]\\]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+const HAS_SPECIAL = /[%:{}*?[\]\\\uD800-\uDFFF]/
+const ESCAPED = /%(?:u([0-9A-F]{4})|([0-9A-F]{2}))/g
+const WELL_FORMED = /^(?:[^%]|%u[0-9A-F]{4}|%[0-9A-F]{2})*$/
 
 /**
- * Percent-encodes the characters that carry meaning in a key or a SCAN pattern. The mapping is
- * injective, so two different inputs never produce the same key, and an escaped part can neither
- * leave its namespace, open a hash tag, nor act as a wildcard.
+ * Percent-encodes the characters that carry meaning in a key or a SCAN pattern (and lone
+ * surrogates, as `%uXXXX`). The mapping is injective, so two different inputs never produce the
+ * same key, and an escaped part can neither leave its namespace, open a hash tag, nor act as a
+ * wildcard.
  */
 export function escapeKeyPart(part: string): string {
   // Most keys need no escaping; skipping replace() keeps key building off the profile.
   if (!HAS_SPECIAL.test(part)) return part
-  return part.replace(SPECIAL, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`)
+  return part.replace(SPECIAL, (c) => {
+    const code = c.charCodeAt(0)
+    return code >= 0xd800
+      ? `%u${code.toString(16).toUpperCase()}`
+      : `%${code.toString(16).toUpperCase().padStart(2, '0')}`
+  })
+}
+
+/**
+ * The inverse of escapeKeyPart, or null when `escaped` is not something escapeKeyPart produces
+ * (a key another client wrote by hand): never throws, so a foreign key cannot crash a listener.
+ */
+export function unescapeKeyPart(escaped: string): string | null {
+  if (!escaped.includes('%')) return escapeKeyPart(escaped) === escaped ? escaped : null
+  if (!WELL_FORMED.test(escaped)) return null
+  const part = escaped.replace(ESCAPED, (_, u: string | undefined, hex: string | undefined) =>
+    String.fromCharCode(Number.parseInt((u ?? hex)!, 16)),
+  )
+  return escapeKeyPart(part) === escaped ? part : null
 }
 
 /** Escapes a literal for use inside a SCAN MATCH pattern (glob), keeping everything else literal. */
 export function escapeGlob(literal: string): string {
   return literal.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
+}
+
+/**
+ * A glob over user input: `*`, `?`, `[` and `]` keep their meaning, every other character is
+ * escaped exactly as escapeKeyPart escapes it, so the pattern can only match escaped parts.
+ */
+export function escapeGlobPart(glob: string): string {
+  return glob.replace(/[^*?[\]]+/g, (literal) => escapeGlob(escapeKeyPart(literal)))
 }
 
 export interface Keyspace {
@@ -29,46 +61,48 @@ export interface Keyspace {
    * script may touch all of them. Tag and parts are escaped.
    */
   key(tag: string, ...parts: Array<string | number>): string
-  /** A key with the hash tag on the namespace itself, for keys one script touches across many ids. */
-  shared(...parts: Array<string | number>): string
-  /** SCAN pattern matching every key of this namespace. */
-  pattern(): string
   /**
-   * SCAN pattern for keys whose tag matches `tagGlob`. The glob characters * ? [ ] keep their
-   * meaning; every other character is escaped exactly as key() escapes it.
+   * SCAN pattern over keys of this namespace: `namespace:{<tagGlob>}<rest>`. `tagGlob` is matched
+   * against the escaped tag (default `*`: any tag); `rest` is a raw glob suffix after the tag,
+   * default `*`. It can never match a key outside `namespace:{…}`, so neither a nested namespace
+   * (`ns:sub`) nor an application's own `ns:42` is touched.
    */
-  tagPattern(tagGlob: string): string
+  pattern(tagGlob?: string, rest?: string): string
+  /** The escaped tag of a key of this namespace, or null for any other key. */
+  tagOf(key: string): string | null
 }
 
-/** Namespaced, cluster-safe key builder: every @rp package builds its keys with it. */
-export function keyspace(namespace: string): Keyspace {
+/**
+ * Namespaced, cluster-safe key builder: every @rp package builds its keys with it. `option` names
+ * the user's option in errors (`prefix`, `namespace`).
+ */
+export function keyspace(namespace: string, option = 'prefix'): Keyspace {
   if (typeof namespace !== 'string' || namespace.length === 0) {
-    throw new InvalidArgumentError('prefix', 'must be a non-empty string')
+    throw new InvalidArgumentError(option, `must be a non-empty string, got ${describe(namespace)}`)
   }
-  if (/[{}*?[\]\\]/.test(namespace)) {
+  if (/[{}*?[\]\\\uD800-\uDFFF]/.test(namespace)) {
     throw new InvalidArgumentError(
-      'prefix',
-      `must not contain { } * ? [ ] or \\, got ${JSON.stringify(namespace)}`,
+      option,
+      `must not contain { } * ? [ ] \\ or lone surrogates, got ${JSON.stringify(namespace)}`,
     )
   }
   const suffix = (parts: Array<string | number>) => parts.map((p) => `:${escapeKeyPart(String(p))}`).join('')
+  const head = `${namespace}:{`
+  const key = (tag: string, ...parts: Array<string | number>) => {
+    if (typeof tag !== 'string' || tag.length === 0)
+      throw new InvalidArgumentError('key', `must be a non-empty string, got ${describe(tag)}`)
+    return `${head}${escapeKeyPart(tag)}}${suffix(parts)}`
+  }
   return {
     namespace,
-    key(tag, ...parts) {
-      if (typeof tag !== 'string' || tag.length === 0)
-        throw new InvalidArgumentError('key', 'must be a non-empty string')
-      return `${namespace}:{${escapeKeyPart(tag)}}${suffix(parts)}`
+    key,
+    pattern(tagGlob = '*', rest = '*') {
+      return `${escapeGlob(namespace)}:{${tagGlob}}${rest}`
     },
-    shared(...parts) {
-      // The tag holds a ':', which an escaped user tag never does, so it cannot collide with key().
-      return `${namespace}:{${namespace}:}${suffix(parts)}`
-    },
-    pattern() {
-      return `${escapeGlob(namespace)}:*`
-    },
-    tagPattern(tagGlob) {
-      const escaped = tagGlob.replace(/[^*?[\]]+/g, (literal) => escapeGlob(escapeKeyPart(literal)))
-      return `${escapeGlob(namespace)}:{${escaped}}*`
+    tagOf(k) {
+      if (!k.startsWith(head)) return null
+      const close = k.indexOf('}', head.length)
+      return close < 0 ? null : k.slice(head.length, close)
     },
   }
 }

@@ -1,6 +1,8 @@
-import { masters, type RedisClient } from './client.js'
+import { assertUsableClient, masters, type RedisClient } from './client.js'
+import { toRpError } from './errors.js'
 import { parseInfo } from './info.js'
 import { withTimeout } from './timeout.js'
+import { promised, requireOptions, requireTimeoutMs } from './validate.js'
 
 export interface MemoryReport {
   readonly usedBytes: number
@@ -70,16 +72,26 @@ async function nodeMemory(node: RedisClient): Promise<NodeMemory> {
   }
 }
 
-/** Memory figures summed over every master, with warnings an operator should act on. */
-export async function memory(
-  redis: RedisClient,
-  options: { timeoutMs?: number } = {},
-): Promise<MemoryReport> {
+/**
+ * Memory figures summed over every master, with warnings an operator should act on. Rejects with
+ * an @rp error (RedisUnavailableError, TimeoutError) when a master cannot answer within timeoutMs.
+ */
+export function memory(redis: RedisClient, options: { timeoutMs?: number } = {}): Promise<MemoryReport> {
+  return promised(() => {
+    assertUsableClient(redis)
+    const timeoutMs = requireTimeoutMs('timeoutMs', requireOptions('options', options).timeoutMs ?? 2_000)
+    return report(redis, timeoutMs).catch((error: unknown) => {
+      throw toRpError(error, 'memory')
+    })
+  })
+}
+
+async function report(redis: RedisClient, timeoutMs: number): Promise<MemoryReport> {
   const work = async () => {
-    const nodes = await masters(redis)
+    const nodes = await masters(redis, timeoutMs)
     return { nodes, stats: await Promise.all(nodes.map(nodeMemory)) }
   }
-  const { nodes, stats } = await withTimeout(work(), options.timeoutMs ?? 2_000, 'memory')
+  const { nodes, stats } = await withTimeout(work(), timeoutMs, 'memory')
   const policies = new Set(stats.map((s) => s.policy))
   const labelled = stats.length > 1
   return {

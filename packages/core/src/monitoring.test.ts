@@ -2,6 +2,7 @@ import { startRedis } from '@rp/testing'
 import { describeEachTarget } from '@rp/testing/vitest'
 import { Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
+import { RpError, TimeoutError } from './errors.js'
 import { health } from './health.js'
 import { memory, memoryWarnings } from './memory.js'
 
@@ -26,6 +27,45 @@ describeEachTarget('health and memory', (target) => {
 })
 
 describe('monitoring on a server of its own', () => {
+  it('memory() with a wrong password rejects with a typed error, the reply as cause', async () => {
+    const server = await startRedis({ ownServer: true })
+    const admin = new Redis(server.url)
+    await admin.config('SET', 'requirepass', 'right')
+    admin.disconnect()
+    const redis = new Redis(server.url, { password: 'wrong', lazyConnect: true, maxRetriesPerRequest: 0 })
+    redis.on('error', () => {})
+    try {
+      const error = await memory(redis, { timeoutMs: 2_000 }).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(RpError)
+      expect((error as RpError).cause).toBeDefined()
+    } finally {
+      redis.disconnect()
+      await server.stop()
+    }
+  })
+
+  it('health() and memory() settle within timeoutMs while the server is paused', async () => {
+    const server = await startRedis({ ownServer: true })
+    const redis = new Redis(server.url)
+    redis.on('error', () => {})
+    try {
+      await redis.ping()
+      await server.pause()
+      const started = performance.now()
+      const [report, error] = await Promise.all([
+        health(redis, { timeoutMs: 300 }),
+        memory(redis, { timeoutMs: 300 }).catch((e: unknown) => e),
+      ])
+      expect(performance.now() - started).toBeLessThan(1_000)
+      expect(report.ok).toBe(false)
+      expect(error).toBeInstanceOf(TimeoutError)
+    } finally {
+      await server.resume()
+      redis.disconnect()
+      await server.stop()
+    }
+  })
+
   it('warns about noeviction while keys carry TTLs, and not before', async () => {
     const server = await startRedis({
       ownServer: true,

@@ -1,5 +1,7 @@
+import { guarded } from './callbacks.js'
 import type { RedisClient } from './client.js'
 import { AbortError } from './errors.js'
+import { withTimeout } from './timeout.js'
 
 interface Waiter {
   message: string | undefined
@@ -31,22 +33,28 @@ export class Notifier {
     if (!this.#subscriber) {
       const sub = this.#redis.duplicate()
       sub.on('error', () => {})
-      sub.on('message', (channel: string, message: string) => {
-        const recent = this.#recent.get(channel) ?? []
-        recent.push({ message, at: performance.now() })
-        if (recent.length > 16) recent.shift()
-        this.#recent.set(channel, recent)
-        for (const waiter of this.#waiters.get(channel) ?? []) {
-          if (waiter.message === undefined || waiter.message === message) waiter.wake()
-        }
-      })
+      sub.on(
+        'message',
+        guarded('core', 'notifier.message', (channel: string, message: string) => {
+          const recent = this.#recent.get(channel) ?? []
+          recent.push({ message, at: performance.now() })
+          if (recent.length > 16) recent.shift()
+          this.#recent.set(channel, recent)
+          for (const waiter of this.#waiters.get(channel) ?? []) {
+            if (waiter.message === undefined || waiter.message === message) waiter.wake()
+          }
+        }),
+      )
       this.#subscriber = sub
     }
     return this.#subscriber
   }
 
-  /** Subscribes (once) to `channel`; resolves when the subscription is active or has failed. */
-  async listen(channel: string): Promise<void> {
+  /**
+   * Subscribes (once) to `channel`; resolves when the subscription is active, has failed, or
+   * `timeoutMs` has passed (never rejects: a wait without a subscription degrades to polling).
+   */
+  async listen(channel: string, timeoutMs = 1_000): Promise<void> {
     let pending = this.#subscribed.get(channel)
     if (!pending) {
       pending = this.#connection()
@@ -57,7 +65,7 @@ export class Notifier {
         )
       this.#subscribed.set(channel, pending)
     }
-    await pending
+    await withTimeout(pending, timeoutMs, 'subscribe').catch(() => {})
   }
 
   /**
@@ -112,14 +120,17 @@ export class Notifier {
   // One pending timer per channel, however many waits end.
   #drop(channel: string): void {
     if (this.#idleTimers.has(channel)) return
-    const timer = setTimeout(() => {
-      this.#idleTimers.delete(channel)
-      if ((this.#waiters.get(channel)?.size ?? 0) > 0) return
-      this.#waiters.delete(channel)
-      this.#recent.delete(channel)
-      this.#active.delete(channel)
-      if (this.#subscribed.delete(channel)) this.#subscriber?.unsubscribe(channel).catch(() => {})
-    }, 5_000)
+    const timer = setTimeout(
+      guarded('core', 'notifier.idle', () => {
+        this.#idleTimers.delete(channel)
+        if ((this.#waiters.get(channel)?.size ?? 0) > 0) return
+        this.#waiters.delete(channel)
+        this.#recent.delete(channel)
+        this.#active.delete(channel)
+        if (this.#subscribed.delete(channel)) this.#subscriber?.unsubscribe(channel).catch(() => {})
+      }),
+      5_000,
+    )
     timer.unref()
     this.#idleTimers.set(channel, timer)
   }

@@ -1,44 +1,94 @@
 import calculateSlot from 'cluster-key-slot'
 import { assertUsableClient, isCluster, masters, type RedisClient } from './client.js'
-import { requirePositiveInteger } from './validate.js'
+import { AbortError, toRpError } from './errors.js'
+import { withTimeout } from './timeout.js'
+import {
+  promised,
+  requireNonEmptyString,
+  requireOptions,
+  requirePositiveInteger,
+  requireSignal,
+  requireTimeoutMs,
+} from './validate.js'
 
 export interface ScanOptions {
-  /** SCAN MATCH pattern. Build it with a keyspace so user input is escaped. */
+  /** SCAN MATCH pattern. Build it with a keyspace (`pattern()`) so it matches only your own keys. */
   match: string
   /** SCAN COUNT hint per call; default 500. */
   count?: number
   /** Optional SCAN TYPE filter, e.g. `hash`. */
   type?: string
+  /** Bound on each Redis call (every SCAN, every UNLINK batch); default 2000. */
+  timeoutMs?: number
   signal?: AbortSignal
 }
 
-/**
- * Every key matching `match`, visiting each master of a cluster in turn (SCAN is per node). A key
- * may be yielded twice if it is rehashed during the scan, as SCAN itself allows; callers that
- * delete are idempotent anyway.
- */
-export async function* scanKeys(
-  redis: RedisClient,
-  options: ScanOptions,
-): AsyncGenerator<string[], void, undefined> {
-  assertUsableClient(redis)
-  const count = requirePositiveInteger('count', options.count ?? 500)
-  for (const node of await masters(redis)) {
+interface ResolvedScan {
+  match: string
+  count: number
+  type: string | undefined
+  timeoutMs: number
+  signal: AbortSignal | undefined
+}
+
+function resolveScan(options: ScanOptions): ResolvedScan {
+  const o = requireOptions('options', options)
+  return {
+    match: requireNonEmptyString('match', o.match),
+    count: requirePositiveInteger('count', o.count ?? 500),
+    type: o.type === undefined ? undefined : requireNonEmptyString('type', o.type),
+    timeoutMs: requireTimeoutMs('timeoutMs', o.timeoutMs ?? 2_000),
+    signal: requireSignal('signal', o.signal),
+  }
+}
+
+async function* scan(redis: RedisClient, o: ResolvedScan): AsyncGenerator<string[], void, undefined> {
+  for (const node of await masters(redis, o.timeoutMs)) {
     let cursor = '0'
     do {
-      options.signal?.throwIfAborted()
-      const args: Array<string | number> = [cursor, 'MATCH', options.match, 'COUNT', count]
-      if (options.type) args.push('TYPE', options.type)
-      const [next, keys] = (await node.call('SCAN', ...args)) as [string, string[]]
+      if (o.signal?.aborted) throw new AbortError('scan', { cause: o.signal.reason })
+      const args: Array<string | number> = [cursor, 'MATCH', o.match, 'COUNT', o.count]
+      if (o.type) args.push('TYPE', o.type)
+      const [next, keys] = (await withTimeout(node.call('SCAN', ...args), o.timeoutMs, 'scan').catch(
+        (error: unknown) => {
+          throw toRpError(error, 'scan')
+        },
+      )) as [string, string[]]
       cursor = next
       if (keys.length > 0) yield keys
     } while (cursor !== '0')
   }
 }
 
+/**
+ * Every key matching `match`, visiting each master of a cluster in turn (SCAN is per node). A key
+ * may be yielded twice if it is rehashed during the scan, as SCAN itself allows; callers that
+ * delete are idempotent anyway. Options are checked before the first SCAN; every call is bounded by
+ * `timeoutMs` and fails with an @rp error.
+ */
+export function scanKeys(
+  redis: RedisClient,
+  options: ScanOptions,
+): AsyncGenerator<string[], void, undefined> {
+  let resolved: ResolvedScan
+  try {
+    assertUsableClient(redis)
+    resolved = resolveScan(options)
+  } catch (error) {
+    // An async generator reports bad arguments on its first next(), like every promise API here.
+    return (async function* () {
+      yield* []
+      throw error
+    })()
+  }
+  return scan(redis, resolved)
+}
+
 export interface DeleteByPatternOptions extends ScanOptions {
   /** Keys per UNLINK; default 500. */
   batchSize?: number
+  /** Called with each batch of matched keys; return only those to delete (e.g. an exact ownership check). */
+  filter?: (keys: string[]) => string[]
 }
 
 /**
@@ -46,28 +96,35 @@ export interface DeleteByPatternOptions extends ScanOptions {
  * cluster the keys are grouped by slot, because one UNLINK may only name keys of one slot.
  * Returns how many keys were actually removed.
  */
-export async function deleteByPattern(redis: RedisClient, options: DeleteByPatternOptions): Promise<number> {
-  const batchSize = requirePositiveInteger('batchSize', options.batchSize ?? 500)
-  const cluster = isCluster(redis)
-  let deleted = 0
-  for await (const keys of scanKeys(redis, options)) {
-    const groups = new Map<number, string[]>()
-    if (cluster) {
+export function deleteByPattern(redis: RedisClient, options: DeleteByPatternOptions): Promise<number> {
+  return promised(async () => {
+    assertUsableClient(redis)
+    const o = resolveScan(options)
+    const batchSize = requirePositiveInteger('batchSize', options.batchSize ?? 500)
+    const cluster = isCluster(redis)
+    let deleted = 0
+    for await (const found of scan(redis, o)) {
+      const keys = options.filter ? options.filter(found) : found
+      const groups = new Map<number, string[]>()
       for (const key of keys) {
-        const slot = calculateSlot(key)
+        const slot = cluster ? calculateSlot(key) : 0
         const group = groups.get(slot)
         if (group) group.push(key)
         else groups.set(slot, [key])
       }
-    } else {
-      groups.set(0, keys)
+      const batches: string[][] = []
+      for (const group of groups.values()) {
+        for (let i = 0; i < group.length; i += batchSize) batches.push(group.slice(i, i + batchSize))
+      }
+      const counts = await Promise.all(
+        batches.map((batch) =>
+          withTimeout(redis.unlink(...batch), o.timeoutMs, 'unlink').catch((error: unknown) => {
+            throw toRpError(error, 'unlink')
+          }),
+        ),
+      )
+      deleted += counts.reduce((a, b) => a + b, 0)
     }
-    const batches: string[][] = []
-    for (const group of groups.values()) {
-      for (let i = 0; i < group.length; i += batchSize) batches.push(group.slice(i, i + batchSize))
-    }
-    const counts = await Promise.all(batches.map((batch) => redis.unlink(...batch)))
-    deleted += counts.reduce((a, b) => a + b, 0)
-  }
-  return deleted
+    return deleted
+  })
 }

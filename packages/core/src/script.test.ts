@@ -3,7 +3,7 @@ import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest
 import { Cluster, Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
 import { masters } from './client.js'
-import { InvalidArgumentError, ScriptError } from './errors.js'
+import { InvalidArgumentError, RedisOutOfMemoryError, ScriptError } from './errors.js'
 import { keyspace } from './keys.js'
 import { defineScript } from './script.js'
 
@@ -111,4 +111,56 @@ describe('defineScript across server loss', () => {
       await cluster.stop()
     }
   }, 60_000)
+})
+
+describe('defineScript at maxmemory', () => {
+  // The first write is ZREMRANGEBYSCORE, which Redis does not check for OOM: without the shebang
+  // line the ZADDs after it went on writing past maxmemory.
+  const grow = defineScript<number>({
+    name: 'test.grow',
+    keys: 1,
+    lua: `redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', 0)
+for i = 1, 200 do redis.call('ZADD', KEYS[1], i, ARGV[1] .. i) end
+return redis.call('ZCARD', KEYS[1])`,
+  })
+  const count = defineScript<number>({
+    name: 'test.count',
+    keys: 1,
+    flags: ['no-writes'],
+    lua: `return redis.call('ZCARD', KEYS[1])`,
+  })
+  const drop = defineScript<number>({
+    name: 'test.drop',
+    keys: 1,
+    flags: ['allow-oom'],
+    lua: `return redis.call('DEL', KEYS[1])`,
+  })
+
+  it('refuses a writing script with RedisOutOfMemoryError, while reads and deletes still run', async () => {
+    const server = await startRedis({
+      ownServer: true,
+      args: ['--maxmemory', '2mb', '--maxmemory-policy', 'noeviction'],
+    })
+    const redis = new Redis(server.url)
+    try {
+      const filler = 'x'.repeat(10_000)
+      for (let i = 0; ; i++) {
+        const failed = await redis.set(`fill:${i}`, filler).then(
+          () => false,
+          () => true,
+        )
+        if (failed) break
+      }
+      const used = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1])
+      const error = await grow.run(redis, ['z:{a}'], ['m']).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(RedisOutOfMemoryError)
+      expect(await redis.exists('z:{a}')).toBe(0)
+      expect(Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1])).toBeLessThan(used + 50_000)
+      expect(await count.run(redis, ['z:{a}'])).toBe(0)
+      expect(await drop.run(redis, ['fill:0'])).toBe(1)
+    } finally {
+      redis.disconnect()
+      await server.stop()
+    }
+  })
 })

@@ -1,6 +1,15 @@
+import { constants } from 'node:os'
 import type { Redis } from 'ioredis'
-import { isCluster, type RedisClient } from './client.js'
-import { requirePositiveInteger } from './validate.js'
+import { assertUsableClient, isCluster, type RedisClient } from './client.js'
+import { InvalidArgumentError } from './errors.js'
+import {
+  describe,
+  promised,
+  requireBoolean,
+  requireFunction,
+  requireOptions,
+  requireTimeoutMs,
+} from './validate.js'
 
 export interface ShutdownOptions {
   /** How long QUIT may take before the connection is dropped; default 5000. */
@@ -44,13 +53,23 @@ async function closeOne(client: RedisClient, timeoutMs: number): Promise<Shutdow
  * Sends QUIT to every client so in-flight replies drain, and disconnects any client that has not
  * finished after `timeoutMs`. Never rejects.
  */
-export async function shutdown(
+export function shutdown(
   clients: RedisClient | readonly RedisClient[],
   options: ShutdownOptions = {},
 ): Promise<ShutdownResult[]> {
-  const timeoutMs = requirePositiveInteger('timeoutMs', options.timeoutMs ?? 5_000)
-  const list = Array.isArray(clients) ? clients : [clients as RedisClient]
-  return Promise.all(list.map((c) => closeOne(c, timeoutMs)))
+  return promised(() => {
+    const timeoutMs = requireTimeoutMs('timeoutMs', requireOptions('options', options).timeoutMs ?? 5_000)
+    const list = clientList(clients)
+    return Promise.all(list.map((c) => closeOne(c, timeoutMs)))
+  })
+}
+
+function clientList(clients: RedisClient | readonly RedisClient[]): RedisClient[] {
+  const list = Array.isArray(clients) ? [...clients] : [clients as RedisClient]
+  list.forEach((c) => {
+    assertUsableClient(c)
+  })
+  return list
 }
 
 export interface ShutdownHandlerOptions extends ShutdownOptions {
@@ -71,8 +90,22 @@ export function installShutdownHandlers(
   clients: RedisClient | readonly RedisClient[],
   options: ShutdownHandlerOptions = {},
 ): () => void {
+  requireOptions('options', options)
   const signals = options.signals ?? ['SIGTERM', 'SIGINT']
-  requirePositiveInteger('timeoutMs', options.timeoutMs ?? 5_000)
+  if (!Array.isArray(signals) || signals.length === 0)
+    throw new InvalidArgumentError(
+      'signals',
+      `must be a non-empty array of signal names, got ${describe(signals)}`,
+    )
+  for (const s of signals) {
+    if (typeof s !== 'string' || !(s in constants.signals) || s === 'SIGKILL' || s === 'SIGSTOP')
+      throw new InvalidArgumentError('signals', `${describe(s)} is not a signal a process can handle`)
+  }
+  requireTimeoutMs('timeoutMs', options.timeoutMs ?? 5_000)
+  if (options.beforeShutdown !== undefined) requireFunction('beforeShutdown', options.beforeShutdown)
+  if (options.afterShutdown !== undefined) requireFunction('afterShutdown', options.afterShutdown)
+  if (options.exit !== undefined) requireBoolean('exit', options.exit)
+  clientList(clients)
   let started = false
   const handler = () => {
     // A second Ctrl-C while closing must not start a second shutdown.

@@ -1,10 +1,17 @@
-import { TimeoutError } from './errors.js'
+import { TimeoutError, toRpError } from './errors.js'
+import { requireTimeoutMs } from './validate.js'
 
 /**
  * Settles with `promise`, or rejects with TimeoutError after `timeoutMs`. The losing promise's
  * rejection is observed, so a late failure never becomes an unhandled rejection.
  */
 export function withTimeout<T>(promise: Promise<T>, timeoutMs: number, operation: string): Promise<T> {
+  try {
+    requireTimeoutMs('timeoutMs', timeoutMs)
+  } catch (error) {
+    promise.catch(() => {})
+    return Promise.reject(error)
+  }
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new TimeoutError(operation, timeoutMs)), timeoutMs)
@@ -21,7 +28,7 @@ interface Pending {
 }
 
 /**
- * withTimeout for a hot path: every call shares one timeout, so pending calls expire in the order
+ * withTimeout for the Redis-call hot path: every call shares one timeout, so pending calls expire in the order
  * they started and one timer, armed for the oldest, serves them all. A timer per call (create,
  * unref, clear) plus Promise.race costs about 3 µs, a fifth of a whole Redis round trip here.
  */
@@ -32,10 +39,13 @@ export class Deadlines {
   #timer: NodeJS.Timeout | null = null
 
   constructor(timeoutMs: number) {
-    this.timeoutMs = timeoutMs
+    this.timeoutMs = requireTimeoutMs('timeoutMs', timeoutMs)
   }
 
-  /** Settles with `promise`, or rejects with TimeoutError once timeoutMs has passed. */
+  /**
+   * Settles with `promise`, or rejects with TimeoutError once timeoutMs has passed. A rejection is
+   * mapped to an @rp error (toRpError), so a raw ioredis error never leaves this path.
+   */
   run<T>(promise: Promise<T>, operation: string): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const entry: Pending = {
@@ -55,7 +65,7 @@ export class Deadlines {
         (error: unknown) => {
           if (entry.done) return
           entry.done = true
-          reject(error)
+          reject(toRpError(error, operation))
         },
       )
     })

@@ -1,6 +1,9 @@
 import { InvalidArgumentError } from './errors.js'
 
-/** Validation helpers shared by every package, so messages read the same everywhere. */
+/**
+ * The one set of validators every package uses, so messages read the same everywhere and nothing
+ * is silently coerced: a string where a number belongs, NaN or Infinity are refused, never fixed.
+ */
 export function requirePositiveInteger(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
     throw new InvalidArgumentError(name, `must be a positive integer, got ${describe(value)}`)
@@ -11,6 +14,28 @@ export function requirePositiveInteger(name: string, value: unknown): number {
 export function requireNonNegativeInteger(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
     throw new InvalidArgumentError(name, `must be an integer >= 0, got ${describe(value)}`)
+  }
+  return value
+}
+
+/** setTimeout's ceiling: a longer delay fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** A duration that bounds a wait or a call: a positive integer of ms that a timer can hold. */
+export function requireTimeoutMs(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value > MAX_TIMER_MS) {
+    throw new InvalidArgumentError(
+      name,
+      `must be an integer of ms in [1, ${MAX_TIMER_MS}], got ${describe(value)}`,
+    )
+  }
+  return value
+}
+
+/** An integer in [min, max]. */
+export function requireIntegerInRange(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(name, `must be an integer in [${min}, ${max}], got ${describe(value)}`)
   }
   return value
 }
@@ -32,8 +57,65 @@ export function requireOneOf<T extends string>(name: string, value: unknown, all
   return value as T
 }
 
+export function requireBoolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean')
+    throw new InvalidArgumentError(name, `must be true or false, got ${describe(value)}`)
+  return value
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: any function shape is accepted; callers narrow it.
+export function requireFunction<F extends (...args: any[]) => unknown>(name: string, value: unknown): F {
+  if (typeof value !== 'function')
+    throw new InvalidArgumentError(name, `must be a function, got ${describe(value)}`)
+  return value as F
+}
+
+/** An options bag: undefined becomes {}, anything but a plain object is refused. */
+export function requireOptions<T extends object>(name: string, value: T | undefined): T {
+  if (value === undefined) return {} as T
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidArgumentError(name, `must be an object, got ${describe(value)}`)
+  }
+  return value
+}
+
+export function requireArray<T>(name: string, value: unknown): readonly T[] {
+  if (!Array.isArray(value)) throw new InvalidArgumentError(name, `must be an array, got ${describe(value)}`)
+  return value as readonly T[]
+}
+
+/** An array of non-empty strings, at most `max` long. */
+export function requireStringArray(name: string, value: unknown, max = Number.POSITIVE_INFINITY): string[] {
+  const list = requireArray<unknown>(name, value)
+  if (list.length > max)
+    throw new InvalidArgumentError(name, `must hold at most ${max} entries, got ${list.length}`)
+  return list.map((item, i) => requireNonEmptyString(`${name}[${i}]`, item))
+}
+
+export function requireSignal(name: string, value: unknown): AbortSignal | undefined {
+  if (value === undefined) return undefined
+  if (!(value instanceof AbortSignal))
+    throw new InvalidArgumentError(name, `must be an AbortSignal, got ${describe(value)}`)
+  return value
+}
+
+/**
+ * Runs a promise-returning entry point so that a validation error thrown before its first await
+ * rejects the promise instead of throwing at the call site: a function that returns a Promise
+ * never throws.
+ */
+export function promised<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return fn()
+  } catch (error) {
+    return Promise.reject(error)
+  }
+}
+
 export function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value)
   if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value)
+  if (typeof value === 'bigint') return `${value}n`
+  if (Array.isArray(value)) return 'an array'
   return typeof value
 }

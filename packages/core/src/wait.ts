@@ -1,7 +1,6 @@
 import { fullJitterBackoff } from './connection.js'
 import { AbortError, isConnectionError } from './errors.js'
 import type { Notifier } from './notifier.js'
-import { withTimeout } from './timeout.js'
 
 /** Full jitter, 10 ms doubling to a 1 s cap. */
 const defaultBackoff = fullJitterBackoff(10, 1_000)
@@ -76,7 +75,7 @@ async function waitLoop<T>(loop: WaitLoop<T>, deadline: number, first: Attempt):
     if (remaining <= 0) throw loop.timeout(lastError)
     if (!last.listening && !last.failed) {
       // Bounded: a subscriber that cannot connect must not outlast waitMs; polling covers it.
-      await withTimeout(loop.notifier.listen(loop.channel), remaining, 'subscribe').catch(() => {})
+      await loop.notifier.listen(loop.channel, Math.max(1, Math.ceil(remaining)))
     }
     // Subscribed only now, a release may have landed between the last attempt and the
     // subscription: try again at once. Subscribed before it, a release during it still ends the

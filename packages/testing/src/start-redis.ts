@@ -29,12 +29,14 @@ function externalServer(url: string): RedisServer {
 async function dockerServer(): Promise<RedisServer> {
   // Loaded only here: most runs never need Docker, and the module is heavy.
   const { RedisContainer } = await import('@testcontainers/redis')
+  const { getContainerRuntimeClient } = await import('testcontainers')
   const container = await new RedisContainer('redis:7-alpine')
     .withCommand(['redis-server', '--save', '', '--appendonly', 'no'])
     .start()
-  const exec = async (cmd: string[]) => {
-    await container.exec(cmd)
-  }
+  // Faults go through the container runtime (docker kill / pause / unpause): a signal sent to PID 1
+  // from inside the container is ignored, since PID 1 has no default signal handlers there.
+  const runtime = await getContainerRuntimeClient()
+  const handle = runtime.container.getById(container.getId())
   return {
     host: container.getHost(),
     port: container.getPort(),
@@ -43,12 +45,18 @@ async function dockerServer(): Promise<RedisServer> {
     stop: async () => {
       await container.stop()
     },
-    kill: () => exec(['kill', '-9', '1']),
+    kill: async () => {
+      await handle.kill({ signal: 'SIGKILL' })
+    },
     restart: async () => {
       await container.restart()
     },
-    pause: () => exec(['kill', '-STOP', '1']),
-    resume: () => exec(['kill', '-CONT', '1']),
+    pause: async () => {
+      await handle.pause()
+    },
+    resume: async () => {
+      await handle.unpause()
+    },
   }
 }
 

@@ -1,0 +1,77 @@
+import { Redis } from 'ioredis'
+import { describe, expect, inject, it } from 'vitest'
+import { createRedis, resolveConnection } from './connection.js'
+import { InvalidArgumentError } from './errors.js'
+import { RedisGuard } from './guard.js'
+import { health } from './health.js'
+import { memory } from './memory.js'
+import { deleteByPattern } from './scan.js'
+import { installShutdownHandlers, shutdown } from './shutdown.js'
+import { Deadlines, withTimeout } from './timeout.js'
+
+const badDurations = ['2000', Number.NaN, Number.POSITIVE_INFINITY, -1, 0, 1.5, 2 ** 31]
+
+describe('validation in core', () => {
+  it('createRedis refuses durations and counts it would silently coerce', () => {
+    for (const value of badDurations) {
+      expect(() =>
+        createRedis({ commandTimeoutMs: value as never, redisOptions: { lazyConnect: true } }),
+      ).toThrow(/commandTimeoutMs/)
+      expect(() => createRedis({ connectTimeoutMs: value as never })).toThrow(InvalidArgumentError)
+    }
+    expect(() => createRedis({ maxRetriesPerRequest: -1 })).toThrow(/maxRetriesPerRequest/)
+    expect(() => createRedis({ autoPipelining: 'yes' as never })).toThrow(/autoPipelining/)
+    expect(() => createRedis({ reconnect: { baseMs: Number.NaN } })).toThrow(/reconnect\.baseMs/)
+    expect(() => createRedis({ logger: 'console' as never })).toThrow(/logger/)
+  })
+
+  it('resolveConnection refuses ports and databases that cannot exist', () => {
+    for (const port of [Number.NaN, -1, 0, 70_000, 1.5, '6379']) {
+      expect(() => resolveConnection({ port: port as never, env: {} })).toThrow(/port/)
+    }
+    expect(() => resolveConnection({ db: -1, env: {} })).toThrow(/db/)
+    expect(() => resolveConnection({ env: { REDIS_PORT: '70000' } })).toThrow(/REDIS_PORT/)
+    expect(() => resolveConnection({ clusterNodes: [{ host: 'a', port: Number.NaN }], env: {} })).toThrow(
+      /clusterNodes\[0\]\.port/,
+    )
+    expect(() => resolveConnection({ host: '' as never, env: {} })).toThrow(/host/)
+  })
+
+  it('timing helpers refuse a timeout a timer cannot hold', async () => {
+    for (const value of badDurations) {
+      await expect(withTimeout(Promise.resolve(1), value as never, 'op')).rejects.toThrow(
+        InvalidArgumentError,
+      )
+      expect(() => new Deadlines(value as never)).toThrow(/timeoutMs/)
+      expect(() => new RedisGuard(new Redis({ lazyConnect: true }), value as never)).toThrow(/timeoutMs/)
+    }
+  })
+
+  it('health, memory, shutdown and deleteByPattern reject bad input instead of throwing', async () => {
+    const redis = new Redis(inject('rpRedisUrl'), { lazyConnect: true })
+    for (const call of [
+      () => health(redis, { timeoutMs: Number.NaN }),
+      () => memory(redis, { timeoutMs: -1 }),
+      () => memory({} as never),
+      () => health(null as never),
+      () => shutdown(redis, { timeoutMs: '5' as never }),
+      () => deleteByPattern(redis, { match: '' }),
+    ]) {
+      let promise: Promise<unknown> | undefined
+      expect(() => {
+        promise = call()
+      }).not.toThrow()
+      await expect(promise).rejects.toThrow(InvalidArgumentError)
+    }
+    redis.disconnect()
+  })
+
+  it('installShutdownHandlers refuses signals that do not exist', () => {
+    const redis = new Redis({ lazyConnect: true })
+    expect(() => installShutdownHandlers(redis, { signals: ['SIGFOO' as never] })).toThrow(/signals/)
+    expect(() => installShutdownHandlers(redis, { signals: [] })).toThrow(/signals/)
+    expect(() => installShutdownHandlers(redis, { signals: ['SIGKILL'] })).toThrow(/signals/)
+    expect(() => installShutdownHandlers(redis, { timeoutMs: Number.NaN })).toThrow(/timeoutMs/)
+    redis.disconnect()
+  })
+})
