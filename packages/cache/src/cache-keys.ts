@@ -1,4 +1,4 @@
-import { escapeGlob, escapeKeyPart, type Keyspace, keyspace } from '@rp/core'
+import { escapeGlob, escapeGlobPart, escapeKeyPart, type Keyspace, keyspace, unescapeKeyPart } from '@rp/core'
 
 // FNV-1a: a cheap, stable spread of user keys over shards.
 function fnv1a(text: string): number {
@@ -20,10 +20,16 @@ export class CacheKeys {
   readonly #namespace: string
   readonly shards: number
 
+  readonly #ownTag: RegExp
+
   constructor(namespace: string, shards: number) {
-    this.#ks = keyspace(namespace)
+    this.#ks = keyspace(namespace, 'namespace')
     this.#namespace = namespace
     this.shards = shards
+    const tag = escapeKeyPart(namespace).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+    // The tags this cache writes: the namespace, or namespace#shard with any shard count a deploy
+    // may have used before.
+    this.#ownTag = new RegExp(`^${tag}(?:#(?:0|[1-9][0-9]{0,8}))?$`)
   }
 
   #tag(shard: number): string {
@@ -60,29 +66,52 @@ export class CacheKeys {
     return `${this.#namespace}:{`
   }
 
-  /** The user key back from an entry key, or null for the namespace's other keys. */
+  /**
+   * The user key back from an entry key, or null for any key this cache did not write, including
+   * a malformed one another client planted (never throws: it runs inside an event listener).
+   */
   userKeyOf(entryKey: string): string | null {
-    const marker = entryKey.indexOf('}:v:')
-    if (marker < 0 || !entryKey.startsWith(this.trackingPrefix)) return null
-    return decodeURIComponent(entryKey.slice(marker + 4))
+    const tag = this.#ks.tagOf(entryKey)
+    if (tag === null || !this.#ownTag.test(tag)) return null
+    const rest = entryKey.slice(this.trackingPrefix.length + tag.length + 1)
+    return rest.startsWith(':v:') ? unescapeKeyPart(rest.slice(3)) : null
   }
 
   isTagsKey(key: string): boolean {
-    return key.startsWith(this.trackingPrefix) && key.endsWith('}:tags')
+    const tag = this.#ks.tagOf(key)
+    return (
+      tag !== null &&
+      this.#ownTag.test(tag) &&
+      key.length === this.trackingPrefix.length + tag.length + 6 &&
+      key.endsWith('}:tags')
+    )
   }
 
-  /** SCAN pattern for entries whose user key matches `glob` (* ? [ ] keep their meaning). */
+  /** Whether this cache wrote `key`: an entry, a lease or a tags hash of one of its shards. */
+  owns(key: string): boolean {
+    const tag = this.#ks.tagOf(key)
+    if (tag === null || !this.#ownTag.test(tag)) return false
+    const rest = key.slice(this.trackingPrefix.length + tag.length + 1)
+    if (rest === ':tags') return true
+    const part = rest.startsWith(':v:') ? rest.slice(3) : rest.startsWith(':lease:') ? rest.slice(7) : null
+    return part !== null && unescapeKeyPart(part) !== null
+  }
+
+  #tagGlob(): string {
+    const tag = escapeGlob(escapeKeyPart(this.#namespace))
+    return this.shards === 1 ? tag : `${tag}#*`
+  }
+
+  /**
+   * SCAN pattern for entries whose user key matches `glob` (* ? [ ] keep their meaning); filter
+   * the matches with owns(), since a shard glob is wider than the shards themselves.
+   */
   entryPattern(glob: string): string {
-    const userPart = glob.replace(/[^*?[\]]+/g, (literal) => escapeGlob(escapeKeyPart(literal)))
-    const tag =
-      this.shards === 1
-        ? escapeGlob(escapeKeyPart(this.#namespace))
-        : `${escapeGlob(escapeKeyPart(`${this.#namespace}#`))}*`
-    return `${escapeGlob(this.#namespace)}:{${tag}}:v:${userPart}`
+    return this.#ks.pattern(this.#tagGlob(), `:v:${escapeGlobPart(glob)}`)
   }
 
-  /** SCAN pattern for every key of the namespace. */
+  /** SCAN pattern for every key of this cache, to be filtered with owns(). */
   allPattern(): string {
-    return this.#ks.pattern()
+    return this.#ks.pattern(`${escapeGlob(escapeKeyPart(this.#namespace))}*`, ':*')
   }
 }

@@ -2,6 +2,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { EVENT_CHANNEL, InvalidArgumentError, type RpEvent } from '@rp/core'
 import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
 import fc from 'fast-check'
+import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
 import { Cache } from './cache.js'
 import { CacheKeys } from './cache-keys.js'
@@ -101,7 +102,7 @@ describeEachTarget('Cache', (target) => {
       return 'fresh'
     }
     const started = performance.now()
-    expect(await cache.getOrSet('t', slow, { timeoutMs: 50 })).toBe('stale')
+    expect(await cache.getOrSet('t', slow, { softTimeoutMs: 50 })).toBe('stale')
     expect(performance.now() - started).toBeLessThan(250)
     await expect(cache.getOrSet('cold', slow, { hardTimeoutMs: 50 })).rejects.toThrow(/within 50 ms/)
   })
@@ -254,15 +255,16 @@ describeEachTarget('Cache', (target) => {
 })
 
 describe('Cache input validation', () => {
-  const redis = { status: 'ready', options: {} } as never
+  // A real client that never connects: validation must fail before any I/O.
+  const redis = new Redis({ lazyConnect: true })
   it('names the bad option or argument', async () => {
     expect(() => new Cache({ redis, namespace: 'n', ttlMs: 0 })).toThrow(InvalidArgumentError)
     expect(() => new Cache({ redis, namespace: 'n', ttlMs: -1 })).toThrow(/ttlMs/)
     expect(() => new Cache({ redis, namespace: '', ttlMs: 1 })).toThrow(/namespace/)
     const cache = new Cache({ redis, namespace: 'n', ttlMs: 1_000 })
-    expect(() => cache.get('')).toThrow(/key/)
-    expect(() => cache.set('k', undefined)).toThrow(/value: is undefined/)
-    expect(() => cache.getOrSet('k', 'nope' as never)).toThrow(/factory/)
+    await expect(cache.get('')).rejects.toThrow(/key/)
+    await expect(cache.set('k', undefined)).rejects.toThrow(/value: is undefined/)
+    await expect(cache.getOrSet('k', 'nope' as never)).rejects.toThrow(/factory/)
     await expect(cache.set('k', { n: 10n })).rejects.toThrow(/cannot encode the value for key "k"/)
   })
 })

@@ -1,25 +1,35 @@
 import { randomUUID } from 'node:crypto'
 import {
   deleteByPattern,
+  escapeKeyPart,
   InvalidArgumentError,
   instrument,
+  isConnectionError,
+  isOutOfMemoryError,
   Notifier,
+  promised,
   publishEvent,
   RedisGuard,
   RedisUnavailableError,
+  requireArray,
+  requireBoolean,
+  requireFunction,
   requireNonEmptyString,
   requireNonNegativeInteger,
-  requirePositiveInteger,
+  requireOptions,
+  requireStringArray,
+  requireTimeoutMs,
   TimeoutError,
   withTimeout,
 } from '@rp/core'
 import { LRUCache } from 'lru-cache'
 import { CacheKeys } from './cache-keys.js'
 import { CircuitBreaker } from './circuit-breaker.js'
-import { decodeEntry, encodeEntry } from './codec.js'
+import { decodeEntry, type Encoded, encodeEntry } from './codec.js'
 import { type CacheOptions, type ResolvedCacheOptions, resolveCacheOptions } from './options.js'
 import {
   invalidateTagScript,
+  type RawEntry,
   readOrLeaseScript,
   readScript,
   releaseLeaseScript,
@@ -30,13 +40,14 @@ import { Tracker } from './tracking.js'
 export interface SetOptions {
   ttlMs?: number
   graceMs?: number
+  /** At most 100 non-empty strings; any characters. */
   tags?: readonly string[]
 }
 
 export interface GetOrSetOptions extends SetOptions {
   /** Soft factory timeout: with a stale value at hand, return it after this long and let the refresh finish. */
-  timeoutMs?: number
-  /** Hard factory timeout: reject with TimeoutError after this long. */
+  softTimeoutMs?: number
+  /** Hard timeout: the call rejects with TimeoutError after this long, whatever it is waiting for. */
   hardTimeoutMs?: number
   /** Cache "not found" (a factory returning undefined) for this long. */
   negativeTtlMs?: number
@@ -55,6 +66,9 @@ export interface CacheStats {
   decodeErrors: number
 }
 
+/** Most tags one entry may carry: each is checked on every read of the entry. */
+export const MAX_TAGS_PER_ENTRY = 100
+
 interface Entry {
   value: unknown
   negative: boolean
@@ -63,14 +77,37 @@ interface Entry {
   factoryMs: number
 }
 
+/** L1 keeps the encoded form: every hit decodes a fresh copy, so no caller can mutate another's value. */
 interface L1Entry {
-  value: unknown
-  negative: boolean
+  data: string
+  flags: string
   freshUntil: number
+  /** Escaped tag names, as stored in Redis. */
   tags: readonly string[]
 }
 
-type RawEntry = [string, string, number, number]
+interface ResolvedSet {
+  ttlMs: number
+  graceMs: number
+  /** Escaped: injective, and free of the newline the entry's tag list uses as separator. */
+  tags: string[]
+}
+
+/** Escapes a tag injectively: core's key escaping, plus the newline (which it leaves alone). */
+function escapeTag(tag: string): string {
+  return escapeKeyPart(tag).replace(/\n/g, '%0A')
+}
+
+/** The tag names of an entry's stored tag list (`tag\nversion\n`…). */
+function tagNames(field: string): string[] {
+  if (!field) return []
+  const parts = field.split('\n')
+  const names: string[] = []
+  for (let i = 0; i + 1 < parts.length; i += 2) names.push(parts[i]!)
+  return names
+}
+
+const NONE = Symbol('none')
 
 /**
  * A two-tier cache: an optional in-process LRU (kept fresh by Redis client-side caching) in front of
@@ -86,6 +123,9 @@ export class Cache {
   readonly #notifier: Notifier
   readonly #tracker: Tracker | null
   #trackerStarted: Promise<void> | null = null
+  // Bumped by every invalidation this process sees: a read that started before one must not fill
+  // L1 with what it read, since that may be exactly what was invalidated.
+  #generation = 0
   readonly #stats: CacheStats = {
     hits: 0,
     misses: 0,
@@ -121,6 +161,7 @@ export class Cache {
   }
 
   #onInvalidate(keys: string[] | null): void {
+    this.#generation++
     if (!this.#l1) return
     if (keys === null) {
       this.#l1.clear()
@@ -143,27 +184,41 @@ export class Cache {
     return this.#tracker.active
   }
 
-  #fromL1(key: string): L1Entry | undefined {
-    if (!this.#l1Usable()) return undefined
+  /** The L1 value (a fresh decoded copy; undefined for a cached "not found"), or NONE. */
+  #fromL1(key: string): unknown {
+    if (!this.#l1Usable()) return NONE
     const entry = this.#l1!.get(key)
-    if (entry && entry.freshUntil > Date.now()) return entry
-    return undefined
+    if (!entry || entry.freshUntil <= Date.now()) return NONE
+    try {
+      const decoded = decodeEntry(this.options.codec, entry.data, entry.flags)
+      this.#stats.l1Hits++
+      return decoded.negative ? undefined : decoded.value
+    } catch {
+      this.#l1!.delete(key)
+      return NONE
+    }
   }
 
-  #toL1(key: string, entry: Entry, tags: readonly string[]): void {
-    if (!this.#l1 || entry.freshMs <= 0) return
+  #toL1(
+    key: string,
+    data: string,
+    flags: string,
+    freshMs: number,
+    tags: readonly string[],
+    generation: number,
+  ): void {
+    if (!this.#l1 || freshMs <= 0 || generation !== this.#generation) return
     this.#l1.set(
       key,
-      { value: entry.value, negative: entry.negative, freshUntil: Date.now() + entry.freshMs, tags },
-      {
-        ttl: Math.min(this.options.l1!.ttlMs, entry.freshMs),
-      },
+      { data, flags, freshUntil: Date.now() + freshMs, tags },
+      { ttl: Math.min(this.options.l1!.ttlMs, freshMs) },
     )
   }
 
   /**
    * Runs a Redis call through the circuit breaker and core's guard: bounded by timeoutMs, and
-   * failing at once instead of joining the offline queue while the client reconnects.
+   * failing at once instead of joining the offline queue while the client reconnects. Only
+   * connection failures and timeouts count towards the breaker: a data error is Redis answering.
    */
   async #redis<T>(operation: string, call: () => Promise<T>): Promise<T> {
     if (!this.#breaker.allow())
@@ -175,21 +230,25 @@ export class Cache {
       this.#breaker.success()
       return result
     } catch (error) {
-      this.#breaker.failure()
+      if (isConnectionError(error)) this.#breaker.failure()
+      else this.#breaker.success()
       throw error
     }
   }
 
-  #decode(key: string, raw: RawEntry | null | false): Entry | null {
-    if (!raw) return null
+  #decode(key: string, raw: RawEntry): Entry | null {
     try {
       const d = decodeEntry(this.options.codec, raw[0], raw[1])
       return { value: d.value, negative: d.negative, freshMs: raw[2], factoryMs: raw[3] }
     } catch (error) {
-      this.#stats.decodeErrors++
-      publishEvent({ package: 'cache', event: 'decode-error', key, error })
+      this.#corrupt(key, error)
       return null
     }
+  }
+
+  #corrupt(key: string, error?: unknown): void {
+    this.#stats.decodeErrors++
+    publishEvent({ package: 'cache', event: 'decode-error', key, error })
   }
 
   #failOpen(operation: string, error: unknown): void {
@@ -197,51 +256,64 @@ export class Cache {
     publishEvent({ package: 'cache', event: 'redis-error', operation, error })
   }
 
+  #resolveSet(options: SetOptions | undefined): ResolvedSet {
+    const o = requireOptions('options', options)
+    const tags = o.tags === undefined ? [] : requireStringArray('tags', o.tags, MAX_TAGS_PER_ENTRY)
+    return {
+      ttlMs: requireTimeoutMs('ttlMs', o.ttlMs ?? this.options.ttlMs),
+      graceMs: requireNonNegativeInteger('graceMs', o.graceMs ?? this.options.graceMs),
+      tags: [...new Set(tags.map(escapeTag))],
+    }
+  }
+
+  #encode(key: string, value: unknown, negative: boolean): Encoded {
+    return encodeEntry(this.options.codec, key, value, negative, this.options.compressAboveBytes)
+  }
+
   /** The value while fresh; undefined on a miss, past ttlMs, or when Redis cannot answer in time. A stored null is null. */
   get<T = unknown>(key: string): Promise<T | undefined> {
-    requireNonEmptyString('key', key)
-    return instrument({ package: 'cache', operation: 'get' }, async () => {
-      const local = this.#fromL1(key)
-      if (local) {
-        this.#stats.l1Hits++
-        return (local.negative ? undefined : local.value) as T | undefined
-      }
-      let entry: Entry | null
-      try {
-        entry = this.#decode(
-          key,
-          await this.#redis('get', () =>
-            readScript.run(this.options.redis, [this.#keys.entry(key), this.#keys.tagsFor(key)]),
-          ),
-        )
-      } catch (error) {
-        this.#failOpen('get', error)
-        this.#stats.misses++
-        return undefined
-      }
-      if (!entry || entry.freshMs <= 0) {
-        this.#stats.misses++
-        return undefined
-      }
-      this.#stats.hits++
-      this.#toL1(key, entry, [])
-      return (entry.negative ? undefined : entry.value) as T | undefined
+    return promised(() => {
+      requireNonEmptyString('key', key)
+      return instrument({ package: 'cache', operation: 'get' }, () => this.#get<T>(key))
     })
+  }
+
+  async #get<T>(key: string): Promise<T | undefined> {
+    const local = this.#fromL1(key)
+    if (local !== NONE) return local as T | undefined
+    const generation = this.#generation
+    let raw: RawEntry | -1 | null
+    try {
+      raw = await this.#redis('get', () =>
+        readScript.run(this.options.redis, [this.#keys.entry(key), this.#keys.tagsFor(key)]),
+      )
+    } catch (error) {
+      this.#failOpen('get', error)
+      this.#stats.misses++
+      return undefined
+    }
+    if (raw === -1) this.#corrupt(key)
+    const entry = raw && raw !== -1 ? this.#decode(key, raw) : null
+    if (!entry || entry.freshMs <= 0) {
+      this.#stats.misses++
+      return undefined
+    }
+    this.#stats.hits++
+    const r = raw as RawEntry
+    this.#toL1(key, r[0], r[1], r[2], tagNames(r[4]), generation)
+    return (entry.negative ? undefined : entry.value) as T | undefined
   }
 
   async #write(
     key: string,
-    value: unknown,
-    negative: boolean,
-    options: SetOptions,
+    encoded: Encoded,
+    set: ResolvedSet,
     factoryMs: number,
     lease: string,
   ): Promise<void> {
     const o = this.options
-    const ttlMs = requirePositiveInteger('ttlMs', options.ttlMs ?? o.ttlMs)
-    const graceMs = requireNonNegativeInteger('graceMs', options.graceMs ?? o.graceMs)
-    const tags = (options.tags ?? []).map((t) => requireNonEmptyString('tags[]', t))
-    const encoded = encodeEntry(o.codec, key, value, negative, o.compressAboveBytes)
+    const generation = ++this.#generation
+    this.#l1?.delete(key)
     await this.#redis('set', () =>
       writeScript.run(
         o.redis,
@@ -249,57 +321,74 @@ export class Cache {
         [
           encoded.data,
           encoded.flags,
-          ttlMs,
-          graceMs,
+          set.ttlMs,
+          set.graceMs,
           Math.round(factoryMs),
           lease,
           lease ? this.#keys.loadedChannel : '',
           key,
-          ...tags,
+          ...set.tags,
         ],
       ),
     )
-    this.#l1?.delete(key)
-    this.#toL1(key, { value, negative, freshMs: ttlMs, factoryMs }, tags)
+    this.#toL1(key, encoded.data, encoded.flags, set.ttlMs, set.tags, generation)
   }
 
-  /** Stores a value (anything the codec encodes; not undefined). Rejects if Redis cannot take it. */
+  /**
+   * Stores a value: anything the codec round-trips exactly (not undefined). Rejects with
+   * InvalidArgumentError for a value the codec refuses, and with the Redis error if Redis cannot
+   * take it (RedisOutOfMemoryError at maxmemory).
+   */
   set(key: string, value: unknown, options: SetOptions = {}): Promise<void> {
-    requireNonEmptyString('key', key)
-    if (value === undefined)
-      throw new InvalidArgumentError(
-        'value',
-        `is undefined for key ${JSON.stringify(key)}; delete the key instead`,
-      )
-    return instrument({ package: 'cache', operation: 'set' }, () =>
-      this.#write(key, value, false, options, 0, ''),
-    )
+    return promised(() => {
+      requireNonEmptyString('key', key)
+      if (value === undefined)
+        throw new InvalidArgumentError(
+          'value',
+          `is undefined for key ${JSON.stringify(key)}; delete the key instead`,
+        )
+      const set = this.#resolveSet(options)
+      const encoded = this.#encode(key, value, false)
+      return instrument({ package: 'cache', operation: 'set' }, () => this.#write(key, encoded, set, 0, ''))
+    })
   }
 
   /**
    * The cached value, or the factory's. Concurrent calls share one factory call per process, and a
    * lease in Redis elects one loader across processes; the others wait for its value (woken by
-   * pub/sub) or serve a stale value within grace.
+   * pub/sub) or serve a stale value within grace. A factory value the codec refuses rejects with
+   * InvalidArgumentError, and the lease is freed for the next caller.
    */
   getOrSet<T>(key: string, factory: () => Promise<T> | T, options: GetOrSetOptions = {}): Promise<T> {
-    requireNonEmptyString('key', key)
-    if (typeof factory !== 'function')
-      throw new InvalidArgumentError('factory', 'must be a function returning the value')
-    if (options.hardTimeoutMs !== undefined) requirePositiveInteger('hardTimeoutMs', options.hardTimeoutMs)
-    if (options.timeoutMs !== undefined) requireNonNegativeInteger('timeoutMs', options.timeoutMs)
-    if (options.negativeTtlMs !== undefined) requirePositiveInteger('negativeTtlMs', options.negativeTtlMs)
-    const local = this.#fromL1(key)
-    if (local) {
-      this.#stats.l1Hits++
-      return Promise.resolve((local.negative ? undefined : local.value) as T)
-    }
-    const pending = this.#inflight.get(key)
-    if (pending) return pending as Promise<T>
-    const load = instrument({ package: 'cache', operation: 'getOrSet' }, () =>
-      this.#getOrSet(key, factory, options),
-    ).finally(() => this.#inflight.delete(key))
-    this.#inflight.set(key, load)
-    return load
+    return promised(() => {
+      requireNonEmptyString('key', key)
+      requireFunction('factory', factory)
+      const o = requireOptions('options', options)
+      if ('timeoutMs' in o)
+        throw new InvalidArgumentError(
+          'timeoutMs',
+          "is the cache's bound on Redis calls, set on the Cache; the soft factory timeout is softTimeoutMs",
+        )
+      this.#resolveSet(o)
+      if (o.hardTimeoutMs !== undefined) requireTimeoutMs('hardTimeoutMs', o.hardTimeoutMs)
+      if (o.softTimeoutMs !== undefined) requireTimeoutMs('softTimeoutMs', o.softTimeoutMs)
+      if (o.negativeTtlMs !== undefined) requireTimeoutMs('negativeTtlMs', o.negativeTtlMs)
+      if (o.earlyRefresh !== undefined) requireBoolean('earlyRefresh', o.earlyRefresh)
+      const local = this.#fromL1(key)
+      if (local !== NONE) return Promise.resolve(local as T)
+      let load = this.#inflight.get(key) as Promise<T> | undefined
+      if (!load) {
+        load = instrument({ package: 'cache', operation: 'getOrSet' }, () =>
+          this.#getOrSet(key, factory, o),
+        ).finally(() => this.#inflight.delete(key))
+        this.#inflight.set(key, load)
+      }
+      // Hard means hard: whatever the call waits for (Redis, the subscriber, another loader, the
+      // factory), this caller gets its answer by then.
+      return o.hardTimeoutMs === undefined
+        ? load
+        : withTimeout(load, o.hardTimeoutMs, `cache getOrSet for ${JSON.stringify(key)}`)
+    })
   }
 
   async #runFactory<T>(
@@ -316,25 +405,34 @@ export class Cache {
     return { value, ms: performance.now() - started }
   }
 
+  /** Stores the factory's value as the lease holder. A value the codec refuses throws (InvalidArgumentError). */
   async #store<T>(key: string, value: T, ms: number, options: GetOrSetOptions, lease: string): Promise<void> {
     const negative = value === undefined
     if (negative && options.negativeTtlMs === undefined) {
-      if (lease) await this.#releaseLease(key, lease)
+      await this.#releaseLease(key, lease)
       return
     }
-    const writeOptions = negative ? { ...options, ttlMs: options.negativeTtlMs, graceMs: 0 } : options
-    await this.#write(key, value, negative, writeOptions, ms, lease).catch((error: unknown) =>
-      this.#failOpen('getOrSet.write', error),
+    const set = this.#resolveSet(
+      negative ? { ...options, ttlMs: options.negativeTtlMs, graceMs: 0 } : options,
     )
+    const encoded = this.#encode(key, value, negative)
+    try {
+      await this.#write(key, encoded, set, ms, lease)
+    } catch (error) {
+      // The value is good, Redis could not take it: serve it uncached, and let the next caller load.
+      this.#failOpen('getOrSet.write', error)
+      await this.#releaseLease(key, lease)
+    }
   }
 
   async #releaseLease(key: string, lease: string): Promise<void> {
+    if (!lease) return
     await this.#redis('releaseLease', () =>
       releaseLeaseScript.run(this.options.redis, [this.#keys.lease(key)], [lease]),
     ).catch(() => {})
   }
 
-  /** Computes and stores the value as the lease holder; on failure frees the lease for others. */
+  /** Computes and stores the value as the lease holder; on any failure frees the lease for others. */
   async #loadAsOwner<T>(
     key: string,
     factory: () => Promise<T> | T,
@@ -363,6 +461,25 @@ export class Cache {
     return refresh
   }
 
+  /** Redis could not run the read: serve a fresh value if a read-only look still works, else the factory's, uncached. */
+  async #withoutLease<T>(
+    key: string,
+    factory: () => Promise<T> | T,
+    options: GetOrSetOptions,
+    error: unknown,
+  ): Promise<T> {
+    this.#failOpen('getOrSet', error)
+    if (isOutOfMemoryError(error)) {
+      // At maxmemory the lease cannot be written, but reads still work.
+      const value = await this.#get<T>(key).catch(() => undefined)
+      if (value !== undefined) return value
+    }
+    const { value } = await this.#runFactory(key, factory, options)
+    // Uncached, but refused all the same if the codec would refuse it: every call answers alike.
+    if (value !== undefined) this.#encode(key, value, false)
+    return value
+  }
+
   async #getOrSet<T>(key: string, factory: () => Promise<T> | T, options: GetOrSetOptions): Promise<T> {
     const o = this.options
     const keys = [this.#keys.entry(key), this.#keys.tagsFor(key), this.#keys.lease(key)]
@@ -375,18 +492,19 @@ export class Cache {
       const lease = randomUUID()
       // An announcement that lands while this read runs must still end the wait that follows it.
       const startedAt = performance.now()
-      let raw: RawEntry | false | null
+      const generation = this.#generation
+      let raw: RawEntry | null
       let leased: boolean
       try {
-        ;[raw, leased] = await this.#redis('getOrSet', () =>
+        let corrupt: number
+        ;[raw, leased, corrupt] = await this.#redis('getOrSet', () =>
           readOrLeaseScript.run(o.redis, keys, [lease, o.leaseMs, 1, force ? 1 : 0]),
-        ).then(([r, l]) => [r, l === 1] as const)
+        ).then(([r, l, c]) => [r || null, l === 1, c] as const)
+        if (corrupt === 1) this.#corrupt(key)
       } catch (error) {
-        // Redis is down or slow: fail open to the factory, uncached.
-        this.#failOpen('getOrSet', error)
-        return (await this.#runFactory(key, factory, options)).value
+        return this.#withoutLease(key, factory, options, error)
       }
-      const entry = this.#decode(key, raw)
+      const entry = raw ? this.#decode(key, raw) : null
       const value = (entry?.negative ? undefined : entry?.value) as T
       if (raw && !entry && !leased) {
         // Present but unreadable: take the lease over it on the next round and overwrite it.
@@ -394,9 +512,9 @@ export class Cache {
         continue
       }
 
-      if (entry && entry.freshMs > 0) {
+      if (raw && entry && entry.freshMs > 0) {
         this.#stats.hits++
-        this.#toL1(key, entry, options.tags ?? [])
+        this.#toL1(key, raw[0], raw[1], raw[2], tagNames(raw[4]), generation)
         if (
           options.earlyRefresh &&
           entry.factoryMs > 0 &&
@@ -411,7 +529,7 @@ export class Cache {
         this.#stats.staleHits++
         if (!leased) return value
         const refresh = this.#refreshInBackground(key, factory, options, lease)
-        const soft = options.timeoutMs ?? 0
+        const soft = options.softTimeoutMs ?? 0
         if (soft === 0) return value
         return Promise.race([
           refresh.catch(() => value),
@@ -424,7 +542,10 @@ export class Cache {
       const left = deadline - performance.now()
       if (left <= 0)
         throw new TimeoutError(`cache getOrSet for ${JSON.stringify(key)}`, options.hardTimeoutMs ?? 0)
-      await this.#notifier.listen(this.#keys.loadedChannel)
+      await this.#notifier.listen(
+        this.#keys.loadedChannel,
+        Math.max(1, Math.min(Math.ceil(left), o.timeoutMs)),
+      )
       if (round === 0) continue
       await this.#notifier.wait(this.#keys.loadedChannel, Math.min(left, 250), {
         message: key,
@@ -451,66 +572,111 @@ export class Cache {
 
   /** Values in key order; each is undefined on a miss. */
   getMany<T = unknown>(keys: readonly string[]): Promise<Array<T | undefined>> {
-    return Promise.all(keys.map((k) => this.get<T>(k)))
+    return promised(() => {
+      requireArray('keys', keys).forEach((k, i) => {
+        requireNonEmptyString(`keys[${i}]`, k)
+      })
+      return Promise.all(keys.map((k) => this.get<T>(k)))
+    })
   }
 
-  async setMany(entries: ReadonlyArray<{ key: string; value: unknown } & SetOptions>): Promise<void> {
-    await Promise.all(entries.map(({ key, value, ...options }) => this.set(key, value, options)))
+  setMany(entries: ReadonlyArray<{ key: string; value: unknown } & SetOptions>): Promise<void> {
+    return promised(async () => {
+      const list = requireArray<{ key: string; value: unknown } & SetOptions>('entries', entries)
+      list.forEach((e, i) => {
+        requireOptions(`entries[${i}]`, e)
+      })
+      await Promise.all(list.map(({ key, value, ...options }) => this.set(key, value, options)))
+    })
   }
 
-  async delete(key: string): Promise<void> {
-    await this.deleteMany([key])
+  delete(key: string): Promise<void> {
+    return promised(() => {
+      requireNonEmptyString('key', key)
+      return this.deleteMany([key])
+    })
   }
 
   /** Removes keys, one UNLINK per shard. */
-  async deleteMany(keys: readonly string[]): Promise<void> {
-    const byShard = new Map<number, string[]>()
-    for (const key of keys) {
-      requireNonEmptyString('key', key)
-      this.#l1?.delete(key)
-      const shard = this.#keys.shardOf(key)
-      const list = byShard.get(shard) ?? []
-      list.push(this.#keys.entry(key))
-      byShard.set(shard, list)
-    }
-    await Promise.all(
-      [...byShard.values()].map((list) => this.#redis('delete', () => this.options.redis.unlink(...list))),
-    )
+  deleteMany(keys: readonly string[]): Promise<void> {
+    return promised(async () => {
+      const list = requireArray<string>('keys', keys)
+      const byShard = new Map<number, string[]>()
+      list.forEach((key, i) => {
+        requireNonEmptyString(`keys[${i}]`, key)
+        const shard = this.#keys.shardOf(key)
+        const group = byShard.get(shard) ?? []
+        group.push(this.#keys.entry(key))
+        byShard.set(shard, group)
+      })
+      this.#generation++
+      for (const key of list) this.#l1?.delete(key)
+      await instrument({ package: 'cache', operation: 'delete' }, () =>
+        Promise.all(
+          [...byShard.values()].map((group) =>
+            this.#redis('delete', () => this.options.redis.unlink(...group)),
+          ),
+        ),
+      )
+    })
   }
 
   /** Every entry written with `tag` reads as a miss from now on: one command per shard. */
-  async invalidateTag(tag: string): Promise<void> {
-    requireNonEmptyString('tag', tag)
-    const life = this.options.ttlMs + this.options.graceMs
-    await Promise.all(
-      Array.from({ length: this.#keys.shards }, (_, shard) =>
-        this.#redis('invalidateTag', () =>
-          invalidateTagScript.run(this.options.redis, [this.#keys.tags(shard)], [tag, life]),
+  invalidateTag(tag: string): Promise<void> {
+    return promised(async () => {
+      const name = escapeTag(requireNonEmptyString('tag', tag))
+      const life = this.options.ttlMs + this.options.graceMs
+      this.#dropTag(name)
+      await instrument({ package: 'cache', operation: 'invalidateTag' }, () =>
+        Promise.all(
+          Array.from({ length: this.#keys.shards }, (_, shard) =>
+            this.#redis('invalidateTag', () =>
+              invalidateTagScript.run(this.options.redis, [this.#keys.tags(shard)], [name, life]),
+            ),
+          ),
         ),
-      ),
-    )
+      )
+      this.#dropTag(name)
+    })
+  }
+
+  #dropTag(name: string): void {
+    this.#generation++
     if (this.#l1)
-      for (const [key, entry] of this.#l1.entries()) if (entry.tags.includes(tag)) this.#l1.delete(key)
+      for (const [key, entry] of this.#l1.entries()) if (entry.tags.includes(name)) this.#l1.delete(key)
   }
 
-  /** Deletes entries whose key matches a glob (`profile:*`), by SCAN over every master and batched UNLINK. */
-  async deleteByPattern(glob: string): Promise<number> {
-    requireNonEmptyString('pattern', glob)
-    this.#l1?.clear()
-    return deleteByPattern(this.options.redis, { match: this.#keys.entryPattern(glob) })
+  /**
+   * Deletes entries whose key matches a glob (`profile:*`), by SCAN over every master and batched
+   * UNLINK: only this cache's own entries, each Redis call bounded by timeoutMs.
+   */
+  deleteByPattern(glob: string): Promise<number> {
+    return promised(() => {
+      requireNonEmptyString('pattern', glob)
+      return this.#deleteMatching(this.#keys.entryPattern(glob))
+    })
   }
 
-  /** Deletes every key of the namespace. */
-  async clear(): Promise<number> {
+  /** Deletes every key this cache wrote (entries, leases, tag versions), and nothing else. */
+  clear(): Promise<number> {
+    return promised(() => this.#deleteMatching(this.#keys.allPattern()))
+  }
+
+  #deleteMatching(match: string): Promise<number> {
+    this.#generation++
     this.#l1?.clear()
-    return deleteByPattern(this.options.redis, { match: this.#keys.allPattern() })
+    return deleteByPattern(this.options.redis, {
+      match,
+      timeoutMs: this.options.timeoutMs,
+      filter: (keys) => keys.filter((k) => this.#keys.owns(k)),
+    })
   }
 
   stats(): Readonly<CacheStats> {
     return { ...this.#stats }
   }
 
-  /** Closes the tracking and pub/sub connections this cache opened (not the client you passed). */
+  /** Closes the tracking and pub/sub connections this cache opened (not the client you passed); bounded. */
   async close(): Promise<void> {
     await Promise.all([this.#tracker?.close(), this.#notifier.close()])
   }

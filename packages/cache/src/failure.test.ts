@@ -1,8 +1,9 @@
-import { parseInfo } from '@rp/core'
+import { isRpError, parseInfo, RedisOutOfMemoryError, TimeoutError } from '@rp/core'
 import { type RedisServer, startRedis } from '@rp/testing'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Cache } from './cache.js'
+import { CacheKeys } from './cache-keys.js'
 
 let server: RedisServer
 let redis: Redis
@@ -77,6 +78,91 @@ describe('when Redis is paused (SIGSTOP)', () => {
       await server.resume()
     }
     await cache.close()
+  })
+})
+
+describe('bounded even on a plain ioredis client', () => {
+  it('clear(), deleteByPattern() and close() settle within timeoutMs with an @rp error while Redis is paused', async () => {
+    // A plain client has no command timeout: only the cache's own bound can end these calls.
+    const plain = new Redis(server.url).on('error', () => {})
+    const cache = new Cache({ redis: plain, namespace: 'pclear', ttlMs: 60_000, timeoutMs: 200 })
+    await cache.set('k', 'v')
+    await cache.getOrSet('w', () => 'v') // opens the pub/sub connection, which close() must end
+    await server.pause()
+    try {
+      for (const call of [() => cache.clear(), () => cache.deleteByPattern('*')]) {
+        const started = performance.now()
+        const error = await call().catch((e: unknown) => e)
+        expect(performance.now() - started).toBeLessThan(200 + 300)
+        expect(isRpError(error)).toBe(true)
+      }
+      const started = performance.now()
+      await cache.close()
+      expect(performance.now() - started).toBeLessThan(2_500)
+    } finally {
+      await server.resume()
+      plain.disconnect()
+    }
+  })
+
+  it('getOrSet honours hardTimeoutMs when the pub/sub connection cannot be made', async () => {
+    const own = await startRedis({ ownServer: true })
+    const plain = new Redis(own.url).on('error', () => {})
+    const admin = new Redis(own.url)
+    const ns = 'hard'
+    const cache = new Cache({ redis: plain, namespace: ns, ttlMs: 60_000 })
+    try {
+      await plain.ping()
+      await admin.ping()
+      // Someone else holds the loader lease, so this caller must wait for an announcement...
+      await admin.set(new CacheKeys(ns, 1).lease('k'), 'other', 'PX', 60_000)
+      // ...and no new connection (the subscriber) can be opened.
+      await admin.config('SET', 'maxclients', '2')
+      const started = performance.now()
+      const error = await cache.getOrSet('k', () => 'v', { hardTimeoutMs: 500 }).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(TimeoutError)
+      expect(performance.now() - started).toBeLessThan(500 + 200)
+    } finally {
+      await cache.close()
+      plain.disconnect()
+      admin.disconnect()
+      await own.stop()
+    }
+  })
+})
+
+describe('at maxmemory (noeviction)', () => {
+  it('set() is refused with RedisOutOfMemoryError and memory does not grow; reads still hit', async () => {
+    const own = await startRedis({
+      ownServer: true,
+      args: ['--maxmemory', '2mb', '--maxmemory-policy', 'noeviction'],
+    })
+    const client = new Redis(own.url)
+    const cache = new Cache({ redis: client, namespace: 'oom', ttlMs: 60_000 })
+    try {
+      await cache.set('kept', 'v')
+      const filler = 'x'.repeat(10_000)
+      for (let i = 0; ; i++)
+        if (
+          await client.set(`fill:${i}`, filler).then(
+            () => false,
+            () => true,
+          )
+        )
+          break
+      const used = Number(parseInfo(await client.info('memory')).used_memory)
+      for (let i = 0; i < 50; i++)
+        await expect(cache.set(`k${i}`, filler, { tags: [`t${i}`] })).rejects.toBeInstanceOf(
+          RedisOutOfMemoryError,
+        )
+      expect(Number(parseInfo(await client.info('memory')).used_memory)).toBeLessThan(used + 100_000)
+      expect(await cache.get('kept')).toBe('v')
+      expect(await cache.getOrSet('kept', () => 'factory')).toBe('v')
+    } finally {
+      await cache.close()
+      client.disconnect()
+      await own.stop()
+    }
   })
 })
 

@@ -1,10 +1,15 @@
 import {
   assertUsableClient,
   InvalidArgumentError,
+  keyspace,
   type RedisClient,
+  requireBoolean,
+  requireIntegerInRange,
   requireNonEmptyString,
   requireNonNegativeInteger,
+  requireOptions,
   requirePositiveInteger,
+  requireTimeoutMs,
 } from '@rp/core'
 import { type Codec, jsonCodec } from './codec.js'
 
@@ -27,7 +32,7 @@ export interface CacheOptions {
   timeoutMs?: number
   /** Loader lease: how long one process may hold the right to compute a key; default 10000. */
   leaseMs?: number
-  /** Spread a namespace over this many hash slots on a cluster; default 1. */
+  /** Spread a namespace over this many hash slots on a cluster, 1 to 1024; default 1. */
   shards?: number
 }
 
@@ -48,32 +53,36 @@ export interface ResolvedCacheOptions {
 export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions {
   if (!options || typeof options !== 'object') throw new InvalidArgumentError('options', 'must be an object')
   const redis = assertUsableClient(options.redis)
-  const l1 = options.l1
+  const namespace = requireNonEmptyString('namespace', options.namespace)
+  keyspace(namespace, 'namespace')
+  const l1Options = options.l1 === undefined ? undefined : requireOptions('l1', options.l1)
+  const l1 = l1Options
     ? {
-        maxEntries: requirePositiveInteger('l1.maxEntries', options.l1.maxEntries),
-        ttlMs: requirePositiveInteger('l1.ttlMs', options.l1.ttlMs),
+        maxEntries: requirePositiveInteger('l1.maxEntries', l1Options.maxEntries),
+        ttlMs: requireTimeoutMs('l1.ttlMs', l1Options.ttlMs),
       }
     : null
-  if (options.tracking && !l1)
+  const tracking = requireBoolean('tracking', options.tracking ?? false)
+  if (tracking && !l1)
     throw new InvalidArgumentError('tracking', 'needs l1: tracking keeps the in-process tier fresh')
   const codec = options.codec ?? jsonCodec
-  if (typeof codec.encode !== 'function' || typeof codec.decode !== 'function') {
+  if (!codec || typeof codec.encode !== 'function' || typeof codec.decode !== 'function') {
     throw new InvalidArgumentError('codec', 'must have encode(value) => string and decode(string) => value')
   }
   return {
     redis,
-    namespace: requireNonEmptyString('namespace', options.namespace),
-    ttlMs: requirePositiveInteger('ttlMs', options.ttlMs),
+    namespace,
+    ttlMs: requireTimeoutMs('ttlMs', options.ttlMs),
     graceMs: requireNonNegativeInteger('graceMs', options.graceMs ?? 0),
     l1,
-    tracking: options.tracking === true,
+    tracking,
     codec,
     compressAboveBytes:
       options.compressAboveBytes === undefined
         ? null
         : requireNonNegativeInteger('compressAboveBytes', options.compressAboveBytes),
-    timeoutMs: requirePositiveInteger('timeoutMs', options.timeoutMs ?? 500),
-    leaseMs: requirePositiveInteger('leaseMs', options.leaseMs ?? 10_000),
-    shards: requirePositiveInteger('shards', options.shards ?? 1),
+    timeoutMs: requireTimeoutMs('timeoutMs', options.timeoutMs ?? 500),
+    leaseMs: requireTimeoutMs('leaseMs', options.leaseMs ?? 10_000),
+    shards: requireIntegerInRange('shards', options.shards ?? 1, 1, 1024),
   }
 }

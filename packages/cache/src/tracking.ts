@@ -1,4 +1,4 @@
-import { isCluster, masters, publishEvent, type RedisClient } from '@rp/core'
+import { guarded, isCluster, masters, publishEvent, type RedisClient, shutdown } from '@rp/core'
 import { Redis, type RedisOptions } from 'ioredis'
 
 /**
@@ -13,10 +13,10 @@ export class Tracker {
   readonly #ready = new Set<Redis>()
   #closed = false
   #syncing: Promise<void> = Promise.resolve()
-  readonly #onRefresh = () => {
+  readonly #onRefresh = guarded('cache', 'tracking.refresh', () => {
     // Serialized: refresh events can arrive while a previous sync is still connecting.
     this.#syncing = this.#syncing.then(() => this.#sync()).catch(() => {})
-  }
+  })
 
   constructor(
     private readonly redis: RedisClient,
@@ -63,16 +63,27 @@ export class Tracker {
         enableOfflineQueue: true,
         maxRetriesPerRequest: 1,
       } as RedisOptions)
+      // Every listener is guarded: a key another client wrote (malformed, foreign) or any other
+      // surprise must become an event, never an exception thrown out of an ioredis emitter.
       connection.on('error', () => {})
-      connection.on('ready', () => void this.#arm(connection))
-      connection.on('close', () => {
-        if (this.#ready.delete(connection)) this.onInvalidate(null)
-      })
+      connection.on(
+        'ready',
+        guarded('cache', 'tracking.ready', () => this.#arm(connection)),
+      )
+      connection.on(
+        'close',
+        guarded('cache', 'tracking.close', () => {
+          if (this.#ready.delete(connection)) this.onInvalidate(null)
+        }),
+      )
       // 'messageBuffer' keeps the payload's shape: ioredis's 'message' would join an array of keys with commas.
-      connection.on('messageBuffer', (_channel: Buffer, message: Buffer | Buffer[] | null) => {
-        if (message === null || (Buffer.isBuffer(message) && message.length === 0)) this.onInvalidate(null)
-        else this.onInvalidate((Array.isArray(message) ? message : [message]).map((k) => k.toString()))
-      })
+      connection.on(
+        'messageBuffer',
+        guarded('cache', 'tracking.invalidate', (_channel: Buffer, message: Buffer | Buffer[] | null) => {
+          if (message === null || (Buffer.isBuffer(message) && message.length === 0)) this.onInvalidate(null)
+          else this.onInvalidate((Array.isArray(message) ? message : [message]).map((k) => k.toString()))
+        }),
+      )
       this.#connections.push(connection)
       await connection.connect().catch(() => {})
     }
@@ -103,11 +114,12 @@ export class Tracker {
     })
   }
 
+  /** Bounded: a paused or unreachable server cannot hold it up past about a second. */
   async close(): Promise<void> {
     this.#closed = true
     this.#ready.clear()
     this.redis.off('refresh', this.#onRefresh)
-    await this.#syncing
-    await Promise.all(this.#connections.map((c) => c.quit().catch(() => c.disconnect())))
+    await Promise.race([this.#syncing, new Promise((r) => setTimeout(r, 1_000).unref())])
+    await shutdown(this.#connections, { timeoutMs: 1_000 })
   }
 }

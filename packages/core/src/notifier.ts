@@ -1,6 +1,7 @@
 import { guarded } from './callbacks.js'
 import type { RedisClient } from './client.js'
 import { AbortError } from './errors.js'
+import { shutdown } from './shutdown.js'
 import { withTimeout } from './timeout.js'
 
 interface Waiter {
@@ -142,6 +143,7 @@ export class Notifier {
     this.#subscriber = null
     this.#subscribed.clear()
     this.#active.clear()
-    if (sub) await sub.quit().catch(() => sub.disconnect())
+    // Bounded: QUIT to a paused server never answers, and close() must still settle.
+    if (sub) await shutdown(sub, { timeoutMs: 1_000 })
   }
 }

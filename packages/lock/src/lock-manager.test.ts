@@ -1,5 +1,6 @@
 import { defineScript, InvalidArgumentError } from '@rp/core'
 import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
+import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
 import { LockTimeoutError } from './errors.js'
 import { LockManager } from './lock-manager.js'
@@ -226,7 +227,8 @@ describeEachTarget('LockManager', (target) => {
 })
 
 describe('LockManager input validation', () => {
-  const redis = { status: 'ready', options: {} } as never
+  // A real client that never connects: validation must fail before any I/O.
+  const redis = new Redis({ lazyConnect: true })
   it('names the bad option', async () => {
     const locks = new LockManager({ redis })
     expect(() => locks.acquire('r', { ttlMs: 0 })).toThrow(InvalidArgumentError)

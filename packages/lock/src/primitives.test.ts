@@ -1,5 +1,6 @@
 import { InvalidArgumentError, keyspace } from '@rp/core'
 import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
+import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
 import { LockTimeoutError } from './errors.js'
 import { ReadWriteLock } from './read-write-lock.js'
@@ -118,7 +119,8 @@ describeEachTarget('ReadWriteLock', (target) => {
 })
 
 describe('input validation', () => {
-  const redis = { status: 'ready', options: {} } as never
+  // A real client that never connects: validation must fail before any I/O.
+  const redis = new Redis({ lazyConnect: true })
   it('names the bad option', () => {
     expect(() => new Semaphore({ redis, name: 's', permits: 0 })).toThrow(InvalidArgumentError)
     expect(() => new Semaphore({ redis, name: '', permits: 1 })).toThrow(/name/)

@@ -1,6 +1,7 @@
 import { InvalidArgumentError, keyspace, scanKeys } from '@rp/core'
 import { describeEachTarget, uniquePrefix } from '@rp/testing/vitest'
 import fc from 'fast-check'
+import { Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
 import { ALGORITHM_NAMES, type Algorithm } from './algorithms/index.js'
 import { RateLimiter } from './limiter.js'
@@ -133,7 +134,8 @@ describeEachTarget('RateLimiter', (target) => {
 })
 
 describe('RateLimiter options', () => {
-  const redis = { status: 'ready', options: {} } as never
+  // A real client that never connects: validation must fail before any I/O.
+  const redis = new Redis({ lazyConnect: true })
   const base = { redis, algorithm: 'gcra' as const, limit: 10, windowMs: 1_000 }
 
   it.each([
