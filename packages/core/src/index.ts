@@ -25,6 +25,7 @@ export {
 } from './errors.js'
 export { RedisGuard } from './guard.js'
 export { type HealthReport, health } from './health.js'
+export { createHold, type Hold, type HoldOperations } from './hold.js'
 export { parseInfo } from './info.js'
 export {
   EVENT_CHANNEL,

@@ -1,5 +1,4 @@
 export { LockLostError, LockTimeoutError, RedlockQuorumError } from './errors.js'
-export type { Hold } from './hold.js'
 export { Lock, type ReleaseOutcome } from './lock.js'
 export {
   type AcquireOptions,

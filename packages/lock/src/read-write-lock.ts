@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import {
   assertUsableClient,
+  createHold,
   Deadlines,
+  type Hold,
   instrument,
   keyspace,
   Notifier,
@@ -10,7 +12,6 @@ import {
   requireNonNegativeInteger,
   requirePositiveInteger,
 } from '@rp/core'
-import { createHold, type Hold } from './hold.js'
 import { rwAcquireScript, rwExtendScript, rwReleaseScript } from './scripts.js'
 import { acquireWithWait } from './wait.js'
 
@@ -104,7 +105,7 @@ export class ReadWriteLock {
         id,
         expiresAt,
         defaultTtlMs: this.#ttlMs,
-        deadlines: this.#deadlines,
+        call: (operation, work) => this.#deadlines.run(work(), operation),
         name: 'rw',
         release: () => rwReleaseScript.run(this.#redis, keys, [flag, id, this.#channel]),
         extend: (ttlMs) => rwExtendScript.run(this.#redis, keys, [flag, id, ttlMs]),

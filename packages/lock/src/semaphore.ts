@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import {
   assertUsableClient,
+  createHold,
   Deadlines,
+  type Hold,
   instrument,
   keyspace,
   Notifier,
@@ -10,7 +12,6 @@ import {
   requireNonNegativeInteger,
   requirePositiveInteger,
 } from '@rp/core'
-import { createHold, type Hold } from './hold.js'
 import { semaphoreAcquireScript, semaphoreExtendScript, semaphoreReleaseScript } from './scripts.js'
 import { acquireWithWait } from './wait.js'
 
@@ -57,7 +58,7 @@ export class Semaphore {
         id,
         expiresAt,
         defaultTtlMs: this.#ttlMs,
-        deadlines: this.#deadlines,
+        call: (operation, work) => this.#deadlines.run(work(), operation),
         name: 'semaphore',
         release: () => semaphoreReleaseScript.run(this.#redis, [this.#key, this.#queue], [id, this.#channel]),
         extend: (ttlMs) => semaphoreExtendScript.run(this.#redis, [this.#key], [id, ttlMs]),

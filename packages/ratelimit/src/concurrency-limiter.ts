@@ -1,17 +1,25 @@
 import { randomUUID } from 'node:crypto'
 import {
   assertUsableClient,
+  createHold,
   defineScript,
+  type Hold,
   InvalidArgumentError,
   instrument,
   type Keyspace,
   keyspace,
   Notifier,
+  promised,
+  publishEvent,
   type RedisClient,
   RedisGuard,
   requireNonEmptyString,
   requireNonNegativeInteger,
+  requireOneOf,
+  requireOptions,
   requirePositiveInteger,
+  requireSignal,
+  requireTimeoutMs,
   waitForRelease,
 } from '@rp/core'
 import { RateLimitExceededError } from './errors.js'
@@ -40,6 +48,7 @@ return {1, n + 1, now + lease}`,
 const extendScript = defineScript<number>({
   name: 'ratelimit.concurrency.extend',
   keys: 1,
+  flags: ['allow-oom'],
   lua: `${NOW_MS}
 local lease = tonumber(ARGV[2])
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -54,6 +63,7 @@ return now + lease`,
 const releaseScript = defineScript<number>({
   name: 'ratelimit.concurrency.release',
   keys: 1,
+  flags: ['allow-oom'],
   lua: `
 local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 if removed == 1 then redis.call('PUBLISH', ARGV[2], '1') end
@@ -73,20 +83,16 @@ export interface ConcurrencyLimiterOptions {
   timeoutMs?: number
 }
 
-export interface Lease {
+/**
+ * A slot in flight: core's Hold (release once and retry after a failure, extend while held,
+ * dispose), plus its key and where it came from. `expiresAt` is 0 for an untracked fail-open lease.
+ */
+export interface Lease extends Hold {
   readonly key: string
-  readonly id: string
-  /** Epoch ms (server clock) when the lease lapses unless extended; 0 for an untracked fail-open lease. */
-  readonly expiresAt: number
   readonly source: 'redis' | 'fail-open'
-  /** Frees the slot; true if the lease was still held. Idempotent. */
-  release(): Promise<boolean>
-  /** Pushes expiry to now + leaseMs (or `ms`); false if the lease had already lapsed. */
-  extend(ms?: number): Promise<boolean>
-  [Symbol.asyncDispose](): Promise<void>
 }
 
-export interface AcquireOptions {
+export interface ConcurrencyAcquireOptions {
   /** Wait up to this long for a slot; default 0 (fail at once). */
   waitMs?: number
   signal?: AbortSignal
@@ -103,15 +109,14 @@ export class ConcurrencyLimiter {
   readonly #notifier: Notifier
 
   constructor(options: ConcurrencyLimiterOptions) {
-    this.#redis = assertUsableClient(options?.redis)
+    if (!options || typeof options !== 'object')
+      throw new InvalidArgumentError('options', 'must be an object')
+    this.#redis = assertUsableClient(options.redis)
     this.#keyspace = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'rl:concurrency'))
     this.#limit = requirePositiveInteger('limit', options.limit)
-    this.#leaseMs = requirePositiveInteger('leaseMs', options.leaseMs)
-    const failure = options.failure ?? 'closed'
-    if (failure !== 'open' && failure !== 'closed')
-      throw new InvalidArgumentError('failure', "must be 'open' or 'closed'")
-    this.#failure = failure
-    this.#guard = new RedisGuard(this.#redis, requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000))
+    this.#leaseMs = requireTimeoutMs('leaseMs', options.leaseMs)
+    this.#failure = requireOneOf('failure', options.failure ?? 'closed', ['open', 'closed'] as const)
+    this.#guard = new RedisGuard(this.#redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000))
     this.#notifier = new Notifier(this.#redis)
   }
 
@@ -121,42 +126,32 @@ export class ConcurrencyLimiter {
 
   #lease(key: string, id: string, expiresAt: number, source: Lease['source']): Lease {
     const zset = this.#key(key)
-    let released = false
-    const lease: Lease = {
-      key,
-      id,
-      expiresAt,
-      source,
-      release: async () => {
-        if (released || source !== 'redis') return false
-        released = true
-        return (
-          (await this.#guard.run('ratelimit.concurrency.release', () =>
-            releaseScript.run(this.#redis, [zset], [id, `${zset}:released`]),
-          )) === 1
-        )
+    const tracked = source === 'redis'
+    return createHold(
+      {
+        id,
+        expiresAt,
+        defaultTtlMs: this.#leaseMs,
+        name: 'ratelimit.concurrency',
+        call: (operation, work) => this.#guard.run(operation, work),
+        // A fail-open lease was never recorded: there is nothing to free or extend.
+        release: () =>
+          tracked ? releaseScript.run(this.#redis, [zset], [id, `${zset}:released`]) : Promise.resolve(0),
+        extend: (ms) => (tracked ? extendScript.run(this.#redis, [zset], [id, ms]) : Promise.resolve(0)),
       },
-      extend: async (ms = this.#leaseMs) => {
-        requirePositiveInteger('ms', ms)
-        if (released || source !== 'redis') return false
-        const next = await this.#guard.run('ratelimit.concurrency.extend', () =>
-          extendScript.run(this.#redis, [zset], [id, ms]),
-        )
-        if (next === 0) return false
-        ;(lease as { expiresAt: number }).expiresAt = next
-        return true
-      },
-      [Symbol.asyncDispose]: async () => {
-        await lease.release().catch(() => false)
-      },
-    }
-    return lease
+      { key, source },
+    )
   }
 
   /** One round trip: a Lease, or null when `limit` leases are in flight. */
-  async tryAcquire(key: string): Promise<Lease | null> {
-    const attempt = await this.#attempt(key)
-    return attempt.lease
+  tryAcquire(key: string): Promise<Lease | null> {
+    return promised(async () => {
+      requireNonEmptyString('key', key)
+      return instrument(
+        { package: 'ratelimit', operation: 'concurrency.tryAcquire' },
+        async () => (await this.#attempt(key)).lease,
+      )
+    })
   }
 
   async #attempt(key: string): Promise<{ lease: Lease | null; retryAfterMs: number }> {
@@ -171,6 +166,13 @@ export class ConcurrencyLimiter {
         : { lease: null, retryAfterMs: value }
     } catch (error) {
       if (error instanceof InvalidArgumentError || this.#failure === 'closed') throw error
+      publishEvent({
+        package: 'ratelimit',
+        event: 'failure-policy',
+        operation: 'concurrency.acquire',
+        policy: 'open',
+        error,
+      })
       return { lease: this.#lease(key, id, 0, 'fail-open'), retryAfterMs: 0 }
     }
   }
@@ -180,15 +182,26 @@ export class ConcurrencyLimiter {
    * released, with jittered backoff (bounded by when the oldest lease lapses) as the fallback.
    * Throws RateLimitExceededError when none frees up in time, AbortError when `signal` aborts.
    */
-  acquire(key: string, options: AcquireOptions = {}): Promise<Lease> {
-    const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 0)
+  acquire(key: string, options: ConcurrencyAcquireOptions = {}): Promise<Lease> {
+    return promised(() => {
+      requireNonEmptyString('key', key)
+      const o = requireOptions('options', options)
+      return this.#acquire(
+        key,
+        requireNonNegativeInteger('waitMs', o.waitMs ?? 0),
+        requireSignal('signal', o.signal),
+      )
+    })
+  }
+
+  #acquire(key: string, waitMs: number, signal: AbortSignal | undefined): Promise<Lease> {
     const channel = `${this.#key(key)}:released`
     return instrument({ package: 'ratelimit', operation: 'concurrency.acquire' }, () => {
       let retryAfterMs = 0
       return waitForRelease({
         what: `ConcurrencyLimiter.acquire '${key}'`,
         waitMs,
-        signal: options.signal,
+        signal,
         channel,
         notifier: this.#notifier,
         attempt: async () => {
@@ -211,8 +224,11 @@ export class ConcurrencyLimiter {
   }
 
   /** How many leases are in flight for `key` now. */
-  async active(key: string): Promise<number> {
-    const zset = this.#key(key)
+  active(key: string): Promise<number> {
+    return promised(() => this.#active(this.#key(key)))
+  }
+
+  #active(zset: string): Promise<number> {
     return this.#guard.run('ratelimit.concurrency.active', async () => {
       const t = await this.#redis.time()
       return this.#redis.zcount(zset, `(${Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000)}`, '+inf')

@@ -1,8 +1,9 @@
-import { parseInfo } from '@rp/core'
+import { parseInfo, RedisOutOfMemoryError, RedisUnavailableError } from '@rp/core'
 import { type RedisServer, startRedis } from '@rp/testing'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ALGORITHM_NAMES } from './algorithms/index.js'
+import { ConcurrencyLimiter } from './concurrency-limiter.js'
 import { RateLimiter } from './limiter.js'
 import { MultiLimiter } from './multi-limiter.js'
 import type { FailurePolicy } from './options.js'
@@ -108,33 +109,102 @@ describe('failure policies during a real outage', () => {
     await server.restart()
   })
 
-  it('returns within timeoutMs while Redis is paused (SIGSTOP)', async () => {
+  it.each(cases)(
+    'returns within timeoutMs while Redis is paused (SIGSTOP): %s',
+    async (name, failure, check) => {
+      await waitReady()
+      const limiter = new RateLimiter({
+        redis,
+        prefix: `pause-${name}`,
+        algorithm: 'sliding-window',
+        limit: 10,
+        windowMs: 1_000,
+        failure,
+        timeoutMs: 200,
+      })
+      const multi = new MultiLimiter([
+        limiter,
+        new RateLimiter({ redis, prefix: `pause2-${name}`, algorithm: 'gcra', limit: 5, windowMs: 1_000 }),
+      ])
+      expect((await limiter.limit('p')).source).toBe('redis')
+      await server.pause()
+      try {
+        const started = performance.now()
+        const [single, both] = await Promise.all([limiter.limit('p'), multi.limit('p')])
+        expect(performance.now() - started).toBeLessThan(200 + 150)
+        check(single)
+        // The MultiLimiter applies the same policy, memory fallback included: no silent downgrade.
+        check(both)
+      } finally {
+        await server.resume()
+      }
+      expect(unhandled).toEqual([])
+    },
+  )
+
+  it('a lease release that failed can be retried, and then frees the slot', async () => {
     await waitReady()
-    const limiter = new RateLimiter({
-      redis,
-      prefix: 'pause',
-      algorithm: 'sliding-window',
-      limit: 10,
-      windowMs: 1_000,
-      failure: 'closed',
+    const client = new Redis(server.url, { enableOfflineQueue: false, lazyConnect: true })
+    await client.connect()
+    const slots = new ConcurrencyLimiter({
+      redis: client,
+      prefix: 'retry',
+      limit: 1,
+      leaseMs: 30_000,
       timeoutMs: 200,
     })
-    const multi = new MultiLimiter([
-      limiter,
-      new RateLimiter({ redis, prefix: 'pause2', algorithm: 'gcra', limit: 5, windowMs: 1_000 }),
-    ])
-    expect((await limiter.limit('p')).source).toBe('redis')
-    await server.pause()
+    const lease = await slots.acquire('job')
+    // A blip: the connection is gone when the release is sent.
+    client.disconnect()
+    await expect(lease.release()).rejects.toBeInstanceOf(RedisUnavailableError)
+    while (client.status !== 'end') await new Promise((r) => setTimeout(r, 5))
+    await client.connect()
+    expect(await lease.release()).toBe(true)
+    expect(await slots.active('job')).toBe(0)
+    await slots.close()
+    client.disconnect()
+  })
+})
+
+describe('at maxmemory (noeviction)', () => {
+  it('a sliding-log limit and a concurrency lease are refused, and used memory does not grow', async () => {
+    const own = await startRedis({
+      ownServer: true,
+      args: ['--maxmemory', '2mb', '--maxmemory-policy', 'noeviction'],
+    })
+    const client = new Redis(own.url)
     try {
-      const started = performance.now()
-      const [single, both] = await Promise.all([limiter.limit('p'), multi.limit('p')])
-      expect(performance.now() - started).toBeLessThan(200 + 150)
-      expect(single).toMatchObject({ allowed: false, source: 'fail-closed' })
-      expect(both).toMatchObject({ allowed: false, source: 'fail-closed' })
+      const filler = 'x'.repeat(10_000)
+      for (let i = 0; ; i++)
+        if (
+          await client.set(`fill:${i}`, filler).then(
+            () => false,
+            () => true,
+          )
+        )
+          break
+      const used = Number(parseInfo(await client.info('memory')).used_memory)
+      const log = new RateLimiter({
+        redis: client,
+        algorithm: 'sliding-log',
+        limit: 10_000,
+        windowMs: 60_000,
+        failure: 'closed',
+      })
+      const slots = new ConcurrencyLimiter({ redis: client, limit: 1_000_000, leaseMs: 60_000 })
+      for (let i = 0; i < 20; i++) {
+        expect(await log.limit(`k${i}`, { cost: 500 })).toMatchObject({
+          allowed: false,
+          source: 'fail-closed',
+        })
+        await expect(slots.tryAcquire(`k${i}`)).rejects.toBeInstanceOf(RedisOutOfMemoryError)
+      }
+      expect(Number(parseInfo(await client.info('memory')).used_memory)).toBeLessThan(used + 100_000)
+      await slots.close()
     } finally {
-      await server.resume()
+      client.disconnect()
+      await own.stop()
     }
-    expect(unhandled).toEqual([])
   })
 })
 

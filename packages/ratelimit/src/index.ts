@@ -1,6 +1,6 @@
 export { ALGORITHM_NAMES, type Algorithm } from './algorithms/index.js'
 export {
-  type AcquireOptions,
+  type ConcurrencyAcquireOptions,
   ConcurrencyLimiter,
   type ConcurrencyLimiterOptions,
   type Lease,
@@ -8,5 +8,5 @@ export {
 export { RateLimitExceededError } from './errors.js'
 export { type LimitCallOptions, RateLimiter } from './limiter.js'
 export { MultiLimiter, type MultiLimiterOptions } from './multi-limiter.js'
-export type { FailurePolicy, RateLimiterOptions, ResolvedLimiterOptions } from './options.js'
+export type { FailurePolicy, LimiterSettings, RateLimiterOptions } from './options.js'
 export type { DecisionSource, DenyReason, MultiLimitResult, RateLimitResult } from './result.js'

@@ -13,6 +13,21 @@ describeEachTarget('RateLimiter', (target) => {
   const make = (algorithm: Algorithm, limit: number, windowMs = DAY, extra: { burst?: number } = {}) =>
     new RateLimiter({ redis, prefix: uniquePrefix('rl'), algorithm, limit, windowMs, ...extra })
 
+  it.each(ALGORITHM_NAMES)(
+    '%s: limiters with different policies never share state, even with one prefix',
+    async (algorithm) => {
+      const prefix = uniquePrefix('share')
+      const perHour = new RateLimiter({ redis, prefix, algorithm, limit: 5, windowMs: 3_600_000 })
+      const perSecond = new RateLimiter({ redis, prefix, algorithm, limit: 5, windowMs: 1_000 })
+      const moreLimit = new RateLimiter({ redis, prefix, algorithm, limit: 6, windowMs: 3_600_000 })
+      for (let i = 0; i < 5; i++) expect((await perHour.limit('k')).allowed).toBe(true)
+      await perSecond.reset('k')
+      await perSecond.limit('k')
+      expect(await moreLimit.peek('k')).toMatchObject({ remaining: 6 })
+      expect(await perHour.limit('k')).toMatchObject({ allowed: false, remaining: 0 })
+    },
+  )
+
   describe.each(ALGORITHM_NAMES)('%s', (algorithm) => {
     it('admits exactly up to the limit under 200 concurrent callers, never more', async () => {
       await fc.assert(
@@ -134,6 +149,19 @@ describeEachTarget('RateLimiter', (target) => {
 })
 
 describe('RateLimiter options', () => {
+  it('caps the sliding log, so one call cannot make Redis store and scan millions of members', () => {
+    const redis = new Redis({ lazyConnect: true })
+    expect(() => new RateLimiter({ redis, algorithm: 'sliding-log', limit: 1e9, windowMs: 1_000 })).toThrow(
+      /^limit: .*sliding-window/,
+    )
+    expect(
+      () => new RateLimiter({ redis, algorithm: 'sliding-log', limit: 10_000, windowMs: 1_000 }),
+    ).not.toThrow()
+    expect(
+      () => new RateLimiter({ redis, algorithm: 'sliding-window', limit: 1e9, windowMs: 1_000 }),
+    ).not.toThrow()
+  })
+
   // A real client that never connects: validation must fail before any I/O.
   const redis = new Redis({ lazyConnect: true })
   const base = { redis, algorithm: 'gcra' as const, limit: 10, windowMs: 1_000 }
@@ -154,8 +182,25 @@ describe('RateLimiter options', () => {
 
   it('rejects bad costs and keys per call', async () => {
     const limiter = new RateLimiter(base)
-    expect(() => limiter.limit('')).toThrow(/key: must be a non-empty string/)
-    expect(() => limiter.limit('k', { cost: 0 })).toThrow(/cost: must be a positive integer/)
-    expect(() => limiter.limit('k', { cost: 1.5 })).toThrow(InvalidArgumentError)
+    // Promise functions reject, never throw, and name the option.
+    const calls: Array<[() => Promise<unknown>, RegExp]> = [
+      [() => limiter.limit(''), /^key: must be a non-empty string/],
+      [() => limiter.limit('k', { cost: 0 }), /^cost: must be a positive integer/],
+      [() => limiter.limit('k', { cost: 1.5 }), /^cost/],
+      [() => limiter.limit('k', null as never), /^options/],
+      [() => limiter.peek(''), /^key/],
+      [() => limiter.reset(''), /^key/],
+      [() => limiter.block('k', Number.NaN), /^ms/],
+      [() => limiter.reward('k', 0), /^units/],
+    ]
+    for (const [call, message] of calls) {
+      let promise: Promise<unknown> | undefined
+      expect(() => {
+        promise = call()
+      }).not.toThrow()
+      const error = await promise!.catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(InvalidArgumentError)
+      expect((error as Error).message).toMatch(message)
+    }
   })
 })

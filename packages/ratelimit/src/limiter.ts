@@ -1,10 +1,20 @@
-import { instrument, type Keyspace, keyspace, RedisGuard, requirePositiveInteger } from '@rp/core'
+import {
+  instrument,
+  type Keyspace,
+  keyspace,
+  promised,
+  RedisGuard,
+  requireOptions,
+  requirePositiveInteger,
+  requireTimeoutMs,
+} from '@rp/core'
 import { LRUCache } from 'lru-cache'
 import { type Algorithm, algorithmIndex, type RawDecision, singleScripts } from './algorithms/index.js'
 import { MODE } from './algorithms/prelude.js'
 import { isPolicyError, nextNonce, reportFallback } from './guard.js'
 import { MemoryFallback } from './memory-fallback.js'
 import {
+  type LimiterSettings,
   type RateLimiterOptions,
   type ResolvedLimiterOptions,
   requireCost,
@@ -31,7 +41,16 @@ export interface LimitCallOptions {
 export interface PolicySpec {
   readonly algorithmIndex: number
   readonly options: ResolvedLimiterOptions
+  /** Names the policy's state: limiters with different policies never share a key. */
+  readonly id: string
   key(key: string): string
+}
+
+const specs = new WeakMap<RateLimiter, PolicySpec>()
+
+/** @internal The policy of a limiter, for MultiLimiter; not part of the public API. */
+export function policySpec(limiter: RateLimiter): PolicySpec | undefined {
+  return specs.get(limiter)
 }
 
 /**
@@ -39,8 +58,11 @@ export interface PolicySpec {
  * the block key share the caller's key as hash tag, so it is one slot on a cluster.
  */
 export class RateLimiter {
-  readonly options: Readonly<ResolvedLimiterOptions>
+  /** The policy's settings (the client excepted). */
+  readonly options: Readonly<LimiterSettings>
+  readonly #options: Readonly<ResolvedLimiterOptions>
   readonly #keyspace: Keyspace
+  readonly #policyParts: Array<string | number>
   readonly #guard: RedisGuard
   readonly #fallback: MemoryFallback | null
   readonly #blocked: LRUCache<string, number> | null
@@ -49,9 +71,20 @@ export class RateLimiter {
   readonly #needsNonce: boolean
 
   constructor(options: RateLimiterOptions) {
-    this.options = Object.freeze(resolveLimiterOptions(options))
-    const o = this.options
+    this.#options = Object.freeze(resolveLimiterOptions(options))
+    const o = this.#options
+    const { redis: _, ...settings } = o
+    this.options = Object.freeze(settings)
     this.#keyspace = keyspace(o.prefix)
+    // The whole policy is part of the key: a per-second and a per-hour limiter with one prefix, or
+    // a deploy that changes `limit`, never read each other's counts (a changed policy starts fresh;
+    // the old state expires on its own within one window).
+    this.#policyParts = [
+      o.algorithm,
+      o.limit,
+      o.windowMs,
+      ...(o.algorithm === 'gcra' || o.algorithm === 'token-bucket' ? [o.burst] : []),
+    ]
     this.#guard = new RedisGuard(o.redis, o.timeoutMs)
     this.#fallback =
       typeof o.failure === 'object'
@@ -61,28 +94,25 @@ export class RateLimiter {
     this.#trace = { package: 'ratelimit', operation: 'limit', attributes: { algorithm: o.algorithm } }
     // Only the sliding log stores a member per request; the other algorithms ignore the nonce.
     this.#needsNonce = o.algorithm === 'sliding-log'
+    specs.set(this, {
+      algorithmIndex: algorithmIndex(o.algorithm),
+      options: o,
+      id: `${o.prefix}|${this.#policyParts.join('|')}`,
+      key: (key) => this.#key(key),
+    })
   }
 
   get algorithm(): Algorithm {
-    return this.options.algorithm
+    return this.#options.algorithm
   }
 
-  /** @internal Used by MultiLimiter to run this policy inside its own script. */
-  get spec(): PolicySpec {
-    return {
-      algorithmIndex: algorithmIndex(this.options.algorithm),
-      options: this.options,
-      key: (key) => this.#key(key),
-    }
-  }
-
-  /** One key per caller key: state and any block live together, hash-tagged by the caller's key. */
+  /** One key per caller key and policy: state and any block live together, hash-tagged by the caller's key. */
   #key(key: string): string {
-    return this.#keyspace.key(key, this.options.algorithm)
+    return this.#keyspace.key(key, ...this.#policyParts)
   }
 
   #run(operation: keyof typeof OPERATIONS, key: string, mode: number, cost: number): Promise<RawDecision> {
-    const o = this.options
+    const o = this.#options
     return this.#guard.run(OPERATIONS[operation], () =>
       singleScripts[o.algorithm].run(
         o.redis,
@@ -93,12 +123,12 @@ export class RateLimiter {
   }
 
   #result(d: RawDecision): RateLimitResult {
-    return toResult(d, this.options)
+    return toResult(d, this.#options)
   }
 
   /** Applies the failure policy: Redis did not answer within timeoutMs, or is down. */
   #decideWithoutRedis(key: string, cost: number, error: unknown): RateLimitResult {
-    const o = this.options
+    const o = this.#options
     const now = Date.now()
     const policyName = typeof o.failure === 'object' ? 'memory' : o.failure
     reportFallback('limit', policyName, error)
@@ -141,9 +171,13 @@ export class RateLimiter {
    * Redis trouble: the failure policy decides and `source` says so. Denied requests consume nothing.
    */
   limit(key: string, options: LimitCallOptions = {}): Promise<RateLimitResult> {
-    requireKey(key)
-    const cost = requireCost(options.cost ?? 1)
-    return instrument(this.#trace, () => this.#limit(key, cost), outcomeOf)
+    try {
+      requireKey(key)
+      const cost = requireCost(requireOptions('options', options).cost ?? 1)
+      return instrument(this.#trace, () => this.#limit(key, cost), outcomeOf)
+    } catch (error) {
+      return Promise.reject(error)
+    }
   }
 
   async #limit(key: string, cost: number): Promise<RateLimitResult> {
@@ -153,18 +187,18 @@ export class RateLimiter {
       if (wait > 0) {
         return {
           allowed: false,
-          limit: this.options.limit,
+          limit: this.#options.limit,
           remaining: 0,
           resetAt: cachedUntil,
           retryAfterMs: wait,
-          policy: this.options.policy,
+          policy: this.#options.policy,
           source: 'cache',
           reason: 'limit',
         }
       }
       this.#blocked!.delete(key)
     }
-    if (cost > this.options.capacity) return this.#oversized(key)
+    if (cost > this.#options.capacity) return this.#oversized(key)
     let decision: RawDecision
     try {
       decision = await this.#run('limit', key, MODE.consume, cost)
@@ -181,7 +215,7 @@ export class RateLimiter {
 
   /** A cost above the capacity can never be admitted: report the real state, touch nothing. */
   async #oversized(key: string): Promise<RateLimitResult> {
-    const o = this.options
+    const o = this.#options
     let current: RateLimitResult
     try {
       current = this.#result(await this.#run('peek', key, MODE.dryRun, 0))
@@ -205,36 +239,52 @@ export class RateLimiter {
   }
 
   /** The current state without consuming anything: `allowed` tells whether a cost-1 request would pass now. */
-  async peek(key: string): Promise<RateLimitResult> {
-    requireKey(key)
-    // A dry run of cost 1 answers exactly that question; add the unit back to report what is left.
-    const d = await this.#run('peek', key, MODE.dryRun, 1)
-    return this.#result(d.allowed ? { ...d, remaining: d.remaining + 1 } : d)
+  peek(key: string): Promise<RateLimitResult> {
+    return promised(() => {
+      requireKey(key)
+      return instrument({ package: 'ratelimit', operation: 'peek' }, async () => {
+        // A dry run of cost 1 answers exactly that question; add the unit back to report what is left.
+        const d = await this.#run('peek', key, MODE.dryRun, 1)
+        return this.#result(d.allowed ? { ...d, remaining: d.remaining + 1 } : d)
+      })
+    })
   }
 
   /** Forgets all state for `key`, including a block. */
-  async reset(key: string): Promise<void> {
-    requireKey(key)
-    this.#blocked?.delete(key)
-    await this.#guard.run('ratelimit.reset', () => this.options.redis.del(this.#key(key)))
+  reset(key: string): Promise<void> {
+    return promised(() => {
+      requireKey(key)
+      this.#blocked?.delete(key)
+      return instrument({ package: 'ratelimit', operation: 'reset' }, async () => {
+        await this.#guard.run('ratelimit.reset', () => this.#options.redis.del(this.#key(key)))
+      })
+    })
   }
 
   /**
    * Denies every request for `key` for `ms` milliseconds, whatever the algorithm says. The block
    * replaces the key's state, so when it ends the key starts with its full quota.
    */
-  async block(key: string, ms: number): Promise<void> {
-    requireKey(key)
-    requirePositiveInteger('ms', ms)
-    this.#blocked?.set(key, Date.now() + ms)
-    await this.#run('block', key, MODE.block, ms)
+  block(key: string, ms: number): Promise<void> {
+    return promised(() => {
+      requireKey(key)
+      requireTimeoutMs('ms', ms)
+      this.#blocked?.set(key, Date.now() + ms)
+      return instrument({ package: 'ratelimit', operation: 'block' }, async () => {
+        await this.#run('block', key, MODE.block, ms)
+      })
+    })
   }
 
   /** Gives back `units` previously consumed (e.g. the request turned out not to count). */
-  async reward(key: string, units = 1): Promise<RateLimitResult> {
-    requireKey(key)
-    requirePositiveInteger('units', units)
-    this.#blocked?.delete(key)
-    return this.#result(await this.#run('reward', key, MODE.reward, units))
+  reward(key: string, units = 1): Promise<RateLimitResult> {
+    return promised(() => {
+      requireKey(key)
+      requirePositiveInteger('units', units)
+      this.#blocked?.delete(key)
+      return instrument({ package: 'ratelimit', operation: 'reward' }, async () =>
+        this.#result(await this.#run('reward', key, MODE.reward, units)),
+      )
+    })
   }
 }

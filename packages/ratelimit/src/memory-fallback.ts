@@ -16,9 +16,11 @@ export class MemoryFallback {
     this.#tat = new LRUCache({ max: maxKeys, ttl: windowMs, ttlAutopurge: false })
   }
 
+  /** Decides for `cost` units; with `consume` false, only says whether they would be admitted. */
   limit(
     key: string,
     cost: number,
+    consume = true,
   ): { allowed: boolean; remaining: number; resetAt: number; retryAfterMs: number } {
     const now = Date.now()
     const tat = Math.max(this.#tat.get(key) ?? now, now)
@@ -31,7 +33,7 @@ export class MemoryFallback {
         retryAfterMs: Math.ceil(next - now - this.#tolerance),
       }
     }
-    this.#tat.set(key, next, { ttl: Math.max(1, Math.ceil(next - now)) })
+    if (consume) this.#tat.set(key, next, { ttl: Math.max(1, Math.ceil(next - now)) })
     return {
       allowed: true,
       remaining: Math.floor((this.#tolerance - (next - now)) / this.#interval),

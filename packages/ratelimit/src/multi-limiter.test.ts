@@ -78,8 +78,10 @@ describeEachTarget('MultiLimiter', (target) => {
   it('rejects limiters that cannot be checked together', () => {
     const prefix = uniquePrefix('dup')
     const a = new RateLimiter({ redis, prefix, algorithm: 'gcra', limit: 1, windowMs: 1_000 })
-    const b = new RateLimiter({ redis, prefix, algorithm: 'gcra', limit: 2, windowMs: 1_000 })
-    expect(() => new MultiLimiter([a, b])).toThrow(/share prefix/)
+    const same = new RateLimiter({ redis, prefix, algorithm: 'gcra', limit: 1, windowMs: 1_000 })
+    expect(() => new MultiLimiter([a, same])).toThrow(/same prefix/)
     expect(() => new MultiLimiter([])).toThrow(InvalidArgumentError)
+    expect(() => new MultiLimiter([{}] as never)).toThrow(/^limiters\[0\]/)
+    expect(() => new MultiLimiter('x' as never)).toThrow(/^limiters/)
   })
 })

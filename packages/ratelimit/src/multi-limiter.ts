@@ -1,14 +1,25 @@
-import { InvalidArgumentError, instrument, RedisGuard, requirePositiveInteger } from '@rp/core'
+import {
+  InvalidArgumentError,
+  instrument,
+  RedisGuard,
+  requireArray,
+  requireOptions,
+  requireTimeoutMs,
+} from '@rp/core'
 import { multiScript, type RawDecision } from './algorithms/index.js'
 import { MODE } from './algorithms/prelude.js'
 import { isPolicyError, nextNonce, reportFallback } from './guard.js'
-import type { LimitCallOptions, PolicySpec, RateLimiter } from './limiter.js'
+import { type LimitCallOptions, type PolicySpec, policySpec, type RateLimiter } from './limiter.js'
+import { MemoryFallback } from './memory-fallback.js'
 import { type FailurePolicy, requireCost, requireKey, resolveFailure } from './options.js'
 import { type MultiLimitResult, type RateLimitResult, toResult } from './result.js'
 
 export interface MultiLimiterOptions {
-  /** Default: the first limiter's policy. `{ fallback: 'memory' }` is not offered: it cannot be all-or-nothing. */
-  failure?: Exclude<FailurePolicy, object>
+  /**
+   * Default: the first limiter's policy. `{ fallback: 'memory' }` checks every policy in process,
+   * all-or-nothing like the script: each policy keeps its own in-memory GCRA.
+   */
+  failure?: FailurePolicy
   /** Default: the first limiter's timeoutMs. */
   timeoutMs?: number
 }
@@ -22,14 +33,20 @@ export class MultiLimiter {
   readonly limiters: readonly RateLimiter[]
   readonly #specs: PolicySpec[]
   readonly #guard: RedisGuard
-  readonly #failure: 'open' | 'closed'
+  readonly #failure: FailurePolicy
+  readonly #fallbacks: MemoryFallback[] | null
 
   constructor(limiters: readonly RateLimiter[], options: MultiLimiterOptions = {}) {
-    if (!Array.isArray(limiters) || limiters.length === 0) {
+    const list = requireArray<RateLimiter>('limiters', limiters)
+    if (list.length === 0)
       throw new InvalidArgumentError('limiters', 'must be a non-empty array of RateLimiter')
-    }
-    this.limiters = Object.freeze([...limiters])
-    this.#specs = limiters.map((l) => l.spec)
+    requireOptions('options', options)
+    this.#specs = list.map((l, i) => {
+      const spec = policySpec(l)
+      if (!spec) throw new InvalidArgumentError(`limiters[${i}]`, 'must be a RateLimiter')
+      return spec
+    })
+    this.limiters = Object.freeze([...list])
     const first = this.#specs[0]!.options
     if (this.#specs.some((s) => s.options.redis !== first.redis)) {
       throw new InvalidArgumentError(
@@ -39,24 +56,26 @@ export class MultiLimiter {
     }
     const seen = new Set<string>()
     for (const s of this.#specs) {
-      const id = `${s.options.prefix}|${s.options.algorithm}`
-      if (seen.has(id)) {
+      if (seen.has(s.id)) {
         throw new InvalidArgumentError(
           'limiters',
-          `two limiters share prefix '${s.options.prefix}' and algorithm '${s.options.algorithm}', so they would share state; give each a distinct prefix`,
+          `two limiters have the same prefix '${s.options.prefix}' and policy, so one request would count twice`,
         )
       }
-      seen.add(id)
+      seen.add(s.id)
     }
-    const failure = resolveFailure(
-      options.failure ?? (typeof first.failure === 'object' ? 'open' : first.failure),
-    )
-    if (typeof failure === 'object')
-      throw new InvalidArgumentError('failure', "must be 'open' or 'closed' for a MultiLimiter")
+    const failure = resolveFailure(options.failure ?? first.failure)
     this.#failure = failure
+    this.#fallbacks =
+      typeof failure === 'object'
+        ? this.#specs.map(
+            ({ options: o }) =>
+              new MemoryFallback(o.limit, o.windowMs, o.capacity, failure.maxKeys ?? 10_000),
+          )
+        : null
     this.#guard = new RedisGuard(
       first.redis,
-      requirePositiveInteger('timeoutMs', options.timeoutMs ?? first.timeoutMs),
+      requireTimeoutMs('timeoutMs', options.timeoutMs ?? first.timeoutMs),
     )
   }
 
@@ -85,8 +104,16 @@ export class MultiLimiter {
   }
 
   limit(key: string, options: LimitCallOptions = {}): Promise<MultiLimitResult> {
-    requireKey(key)
-    const cost = requireCost(options.cost ?? 1)
+    try {
+      requireKey(key)
+      const cost = requireCost(requireOptions('options', options).cost ?? 1)
+      return this.#instrumented(key, cost)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  #instrumented(key: string, cost: number): Promise<MultiLimitResult> {
     return instrument(
       { package: 'ratelimit', operation: 'multiLimit', attributes: { policies: this.#specs.length } },
       () => this.#limit(key, cost),
@@ -116,7 +143,9 @@ export class MultiLimiter {
       return this.#combine(await this.#run(key, MODE.consume, cost))
     } catch (error) {
       if (!isPolicyError(error)) throw error
-      reportFallback('multiLimit', this.#failure, error)
+      const fallbacks = this.#fallbacks
+      reportFallback('multiLimit', fallbacks ? 'memory' : (this.#failure as string), error)
+      if (fallbacks) return this.#fromMemory(fallbacks, key, cost)
       const now = Date.now()
       const open = this.#failure === 'open'
       const decisions = this.#specs.map(
@@ -133,5 +162,16 @@ export class MultiLimiter {
         open ? { source: 'fail-open' } : { source: 'fail-closed', reason: 'redis-unavailable' },
       )
     }
+  }
+
+  /** The memory fallback, all-or-nothing: every policy is asked first, and consumed only if all admit. */
+  #fromMemory(fallbacks: MemoryFallback[], key: string, cost: number): MultiLimitResult {
+    const probe = fallbacks.map((f) => f.limit(key, cost, false))
+    const all = probe.every((d) => d.allowed)
+    const decisions = all ? fallbacks.map((f) => f.limit(key, cost, true)) : probe
+    return this.#combine(
+      decisions.map((d) => ({ ...d, reason: d.allowed ? ('ok' as const) : ('limit' as const) })),
+      { source: 'memory' },
+    )
   }
 }

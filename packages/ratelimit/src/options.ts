@@ -1,10 +1,13 @@
 import {
   assertUsableClient,
   InvalidArgumentError,
+  keyspace,
   type RedisClient,
   requireNonEmptyString,
   requireOneOf,
+  requireOptions,
   requirePositiveInteger,
+  requireTimeoutMs,
 } from '@rp/core'
 import { ALGORITHM_NAMES, type Algorithm } from './algorithms/index.js'
 
@@ -38,6 +41,10 @@ export interface RateLimiterOptions {
   blockCache?: { maxKeys?: number }
 }
 
+/** A limiter's resolved policy, as `limiter.options` shows it. */
+export type LimiterSettings = Omit<ResolvedLimiterOptions, 'redis'>
+
+/** @internal */
 export interface ResolvedLimiterOptions {
   redis: RedisClient
   prefix: string
@@ -71,23 +78,37 @@ export function resolveFailure(failure: unknown): FailurePolicy {
   )
 }
 
+/** Largest `limit` a sliding-log limiter takes: it stores one sorted-set member per unit. */
+export const SLIDING_LOG_MAX_LIMIT = 10_000
+
 export function resolveLimiterOptions(options: RateLimiterOptions): ResolvedLimiterOptions {
   if (!options || typeof options !== 'object') throw new InvalidArgumentError('options', 'must be an object')
   assertUsableClient(options.redis)
   const algorithm = requireOneOf('algorithm', options.algorithm, ALGORITHM_NAMES)
   const limit = requirePositiveInteger('limit', options.limit)
-  const windowMs = requirePositiveInteger('windowMs', options.windowMs)
+  // The sliding log stores one member per admitted unit: cap it, so no single call (cost <= limit)
+  // can make Redis write and hold an unbounded set while every other client waits.
+  if (algorithm === 'sliding-log' && limit > SLIDING_LOG_MAX_LIMIT)
+    throw new InvalidArgumentError(
+      'limit',
+      `must be at most ${SLIDING_LOG_MAX_LIMIT} for 'sliding-log' (one stored entry per unit); use 'sliding-window' for larger limits, got ${limit}`,
+    )
+  const windowMs = requireTimeoutMs('windowMs', options.windowMs)
   const bursty = algorithm === 'gcra' || algorithm === 'token-bucket'
   if (options.burst !== undefined && !bursty) {
     throw new InvalidArgumentError('burst', `applies only to 'gcra' and 'token-bucket', not '${algorithm}'`)
   }
   const burst = options.burst === undefined ? limit : requirePositiveInteger('burst', options.burst)
   const prefix = requireNonEmptyString('prefix', options.prefix ?? 'rl')
-  const timeoutMs = requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000)
+  keyspace(prefix)
+  const timeoutMs = requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000)
   const blockCacheMaxKeys =
     options.blockCache === undefined
       ? 0
-      : requirePositiveInteger('blockCache.maxKeys', options.blockCache.maxKeys ?? 10_000)
+      : requirePositiveInteger(
+          'blockCache.maxKeys',
+          requireOptions('blockCache', options.blockCache).maxKeys ?? 10_000,
+        )
   const seconds = windowMs / 1000
   return {
     redis: options.redis,

@@ -10,11 +10,28 @@ export { byUser, ipKey, rateLimitHeaders } from './shared.js'
 export function rateLimit(options: RateLimitMiddlewareOptions<Request>): RequestHandler {
   const decide = createDecider(options)
   return (req: Request, res: Response, next: NextFunction) => {
-    decide(req, req.ip ?? req.socket.remoteAddress ?? 'unknown').then(({ result, headers, body }) => {
-      if (!result) return next()
-      res.set(headers)
-      if (result.allowed) return next()
-      res.status(429).json(body)
-    }, next)
+    // Every failure, in the decision or in writing the answer (a body that cannot be serialized),
+    // goes to next(err): nothing may become an unhandled rejection that exits the process.
+    let verdict: ReturnType<typeof decide>
+    try {
+      verdict = decide(req, req.ip ?? req.socket?.remoteAddress ?? 'unknown')
+    } catch (error) {
+      next(error)
+      return
+    }
+    verdict
+      .then(({ result, headers, json }) => {
+        if (!result) return next()
+        res.set(headers)
+        if (result.allowed) return next()
+        res.status(429).type('application/json').send(json)
+      })
+      .catch((error: unknown) => {
+        try {
+          next(error)
+        } catch {
+          // next() itself threw: Express is already answering; nothing more can be done here.
+        }
+      })
   }
 }

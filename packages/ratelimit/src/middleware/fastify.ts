@@ -10,9 +10,9 @@ export { byUser, ipKey, rateLimitHeaders } from './shared.js'
 export function rateLimit(options: RateLimitMiddlewareOptions<FastifyRequest>): onRequestAsyncHookHandler {
   const decide = createDecider(options)
   return async (request: FastifyRequest, reply: FastifyReply) => {
-    const { result, headers, body } = await decide(request, request.ip)
+    const { result, headers, json } = await decide(request, request.ip)
     if (!result) return
     reply.headers(headers)
-    if (!result.allowed) return reply.code(429).send(body)
+    if (!result.allowed) return reply.code(429).type('application/json').send(json)
   }
 }

@@ -1,5 +1,5 @@
-import { isIPv6 } from 'node:net'
-import { InvalidArgumentError } from '@rp/core'
+import { isIPv4, isIPv6 } from 'node:net'
+import { InvalidArgumentError, requireFunction, requireOptions } from '@rp/core'
 import { RateLimiter } from '../limiter.js'
 import { MultiLimiter } from '../multi-limiter.js'
 import type { RateLimitResult } from '../result.js'
@@ -9,7 +9,11 @@ export type Awaitable<T> = T | Promise<T>
 /** Options every framework adapter takes; `Req` is the framework's request (or context). */
 export interface RateLimitMiddlewareOptions<Req> {
   limiter: RateLimiter | MultiLimiter
-  /** The rate-limit key for a request; default: the client IP, IPv6 grouped by /64. */
+  /**
+   * The rate-limit key for a request; default `ip:<ipKey(ip)>`. A request whose IP the framework
+   * cannot tell arrives with ip `'unknown'`, and by default all of those share one bucket: return
+   * another key for them here (or throw, to fail the request) if that is not what you want.
+   */
   key?: (req: Req, ip: string) => Awaitable<string>
   /** Return true to let a request through without counting it. */
   skip?: (req: Req) => Awaitable<boolean>
@@ -23,23 +27,40 @@ export interface RateLimitMiddlewareOptions<Req> {
   body?: (result: RateLimitResult) => unknown
 }
 
-/**
- * The /64 prefix for IPv6 (one customer usually holds a whole /64, so limiting single addresses is
- * trivially evaded) and the plain address for IPv4, including IPv4-mapped IPv6.
- */
-export function ipKey(ip: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)
-  if (mapped) return mapped[1]!
-  if (!isIPv6(ip)) return ip
-  const [head = '', tail = ''] = ip.split('::')
+/** The 8 groups of an IPv6 address (embedded IPv4 tail and zone id handled), or null. */
+function ipv6Groups(ip: string): number[] | null {
+  const address = ip.replace(/%.*$/, '')
+  if (!isIPv6(address)) return null
+  let text = address
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number]
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
+  }
+  const [head = '', tail] = text.split('::')
   const left = head ? head.split(':') : []
   const right = tail ? tail.split(':') : []
-  const groups = ip.includes('::')
-    ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right]
-    : left
-  return `${groups
+  const groups =
+    tail === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill('0'), ...right]
+  return groups.length === 8 ? groups.map((g) => Number.parseInt(g, 16)) : null
+}
+
+/**
+ * The rate-limit key part for a client address: IPv4 as is; IPv4-mapped IPv6 (`::ffff:1.2.3.4`,
+ * `::ffff:102:304`, `0:0:0:0:0:ffff:…`) as its IPv4 address; loopback `::1` as itself; any other
+ * IPv6 as its /64 (one customer usually holds a whole /64, so limiting single addresses is
+ * trivially evaded). Anything that is not an IP address is returned unchanged.
+ */
+export function ipKey(ip: string): string {
+  if (isIPv4(ip)) return ip
+  const g = ipv6Groups(ip)
+  if (!g) return ip
+  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff)
+    return `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`
+  if (g.slice(0, 7).every((x) => x === 0)) return g[7] === 1 ? '::1' : `::${g[7]!.toString(16)}`
+  return `${g
     .slice(0, 4)
-    .map((g) => Number.parseInt(g, 16).toString(16))
+    .map((x) => x.toString(16))
     .join(':')}::/64`
 }
 
@@ -53,6 +74,19 @@ export function byUser<Req>(userId: (req: Req) => Awaitable<string | number | un
 
 function policies(limiter: RateLimiter | MultiLimiter): RateLimiter[] {
   return limiter instanceof MultiLimiter ? [...limiter.limiters] : [limiter]
+}
+
+/**
+ * A policy name as it may appear in a header: printable ASCII without quote or backslash. Anything
+ * else (a prefix such as '限流') is percent-encoded byte by byte, so a header can always be set.
+ */
+function headerToken(name: string): string {
+  if (/^[ -~]*$/.test(name) && !/["%]/.test(name)) return name
+  return Array.from(Buffer.from(name, 'utf8'), (b) =>
+    b >= 0x20 && b <= 0x7e && b !== 0x22 && b !== 0x5c && b !== 0x25
+      ? String.fromCharCode(b)
+      : `%${b.toString(16).toUpperCase().padStart(2, '0')}`,
+  ).join('')
 }
 
 function seconds(ms: number): number {
@@ -71,12 +105,12 @@ export function rateLimitHeaders(
   const results = 'results' in result ? (result.results as RateLimitResult[]) : [result]
   if (options.standardHeaders !== false) {
     headers['RateLimit-Policy'] = list
-      .map((l) => `"${l.options.prefix}";q=${l.options.limit};w=${seconds(l.options.windowMs)}`)
+      .map((l) => `"${headerToken(l.options.prefix)}";q=${l.options.limit};w=${seconds(l.options.windowMs)}`)
       .join(', ')
     headers.RateLimit = list
       .map(
         (l, i) =>
-          `"${l.options.prefix}";r=${results[i]?.remaining ?? 0};t=${seconds((results[i]?.resetAt ?? now) - now)}`,
+          `"${headerToken(l.options.prefix)}";r=${results[i]?.remaining ?? 0};t=${seconds((results[i]?.resetAt ?? now) - now)}`,
       )
       .join(', ')
   }
@@ -102,25 +136,29 @@ export interface Verdict {
   /** null when the request was skipped. */
   result: RateLimitResult | null
   headers: Record<string, string>
-  body: unknown
+  /** The 429 body, already serialized: a body() that cannot be serialized fails the decision, not the response. */
+  json: string | null
 }
 
 /** The framework-independent part of every adapter. */
 export function createDecider<Req>(options: RateLimitMiddlewareOptions<Req>) {
-  if (!(options?.limiter instanceof RateLimiter || options?.limiter instanceof MultiLimiter)) {
+  requireOptions('options', options)
+  if (!(options.limiter instanceof RateLimiter || options.limiter instanceof MultiLimiter)) {
     throw new InvalidArgumentError('limiter', 'must be a RateLimiter or MultiLimiter')
   }
+  for (const name of ['key', 'skip', 'cost', 'body'] as const)
+    if (options[name] !== undefined) requireFunction(name, options[name])
   const { limiter } = options
   const keyOf = options.key ?? ((_req: Req, ip: string) => `ip:${ipKey(ip)}`)
   return async (req: Req, ip: string): Promise<Verdict> => {
-    if (options.skip && (await options.skip(req))) return { result: null, headers: {}, body: null }
+    if (options.skip && (await options.skip(req))) return { result: null, headers: {}, json: null }
     const key = await keyOf(req, ip)
     const cost = options.cost ? await options.cost(req) : 1
     const result = await limiter.limit(key, { cost })
     return {
       result,
       headers: rateLimitHeaders(limiter, result, options),
-      body: result.allowed ? null : (options.body ?? defaultBody)(result),
+      json: result.allowed ? null : JSON.stringify((options.body ?? defaultBody)(result)),
     }
   }
 }
