@@ -14,8 +14,14 @@ export class Tracker {
   #closed = false
   #syncing: Promise<void> = Promise.resolve()
   readonly #onRefresh = guarded('cache', 'tracking.refresh', () => {
-    // Serialized: refresh events can arrive while a previous sync is still connecting.
-    this.#syncing = this.#syncing.then(() => this.#sync()).catch(() => {})
+    // Serialized: refresh events can arrive while a previous sync is still connecting. A sync that
+    // fails (the cluster is mid-failover) is tried again shortly, not only at the next refresh.
+    this.#syncing = this.#syncing
+      .then(() => this.#sync())
+      .catch((error: unknown) => {
+        publishEvent({ package: 'cache', event: 'tracking-failed', prefix: this.prefix, error })
+        if (!this.#closed) setTimeout(this.#onRefresh, 500).unref()
+      })
   })
 
   constructor(
@@ -39,7 +45,8 @@ export class Tracker {
 
   async #sync(): Promise<void> {
     if (this.#closed) return
-    const nodes = await masters(this.redis)
+    // Generous: this runs in the background, while a failover settles.
+    const nodes = await masters(this.redis, 10_000)
     const wanted = new Map(nodes.map((n) => [`${n.options.host}:${n.options.port}`, n]))
     for (const connection of [...this.#connections]) {
       const key = `${connection.options.host}:${connection.options.port}`

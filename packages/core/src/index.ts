@@ -9,6 +9,7 @@ export {
   type ResolvedConnection,
   resolveConnection,
 } from './connection.js'
+export { delay } from './delay.js'
 export {
   AbortError,
   InvalidArgumentError,

@@ -1,4 +1,4 @@
-import { type RedisServer, startRedis } from '@rp/testing'
+import { type RedisServer, startRedis, startTcpProxy } from '@rp/testing'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LockLostError, RedlockQuorumError } from './errors.js'
@@ -81,6 +81,56 @@ describe('LockManager when Redis stalls', () => {
   })
 })
 
+describe("LockManager when only the holder's connection stalls", () => {
+  it('aborts the holder with a third of the TTL left, before anyone else can take the lock', async () => {
+    const server = await startRedis({ ownServer: true })
+    const proxy = await startTcpProxy(server.port)
+    const holderClient = new Redis(proxy.url, { maxRetriesPerRequest: 1 }).on('error', () => {})
+    const otherClient = new Redis(server.url)
+    // The default timeoutMs (1000) does not fit in a third of this TTL: the watchdog's own
+    // deadline must win over the renewal in flight.
+    const holder = new LockManager({ redis: holderClient, prefix: 'split' })
+    const other = new LockManager({ redis: otherClient, prefix: 'split' })
+    try {
+      let abortedAt = Number.NaN
+      const started = performance.now()
+      const run = holder
+        .using(
+          'job',
+          (signal) =>
+            new Promise((resolve) => {
+              signal.addEventListener('abort', () => {
+                abortedAt = performance.now() - started
+                resolve('stopped')
+              })
+            }),
+          { ttlMs: 1_200 },
+        )
+        .catch((e: unknown) => e)
+      await new Promise((r) => setTimeout(r, 50))
+      proxy.stall()
+      let acquiredAt = Number.NaN
+      while (Number.isNaN(acquiredAt) && performance.now() - started < 5_000) {
+        const lock = await other.tryAcquire('job')
+        if (lock) acquiredAt = performance.now() - started
+        else await new Promise((r) => setTimeout(r, 10))
+      }
+      expect(abortedAt).toBeLessThan(900)
+      expect(acquiredAt - abortedAt).toBeGreaterThan(300)
+      proxy.resume()
+      expect(await run).toBeInstanceOf(LockLostError)
+      expect(unhandled).toEqual([])
+    } finally {
+      proxy.resume()
+      await Promise.all([holder.close(), other.close()])
+      holderClient.disconnect()
+      otherClient.disconnect()
+      await proxy.close()
+      await server.stop()
+    }
+  })
+})
+
 describe('LockManager across a short stall', () => {
   it('retries a renewal that times out and keeps the lock when Redis answers again in time', async () => {
     const server = await startRedis({ ownServer: true })
@@ -147,7 +197,8 @@ describe('Redlock', () => {
   })
 
   it('still acquires with 1 of 3 instances dead, and fails cleanly within waitMs with 2 dead', async () => {
-    const redlock = new Redlock(clients)
+    // Nearby instances: a short per-instance budget, so a dead one costs little.
+    const redlock = new Redlock(clients, { instanceTimeoutMs: 50 })
     await servers[0]!.kill()
     const lock = await redlock.acquire('res2', { ttlMs: 2_000, waitMs: 1_000 })
     expect(await lock.extend(2_000)).toBe(true)

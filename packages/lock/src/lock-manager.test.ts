@@ -7,6 +7,7 @@ import { LockManager } from './lock-manager.js'
 import { abandonScript } from './scripts.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const keyspaceKey = (locks: LockManager, resource: string) => locks.lockKey(resource)
 
 // A resource that honours fencing: a write lands only with a token above every token it has seen.
 const fencedWrite = defineScript<number>({
@@ -31,6 +32,55 @@ describeEachTarget('LockManager', (target) => {
     return m
   }
   afterAll(() => Promise.all(managers.map((m) => m.close())))
+
+  it('using() never runs fn when its signal aborts while the lock is being acquired', async () => {
+    const locks = manager()
+    const controller = new AbortController()
+    let ran = false
+    const run = locks.using(
+      'abort-in-flight',
+      async () => {
+        ran = true
+      },
+      { signal: controller.signal },
+    )
+    // The acquire round trip is in flight now.
+    controller.abort(new Error('client went away'))
+    await expect(run).rejects.toThrow(/aborted/)
+    expect(ran).toBe(false)
+    // ...and the lock it got was given back.
+    const again = await locks.tryAcquire('abort-in-flight')
+    expect(again).not.toBeNull()
+    await again!.release()
+  })
+
+  it("a 'lost' listener that throws becomes an event, never an uncaught exception", async () => {
+    const locks = manager()
+    const uncaught: unknown[] = []
+    const onUncaught = (e: unknown) => uncaught.push(e)
+    process.on('uncaughtException', onUncaught)
+    process.on('unhandledRejection', onUncaught)
+    locks.on('lost', () => {
+      throw new Error('listener bug')
+    })
+    try {
+      const run = locks.using(
+        'lose-me',
+        async (signal) => {
+          // Someone deletes the lock behind its holder's back; the next renewal finds it gone.
+          await redis.del(keyspaceKey(locks, 'lose-me'))
+          await new Promise((r) => signal.addEventListener('abort', r))
+        },
+        { ttlMs: 300 },
+      )
+      await expect(run).rejects.toThrow(/lost/)
+      await sleep(20)
+      expect(uncaught).toEqual([])
+    } finally {
+      process.off('uncaughtException', onUncaught)
+      process.off('unhandledRejection', onUncaught)
+    }
+  })
 
   it('excludes a second holder and reports each release outcome', async () => {
     const locks = manager()
@@ -231,11 +281,26 @@ describe('LockManager input validation', () => {
   const redis = new Redis({ lazyConnect: true })
   it('names the bad option', async () => {
     const locks = new LockManager({ redis })
-    expect(() => locks.acquire('r', { ttlMs: 0 })).toThrow(InvalidArgumentError)
-    expect(() => locks.acquire('r', { ttlMs: 1.5 })).toThrow(/ttlMs/)
-    expect(() => locks.acquire('r', { waitMs: -1 })).toThrow(/waitMs/)
-    expect(() => locks.acquire('', {})).toThrow(/resource/)
-    await expect(locks.tryAcquire('', {})).rejects.toThrow(/resource/)
+    // Promise functions reject, never throw, and name the option; nothing reaches Redis.
+    const calls: Array<[() => Promise<unknown>, RegExp]> = [
+      [() => locks.acquire('r', { ttlMs: 0 }), /^ttlMs/],
+      [() => locks.acquire('r', { ttlMs: 1.5 }), /^ttlMs/],
+      [() => locks.acquire('r', { waitMs: -1 }), /^waitMs/],
+      [() => locks.acquire('', {}), /^resource/],
+      [() => locks.acquire('r', null as never), /^options/],
+      [() => locks.acquire('r', { signal: 'x' as never }), /^signal/],
+      [() => locks.tryAcquire('', {}), /^resource/],
+      [() => locks.using('r', null as never), /^fn/],
+    ]
+    for (const [call, message] of calls) {
+      let promise: Promise<unknown> | undefined
+      expect(() => {
+        promise = call()
+      }).not.toThrow()
+      const error = await promise!.catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(InvalidArgumentError)
+      expect((error as Error).message).toMatch(message)
+    }
     expect(() => new LockManager({ redis, ttlMs: -5 })).toThrow(/ttlMs/)
   })
 })

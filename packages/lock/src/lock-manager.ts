@@ -1,19 +1,26 @@
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import {
+  AbortError,
   assertUsableClient,
   Deadlines,
   fullJitterBackoff,
+  guarded,
   instrument,
   isConnectionError,
   type Keyspace,
   keyspace,
   Notifier,
+  promised,
   publishEvent,
   type RedisClient,
+  requireBoolean,
+  requireFunction,
   requireNonEmptyString,
   requireNonNegativeInteger,
-  requirePositiveInteger,
+  requireOptions,
+  requireSignal,
+  requireTimeoutMs,
 } from '@rp/core'
 import { LockLostError } from './errors.js'
 import { Lock } from './lock.js'
@@ -69,9 +76,19 @@ export interface LockManagerInternals {
 
 interface Watched {
   ttlMs: number
+  /** When the next renewal is due (performance.now()); Infinity while one is in flight. */
   nextAt: number
   controller: AbortController
   lost?: LockLostError
+}
+
+/**
+ * On the monotonic clock, when the watchdog gives up on a lock: a third of its TTL before it may
+ * lapse. By then `fn` has been told (its signal aborted), whatever a renewal in flight is doing, so
+ * it still has that third to stop before anyone else can take the lock.
+ */
+function abortAt(lock: Lock, w: Watched): number {
+  return lock.validUntil - w.ttlMs / 3
 }
 
 export interface LockManagerEvents {
@@ -97,13 +114,14 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
 
   constructor(options: LockManagerOptions) {
     super()
-    this.redis = assertUsableClient(options?.redis)
+    requireOptions('options', options)
+    this.redis = assertUsableClient(options.redis)
     this.#keyspace = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'lock'))
-    this.defaultTtlMs = requirePositiveInteger('ttlMs', options.ttlMs ?? 30_000)
+    this.defaultTtlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? 30_000)
     this.#defaultWaitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 10_000)
-    this.timeoutMs = requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000)
-    this.#fenceTtlMs = requirePositiveInteger('fenceTtlMs', options.fenceTtlMs ?? 7 * 86_400_000)
-    this.handoffMs = requirePositiveInteger('handoffMs', options.handoffMs ?? 250)
+    this.timeoutMs = requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000)
+    this.#fenceTtlMs = requireTimeoutMs('fenceTtlMs', options.fenceTtlMs ?? 7 * 86_400_000)
+    this.handoffMs = requireTimeoutMs('handoffMs', options.handoffMs ?? 250)
     this.deadlines = new Deadlines(this.timeoutMs)
     this.#notifier = new Notifier(this.redis)
   }
@@ -121,22 +139,29 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
   }
 
   validateTtl(ttlMs: number): number {
-    return requirePositiveInteger('ttlMs', ttlMs)
+    return requireTimeoutMs('ttlMs', ttlMs)
   }
 
   /** One round trip: the Lock, or null if someone else holds it. */
-  async tryAcquire(
+  tryAcquire(
     resource: string,
     options: Omit<AcquireOptions, 'waitMs' | 'signal'> = {},
   ): Promise<Lock | null> {
-    const attempt = this.#attemptArgs(resource, options)
-    return (await this.#attempt(attempt)).lock
+    return promised(() => {
+      const attempt = this.#attemptArgs(resource, options)
+      return instrument(
+        { package: 'lock', operation: 'tryAcquire' },
+        async () => (await this.#attempt(attempt)).lock,
+      )
+    })
   }
 
   #attemptArgs(resource: string, options: AcquireOptions) {
     requireNonEmptyString('resource', resource)
+    requireOptions('options', options)
     const ttlMs = this.validateTtl(options.ttlMs ?? this.defaultTtlMs)
     const owner = options.owner === undefined ? randomUUID() : requireNonEmptyString('owner', options.owner)
+    if (options.reentrant !== undefined) requireBoolean('reentrant', options.reentrant)
     return { resource, ttlMs, owner, reentrant: options.reentrant === true }
   }
 
@@ -169,11 +194,12 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
    * fallback). Throws LockTimeoutError, or AbortError when `signal` aborts.
    */
   acquire(resource: string, options: AcquireOptions = {}): Promise<Lock> {
-    const a = this.#attemptArgs(resource, options)
-    const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? this.#defaultWaitMs)
-    return instrument({ package: 'lock', operation: 'acquire' }, () =>
-      this.#acquire(a, waitMs, options.signal),
-    )
+    return promised(() => {
+      const a = this.#attemptArgs(resource, options)
+      const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? this.#defaultWaitMs)
+      const signal = requireSignal('signal', options.signal)
+      return instrument({ package: 'lock', operation: 'acquire' }, () => this.#acquire(a, waitMs, signal))
+    })
   }
 
   #acquire(
@@ -213,19 +239,38 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
 
   /**
    * Runs `fn` under the lock, with a watchdog extending it every ttl/3. A renewal that fails for a
-   * connection error is retried while more than a third of the TTL is certainly left. If the lock is
-   * lost (renewal finds it gone, or retries run out), `signal` aborts, a `lost` event is emitted, and
-   * using() rejects with LockLostError once `fn` settles. The lock is released whatever happens.
+   * connection error is retried, but the watchdog keeps its own monotonic deadline: once only a
+   * third of the TTL is certainly left without a successful renewal, `signal` aborts, whatever a
+   * renewal in flight is doing. So a renewal gets at most ttl/3 (less than `timeoutMs` when
+   * ttlMs < 3 × timeoutMs). When the lock is lost, a `lost` event is emitted and using() rejects
+   * with LockLostError once `fn` settles. The lock is released whatever happens. If `signal`
+   * aborts while the lock is being acquired, `fn` never runs.
    */
-  async using<T>(
+  using<T>(
     resource: string,
     fn: (signal: AbortSignal, lock: Lock) => Promise<T>,
     options: AcquireOptions = {},
   ): Promise<T> {
+    return promised(() => {
+      requireFunction('fn', fn)
+      return this.#using(resource, fn, options)
+    })
+  }
+
+  async #using<T>(
+    resource: string,
+    fn: (signal: AbortSignal, lock: Lock) => Promise<T>,
+    options: AcquireOptions,
+  ): Promise<T> {
     const lock = await this.acquire(resource, options)
+    const outer = options.signal
+    if (outer?.aborted) {
+      // Aborted while the acquire was in flight: never start fn on a signal already fired.
+      await lock.release().catch(() => {})
+      throw new AbortError(`using '${resource}'`, { cause: outer.reason })
+    }
     const ttlMs = options.ttlMs ?? this.defaultTtlMs
     const controller = new AbortController()
-    const outer = options.signal
     const forward = () => controller.abort(outer?.reason)
     outer?.addEventListener('abort', forward, { once: true })
     const watched: Watched = { ttlMs, nextAt: performance.now() + ttlMs / 3, controller }
@@ -249,23 +294,27 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
     }
   }
 
-  // One timer for every watched lock, armed for the earliest renewal due.
+  // One timer for every watched lock, armed for the earliest renewal or abort deadline due. A
+  // renewal in flight has nextAt = Infinity, but its lock's abort deadline still arms the timer.
   #schedule(): void {
     if (this.#timer) clearTimeout(this.#timer)
     this.#timer = null
     if (this.#watched.size === 0) return
     let next = Number.POSITIVE_INFINITY
-    for (const w of this.#watched.values()) next = Math.min(next, w.nextAt)
-    // Every watched lock has a renewal in flight; its answer reschedules. Arming a timer for
-    // Infinity would fire after 1 ms and spin until the answer comes.
-    if (next === Number.POSITIVE_INFINITY) return
-    this.#timer = setTimeout(() => this.#tick(), Math.max(0, next - performance.now()))
+    for (const [lock, w] of this.#watched) next = Math.min(next, w.nextAt, abortAt(lock, w))
+    this.#timer = setTimeout(this.#onTimer, Math.max(0, next - performance.now()))
     this.#timer.unref()
   }
+
+  readonly #onTimer = guarded('lock', 'watchdog', () => this.#tick())
 
   #tick(): void {
     this.#timer = null
     const now = performance.now()
+    for (const [lock, w] of [...this.#watched]) {
+      if (abortAt(lock, w) <= now)
+        this.#lose(lock, w, 'no renewal succeeded before only a third of the TTL was left')
+    }
     const due = [...this.#watched].filter(([, w]) => w.nextAt <= now)
     for (const [lock, w] of due) {
       w.nextAt = Number.POSITIVE_INFINITY
@@ -283,7 +332,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
           // third of the TTL is certainly left, so that once it is reported lost, `fn` still has
           // that third to stop before anyone else can take the lock.
           const retryAt = performance.now() + Math.max(50, Math.min(1_000, w.ttlMs / 10))
-          if (isConnectionError(error) && retryAt < lock.validUntil - w.ttlMs / 3) {
+          if (isConnectionError(error) && retryAt < abortAt(lock, w)) {
             w.nextAt = retryAt
             publishEvent({ package: 'lock', event: 'renewal-retry', resource: lock.resource, error })
             this.#schedule()
@@ -300,11 +349,16 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
     w.lost = error
     w.controller.abort(error)
     publishEvent({ package: 'lock', event: 'lost', resource: lock.resource, token: lock.token, error })
-    if (this.listenerCount('lost') > 0) this.emit('lost', error, lock)
+    // A user's 'lost' listener that throws must not escape from a timer or a promise callback.
+    if (this.listenerCount('lost') > 0) this.#emitLost(error, lock)
     this.#schedule()
   }
 
-  /** Stops the watchdog and closes the pub/sub connection; held locks are not released. */
+  readonly #emitLost = guarded('lock', 'lost', (error: LockLostError, lock: Lock) =>
+    this.emit('lost', error, lock),
+  )
+
+  /** Stops the watchdog and closes the pub/sub connection (bounded); held locks are not released. */
   async close(): Promise<void> {
     if (this.#timer) clearTimeout(this.#timer)
     this.#timer = null

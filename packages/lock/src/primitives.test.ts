@@ -1,4 +1,5 @@
-import { InvalidArgumentError, keyspace } from '@rp/core'
+import { InvalidArgumentError, keyspace, parseInfo } from '@rp/core'
+import { startRedis } from '@rp/testing'
 import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
 import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -118,14 +119,78 @@ describeEachTarget('ReadWriteLock', (target) => {
   })
 })
 
+describe('ReadWriteLock waiters on a server of their own', () => {
+  it('wait quietly and are woken by id: one waiting writer and five waiting readers send few commands', async () => {
+    const server = await startRedis({ ownServer: true })
+    const redis = new Redis(server.url)
+    const rw = new ReadWriteLock({ redis, name: 'quiet', ttlMs: 10_000 })
+    try {
+      const first = await rw.read()
+      const waitingWriter = rw.write({ waitMs: 5_000 })
+      await sleep(50)
+      // The waiting writer's intent holds these readers back.
+      const readers = Array.from({ length: 5 }, () => rw.read({ waitMs: 5_000 }))
+      await sleep(200)
+      await redis.config('RESETSTAT')
+      await sleep(1_000)
+      const stats = parseInfo(await redis.info('commandstats'))
+      const calls = (name: string) => Number(/calls=(\d+)/.exec(stats[`cmdstat_${name}`] ?? 'calls=0')![1])
+      // Polling is only the fallback for a lost wake-up: backoff from 100 ms to 1 s per waiter.
+      expect(calls('evalsha') + calls('eval')).toBeLessThan(40)
+      let released = performance.now()
+      await first.release()
+      const writer = await waitingWriter
+      expect(performance.now() - released).toBeLessThan(150)
+      released = performance.now()
+      await writer.release()
+      const holds = await Promise.all(readers)
+      expect(performance.now() - released).toBeLessThan(150)
+      await Promise.all(holds.map((h) => h.release()))
+    } finally {
+      await rw.close()
+      redis.disconnect()
+      await server.stop()
+    }
+  })
+
+  it('a release that failed for a connection blip can be retried, for permits and holds alike', async () => {
+    const server = await startRedis({ ownServer: true })
+    const redis = new Redis(server.url, { enableOfflineQueue: false, lazyConnect: true })
+    await redis.connect()
+    const semaphore = new Semaphore({ redis, name: 'blip', permits: 1 })
+    const rw = new ReadWriteLock({ redis, name: 'blip' })
+    try {
+      const permit = await semaphore.acquire()
+      const hold = await rw.write()
+      redis.disconnect()
+      await expect(permit.release()).rejects.toThrow()
+      await expect(hold.release()).rejects.toThrow()
+      while (redis.status !== 'end') await sleep(5)
+      await redis.connect()
+      expect(await permit.release()).toBe(true)
+      expect(await hold.release()).toBe(true)
+      expect(await semaphore.tryAcquire()).not.toBeNull()
+    } finally {
+      await Promise.all([semaphore.close(), rw.close()])
+      redis.disconnect()
+      await server.stop()
+    }
+  })
+})
+
 describe('input validation', () => {
   // A real client that never connects: validation must fail before any I/O.
   const redis = new Redis({ lazyConnect: true })
-  it('names the bad option', () => {
+  it('names the bad option', async () => {
     expect(() => new Semaphore({ redis, name: 's', permits: 0 })).toThrow(InvalidArgumentError)
     expect(() => new Semaphore({ redis, name: '', permits: 1 })).toThrow(/name/)
     expect(() => new Redlock([redis, redis])).toThrow(/at least 3/)
     expect(() => new Redlock([redis], { force: true })).not.toThrow()
-    expect(() => new Redlock([redis, redis, redis]).acquire('r', { ttlMs: 0 })).toThrow(/ttlMs/)
+    await expect(new Redlock([redis, redis, redis]).acquire('r', { ttlMs: 0 })).rejects.toThrow(/ttlMs/)
+    expect(() => new Redlock([redis, redis, redis], { prefix: 'a{' })).toThrow(/^prefix/)
+    await expect(
+      new Semaphore({ redis, name: 's', permits: 1 }).acquire({ waitMs: Number.NaN }),
+    ).rejects.toThrow(/^waitMs/)
+    await expect(new ReadWriteLock({ redis, name: 'rw' }).read({ ttlMs: -1 })).rejects.toThrow(/^ttlMs/)
   })
 })

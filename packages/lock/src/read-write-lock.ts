@@ -3,16 +3,20 @@ import {
   assertUsableClient,
   createHold,
   Deadlines,
+  fullJitterBackoff,
   type Hold,
   instrument,
   keyspace,
   Notifier,
+  promised,
   type RedisClient,
   requireNonEmptyString,
   requireNonNegativeInteger,
-  requirePositiveInteger,
+  requireOptions,
+  requireSignal,
+  requireTimeoutMs,
 } from '@rp/core'
-import { rwAcquireScript, rwExtendScript, rwReleaseScript } from './scripts.js'
+import { rwAbandonScript, rwAcquireScript, rwExtendScript, rwReleaseScript } from './scripts.js'
 import { acquireWithWait } from './wait.js'
 
 export interface ReadWriteLockOptions {
@@ -30,11 +34,12 @@ export type RwHold = Hold & { readonly mode: 'read' | 'write' }
 // How long a waiting writer's intent blocks new readers without being refreshed by a retry; longer
 // than the 1 s backoff cap, so an active waiter never lets its intent lapse.
 const INTENT_MS = 2_500
+const queuedBackoff = fullJitterBackoff(100, 1_000)
 
 /** Many readers or one writer. A waiting writer stops new readers, so writers are not starved. */
 export class ReadWriteLock {
   readonly #redis: RedisClient
-  readonly #keys: [string, string, string]
+  readonly #keys: [string, string, string, string]
   readonly #channel: string
   readonly #ttlMs: number
   readonly #deadlines: Deadlines
@@ -42,17 +47,19 @@ export class ReadWriteLock {
   readonly #name: string
 
   constructor(options: ReadWriteLockOptions) {
-    this.#redis = assertUsableClient(options?.redis)
+    requireOptions('options', options)
+    this.#redis = assertUsableClient(options.redis)
     this.#name = requireNonEmptyString('name', options.name)
     const ks = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'lock:rw'))
     this.#keys = [
       ks.key(this.#name, 'readers'),
       ks.key(this.#name, 'writer'),
       ks.key(this.#name, 'waiting-writers'),
+      ks.key(this.#name, 'waiters'),
     ]
     this.#channel = `${ks.key(this.#name)}:released`
-    this.#ttlMs = requirePositiveInteger('ttlMs', options.ttlMs ?? 30_000)
-    this.#deadlines = new Deadlines(requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000))
+    this.#ttlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? 30_000)
+    this.#deadlines = new Deadlines(requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000))
     this.#notifier = new Notifier(this.#redis)
   }
 
@@ -70,31 +77,43 @@ export class ReadWriteLock {
     mode: 'read' | 'write',
     options: { waitMs?: number; signal?: AbortSignal; ttlMs?: number },
   ): Promise<RwHold> {
-    const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 10_000)
-    const ttlMs = requirePositiveInteger('ttlMs', options.ttlMs ?? this.#ttlMs)
-    const id = randomUUID()
-    const flag = mode === 'read' ? 'r' : 'w'
-    return instrument({ package: 'lock', operation: `rw.${mode}` }, () =>
-      acquireWithWait({
-        resource: this.#name,
-        waitMs,
-        signal: options.signal,
-        channel: this.#channel,
-        notifier: this.#notifier,
-        attempt: async () => {
-          const [ok, value] = await this.#deadlines.run(
-            rwAcquireScript.run(this.#redis, this.#keys, [flag, id, ttlMs, INTENT_MS]),
-            `rw.${mode}`,
-          )
-          return ok === 1 ? { value: this.#hold(mode, id, value) } : { value: null, hintMs: value }
-        },
-        busy: mode === 'read' ? 'a writer holds or is waiting' : 'readers or a writer hold it',
-        // A writer that gives up withdraws its intent at once, so readers need not wait for it to lapse.
-        ...(mode === 'write'
-          ? { abandon: () => this.#deadlines.run(this.#redis.zrem(this.#keys[2], id), 'rw.abandon') }
-          : {}),
-      }),
-    )
+    return promised(() => {
+      const o = requireOptions('options', options)
+      const waitMs = requireNonNegativeInteger('waitMs', o.waitMs ?? 10_000)
+      const ttlMs = requireTimeoutMs('ttlMs', o.ttlMs ?? this.#ttlMs)
+      const signal = requireSignal('signal', o.signal)
+      const id = randomUUID()
+      const flag = mode === 'read' ? 'r' : 'w'
+      const deadline = performance.now() + waitMs
+      return instrument({ package: 'lock', operation: `rw.${mode}` }, () =>
+        acquireWithWait({
+          resource: this.#name,
+          waitMs,
+          signal,
+          channel: this.#channel,
+          notifier: this.#notifier,
+          // Waiters queue in Redis and a release wakes, by id, only those that can go now; polling
+          // only covers a lost wake-up, so it can be slow.
+          message: id,
+          backoff: queuedBackoff,
+          attempt: async () => {
+            const queueMs = waitMs > 0 ? Math.max(1, Math.ceil(deadline - performance.now())) : 0
+            const [ok, value] = await this.#deadlines.run(
+              rwAcquireScript.run(this.#redis, this.#keys, [flag, id, ttlMs, INTENT_MS, queueMs]),
+              `rw.${mode}`,
+            )
+            return ok === 1 ? { value: this.#hold(mode, id, value) } : { value: null, hintMs: value }
+          },
+          busy: mode === 'read' ? 'a writer holds or is waiting' : 'readers or a writer hold it',
+          // Leaves the queue; a writer also withdraws its intent, so readers need not wait for it to lapse.
+          abandon: () =>
+            this.#deadlines.run(
+              rwAbandonScript.run(this.#redis, this.#keys, [flag, id, this.#channel]),
+              'rw.abandon',
+            ),
+        }),
+      )
+    })
   }
 
   #hold(mode: 'read' | 'write', id: string, expiresAt: number): RwHold {
@@ -107,7 +126,7 @@ export class ReadWriteLock {
         defaultTtlMs: this.#ttlMs,
         call: (operation, work) => this.#deadlines.run(work(), operation),
         name: 'rw',
-        release: () => rwReleaseScript.run(this.#redis, keys, [flag, id, this.#channel]),
+        release: () => rwReleaseScript.run(this.#redis, this.#keys, [flag, id, this.#channel]),
         extend: (ttlMs) => rwExtendScript.run(this.#redis, keys, [flag, id, ttlMs]),
       },
       { mode },

@@ -2,14 +2,19 @@ import { randomUUID } from 'node:crypto'
 import {
   AbortError,
   assertUsableClient,
+  delay,
   fullJitterBackoff,
   InvalidArgumentError,
   instrument,
+  type Keyspace,
   keyspace,
+  promised,
   type RedisClient,
   requireNonEmptyString,
   requireNonNegativeInteger,
-  requirePositiveInteger,
+  requireOptions,
+  requireSignal,
+  requireTimeoutMs,
   withTimeout,
 } from '@rp/core'
 import { RedlockQuorumError } from './errors.js'
@@ -19,7 +24,10 @@ export interface RedlockOptions {
   /** Clock drift allowance as a fraction of the TTL; default 0.01. */
   driftFactor?: number
   prefix?: string
-  /** Per-instance time budget for one command; default 50 ms, so a dead instance costs little. */
+  /**
+   * Per-instance time budget for one command; default 500 ms, enough for instances in other
+   * regions (what Redlock's independent instances usually are). Lower it for instances nearby.
+   */
   instanceTimeoutMs?: number
   /** Allow fewer than 3 instances (no fault tolerance then). */
   force?: boolean
@@ -49,6 +57,7 @@ export class Redlock {
   readonly #drift: number
   readonly #instanceTimeoutMs: number
   readonly #prefix: string
+  readonly #keyspace: Keyspace
 
   constructor(clients: readonly RedisClient[], options: RedlockOptions = {}) {
     if (!Array.isArray(clients) || clients.length === 0)
@@ -65,8 +74,9 @@ export class Redlock {
     if (typeof drift !== 'number' || !(drift >= 0 && drift < 1))
       throw new InvalidArgumentError('driftFactor', 'must be a number in [0, 1)')
     this.#drift = drift
-    this.#instanceTimeoutMs = requirePositiveInteger('instanceTimeoutMs', options.instanceTimeoutMs ?? 50)
+    this.#instanceTimeoutMs = requireTimeoutMs('instanceTimeoutMs', options.instanceTimeoutMs ?? 500)
     this.#prefix = requireNonEmptyString('prefix', options.prefix ?? 'redlock')
+    this.#keyspace = keyspace(this.#prefix)
   }
 
   get quorum(): number {
@@ -74,7 +84,7 @@ export class Redlock {
   }
 
   #key(resource: string): string {
-    return keyspace(this.#prefix).key(resource)
+    return this.#keyspace.key(resource)
   }
 
   async #onAll(fn: (c: RedisClient) => Promise<unknown>): Promise<number> {
@@ -89,10 +99,24 @@ export class Redlock {
     resource: string,
     options: { ttlMs: number; waitMs?: number; signal?: AbortSignal },
   ): Promise<RedlockLock> {
-    requireNonEmptyString('resource', resource)
-    const ttlMs = requirePositiveInteger('ttlMs', options?.ttlMs)
-    const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 0)
-    const key = this.#key(resource)
+    return promised(() => {
+      requireNonEmptyString('resource', resource)
+      requireOptions('options', options)
+      const ttlMs = requireTimeoutMs('ttlMs', options?.ttlMs)
+      const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 0)
+      const signal = requireSignal('signal', options.signal)
+      return this.#acquire(resource, this.#key(resource), ttlMs, waitMs, signal)
+    })
+  }
+
+  #acquire(
+    resource: string,
+    key: string,
+    ttlMs: number,
+    waitMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<RedlockLock> {
+    const options = { signal }
     return instrument({ package: 'lock', operation: 'redlock.acquire' }, async () => {
       const deadline = performance.now() + waitMs
       let best = 0
@@ -110,7 +134,11 @@ export class Redlock {
         await this.#onAll((c) => redlockReleaseScript.run(c, [key], [value]))
         const remaining = deadline - performance.now()
         if (remaining <= 0) throw new RedlockQuorumError(resource, waitMs, best, this.#quorum)
-        await new Promise((r) => setTimeout(r, Math.min(remaining, Math.max(1, backoff(attempt)))))
+        await delay(
+          Math.min(remaining, Math.max(1, backoff(attempt))),
+          signal,
+          `redlock acquire '${resource}'`,
+        )
       }
     })
   }
@@ -127,7 +155,7 @@ export class Redlock {
         return released
       },
       extend: async (ttlMs: number) => {
-        requirePositiveInteger('ttlMs', ttlMs)
+        requireTimeoutMs('ttlMs', ttlMs)
         if (released) return false
         const t = performance.now()
         const ok = await this.#onAll((c) => redlockExtendScript.run(c, [key], [value, ttlMs]))

@@ -72,6 +72,7 @@ return {1, token, now + tonumber(ARGV[2])}`,
  */
 export const releaseScript = defineScript<'released' | 'expired' | 'not-owner'>({
   name: 'lock.release',
+  flags: ['allow-oom'],
   keys: 2,
   lua: `
 local owner = redis.call('HGET', KEYS[1], 'o')
@@ -88,6 +89,7 @@ return 'released'`,
  */
 export const abandonScript = defineScript<number>({
   name: 'lock.abandon',
+  flags: ['allow-oom'],
   keys: 2,
   lua: `
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -100,6 +102,7 @@ return 1`,
 /** KEYS: [lock hash]. ARGV: [owner, ttlMs]. Reply: new expiresAt ms, or 0 if no longer held. */
 export const extendScript = defineScript<number>({
   name: 'lock.extend',
+  flags: ['allow-oom'],
   keys: 1,
   lua: `${NOW}
 if redis.call('HGET', KEYS[1], 'o') ~= ARGV[1] then return 0 end
@@ -136,6 +139,7 @@ return {1, now + ttl}`,
 /** KEYS: [zset]. ARGV: [id, ttlMs]. Reply: new expiresAt, or 0 if the permit lapsed. */
 export const semaphoreExtendScript = defineScript<number>({
   name: 'lock.semaphore.extend',
+  flags: ['allow-oom'],
   keys: 1,
   lua: `${NOW}
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -152,6 +156,7 @@ return now + ttl`,
  */
 export const semaphoreReleaseScript = defineScript<number>({
   name: 'lock.semaphore.release',
+  flags: ['allow-oom'],
   keys: 2,
   lua: `
 local removed = redis.call('ZREM', KEYS[1], ARGV[1])
@@ -170,24 +175,58 @@ return removed`,
 })
 
 /**
- * Read-write lock, writer-preferring. KEYS: [readers zset, writer string, waiting-writers zset].
- * read  ARGV: ['r', id, ttlMs]; write ARGV: ['w', id, ttlMs, intentMs].
+ * Wakes, by id, the waiters of a read-write lock that can go now: with no writer holding and no
+ * reader holding, the earliest waiting writer (writer-preferring); with no writer waiting, every
+ * waiting reader. Nobody else is woken, so waiters cost nothing between releases. KEYS[1..4]:
+ * readers, writer, writer intents, waiter queue (members 'r'..id and 'w'..id, score = deadline);
+ * ARGV[3] channel. Needs `now`.
+ */
+const RW_WAKE = `
+local function wake()
+  if redis.call('EXISTS', KEYS[4]) == 0 or redis.call('EXISTS', KEYS[2]) == 1 then return end
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  local waiting = redis.call('ZRANGE', KEYS[4], 0, -1)
+  local readers_hold = redis.call('ZCARD', KEYS[1]) > 0
+  for _, m in ipairs(waiting) do
+    if string.sub(m, 1, 1) == 'w' then
+      if not readers_hold then redis.call('PUBLISH', ARGV[3], string.sub(m, 2)) end
+      return
+    end
+  end
+  for _, m in ipairs(waiting) do redis.call('PUBLISH', ARGV[3], string.sub(m, 2)) end
+end
+`
+
+/**
+ * Read-write lock, writer-preferring. KEYS: [readers zset, writer string, writer intents zset,
+ * waiter queue zset]. ARGV: ['r'|'w', id, ttlMs, intentMs, queue deadline ms or 0].
  * Reply: {1, expiresAt} or {0, retry hint ms}. A waiting writer's intent blocks new readers, so a
  * stream of readers cannot starve it; the intent lapses after intentMs unless the writer retries.
+ * A caller with a deadline joins the waiter queue, and a release wakes it by id when it can go.
  */
 export const rwAcquireScript = defineScript<[number, number]>({
   name: 'lock.rw.acquire',
-  keys: 3,
+  keys: 4,
   lua: `${NOW}
-local id, ttl = ARGV[2], tonumber(ARGV[3])
+local mode, id, ttl, deadline = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 local writer_ttl = redis.call('PTTL', KEYS[2])
-if ARGV[1] == 'r' then
-  if writer_ttl > 0 then return {0, writer_ttl} end
-  if redis.call('ZCARD', KEYS[3]) > 0 then return {0, 10} end
+local function queue(hint)
+  if deadline > 0 then
+    redis.call('ZADD', KEYS[4], 'NX', now + deadline, mode .. id)
+    if redis.call('PTTL', KEYS[4]) < deadline then redis.call('PEXPIRE', KEYS[4], deadline) end
+  end
+  return {0, math.max(1, hint)}
+end
+if mode == 'r' then
+  if writer_ttl > 0 then return queue(writer_ttl) end
+  local intent = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  if intent[1] then return queue(tonumber(intent[2]) - now) end
   redis.call('ZADD', KEYS[1], now + ttl, id)
   if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+  if deadline > 0 then redis.call('ZREM', KEYS[4], 'r' .. id) end
   return {1, now + ttl}
 end
 local intent = tonumber(ARGV[4])
@@ -199,18 +238,23 @@ if writer_ttl > 0 or redis.call('ZCARD', KEYS[1]) > 0 then
     local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
     hint = tonumber(first[2]) - now
   end
-  return {0, math.max(1, hint)}
+  return queue(hint)
 end
 redis.call('ZREM', KEYS[3], id)
 redis.call('SET', KEYS[2], id, 'PX', ttl)
+if deadline > 0 then redis.call('ZREM', KEYS[4], 'w' .. id) end
 return {1, now + ttl}`,
 })
 
-/** KEYS: [readers zset, writer string]. ARGV: ['r'|'w', id, channel]. Reply: 1 if it was held. */
+/**
+ * KEYS: [readers zset, writer string, writer intents, waiter queue]. ARGV: ['r'|'w', id, channel].
+ * Reply: 1 if it was held. Wakes exactly the waiters that can go now.
+ */
 export const rwReleaseScript = defineScript<number>({
   name: 'lock.rw.release',
-  keys: 2,
-  lua: `
+  keys: 4,
+  flags: ['allow-oom'],
+  lua: `${NOW}${RW_WAKE}
 local held = 0
 if ARGV[1] == 'r' then
   held = redis.call('ZREM', KEYS[1], ARGV[2])
@@ -218,13 +262,28 @@ elseif redis.call('GET', KEYS[2]) == ARGV[2] then
   redis.call('DEL', KEYS[2])
   held = 1
 end
-if held == 1 then redis.call('PUBLISH', ARGV[3], '1') end
+if held == 1 then wake() end
 return held`,
+})
+
+/**
+ * KEYS: as release. ARGV: ['r'|'w', id, channel]. A waiter that gives up leaves the queue and, a
+ * writer, withdraws its intent, waking the readers it was holding back.
+ */
+export const rwAbandonScript = defineScript<number>({
+  name: 'lock.rw.abandon',
+  keys: 4,
+  flags: ['allow-oom'],
+  lua: `${NOW}${RW_WAKE}
+redis.call('ZREM', KEYS[4], ARGV[1] .. ARGV[2])
+if ARGV[1] == 'w' and redis.call('ZREM', KEYS[3], ARGV[2]) == 1 then wake() end
+return 1`,
 })
 
 /** KEYS: [readers zset, writer string]. ARGV: ['r'|'w', id, ttlMs]. Reply: new expiresAt or 0. */
 export const rwExtendScript = defineScript<number>({
   name: 'lock.rw.extend',
+  flags: ['allow-oom'],
   keys: 2,
   lua: `${NOW}
 local ttl = tonumber(ARGV[3])
@@ -243,6 +302,7 @@ return now + ttl`,
 /** Redlock, per instance. KEYS: [lock]. ARGV: [value]. Deletes only our own value. */
 export const redlockReleaseScript = defineScript<number>({
   name: 'lock.redlock.release',
+  flags: ['allow-oom'],
   keys: 1,
   lua: `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
 })
@@ -250,6 +310,7 @@ export const redlockReleaseScript = defineScript<number>({
 /** Redlock, per instance. KEYS: [lock]. ARGV: [value, ttlMs]. */
 export const redlockExtendScript = defineScript<number>({
   name: 'lock.redlock.extend',
+  flags: ['allow-oom'],
   keys: 1,
   lua: `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`,
 })

@@ -7,10 +7,14 @@ import {
   instrument,
   keyspace,
   Notifier,
+  promised,
   type RedisClient,
   requireNonEmptyString,
   requireNonNegativeInteger,
+  requireOptions,
   requirePositiveInteger,
+  requireSignal,
+  requireTimeoutMs,
 } from '@rp/core'
 import { semaphoreAcquireScript, semaphoreExtendScript, semaphoreReleaseScript } from './scripts.js'
 import { acquireWithWait } from './wait.js'
@@ -41,14 +45,15 @@ export class Semaphore {
   readonly #notifier: Notifier
 
   constructor(options: SemaphoreOptions) {
-    this.#redis = assertUsableClient(options?.redis)
+    requireOptions('options', options)
+    this.#redis = assertUsableClient(options.redis)
     const ks = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'lock:semaphore'))
     this.#key = ks.key(requireNonEmptyString('name', options.name), 'permits')
     this.#channel = `${this.#key}:released`
     this.#queue = ks.key(options.name, 'waiters')
     this.#permits = requirePositiveInteger('permits', options.permits)
-    this.#ttlMs = requirePositiveInteger('ttlMs', options.ttlMs ?? 30_000)
-    this.#deadlines = new Deadlines(requirePositiveInteger('timeoutMs', options.timeoutMs ?? 1_000))
+    this.#ttlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? 30_000)
+    this.#deadlines = new Deadlines(requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000))
     this.#notifier = new Notifier(this.#redis)
   }
 
@@ -80,13 +85,21 @@ export class Semaphore {
   }
 
   /** One round trip: a Permit, or null when all permits are held. */
-  async tryAcquire(): Promise<Permit | null> {
-    return (await this.#attempt()).permit
+  tryAcquire(): Promise<Permit | null> {
+    return instrument(
+      { package: 'lock', operation: 'semaphore.tryAcquire' },
+      async () => (await this.#attempt()).permit,
+    )
   }
 
   /** A Permit, waiting up to `waitMs` (woken on release). Throws LockTimeoutError or AbortError. */
   acquire(options: { waitMs?: number; signal?: AbortSignal } = {}): Promise<Permit> {
+    return promised(() => this.#acquire(requireOptions('options', options)))
+  }
+
+  #acquire(options: { waitMs?: number; signal?: AbortSignal }): Promise<Permit> {
     const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 10_000)
+    const signal = requireSignal('signal', options.signal)
     // One id for the whole wait: it is both the permit id and the waiter's place in the queue.
     const id = randomUUID()
     const deadline = performance.now() + waitMs
@@ -94,7 +107,7 @@ export class Semaphore {
       acquireWithWait({
         resource: this.#key,
         waitMs,
-        signal: options.signal,
+        signal,
         channel: this.#channel,
         notifier: this.#notifier,
         message: id,

@@ -3,3 +3,4 @@ export { type RedisServer, redisServerBinary, startBinaryServer, waitForPing } f
 export { runWorker } from './run-worker.js'
 export { type RedisClusterHandle, startCluster } from './start-cluster.js'
 export { type StartRedisOptions, startRedis } from './start-redis.js'
+export { startTcpProxy, type TcpProxy } from './tcp-proxy.js'
