@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import {
   deleteByPattern,
   escapeKeyPart,
+  globMatcher,
   InvalidArgumentError,
   instrument,
   isConnectionError,
@@ -506,11 +507,9 @@ export class Cache {
       }
       const entry = raw ? this.#decode(key, raw) : null
       const value = (entry?.negative ? undefined : entry?.value) as T
-      if (raw && !entry && !leased) {
-        // Present but unreadable: take the lease over it on the next round and overwrite it.
-        force = true
-        continue
-      }
+      // Present but unreadable: like a miss, except that the next read must take the lease over it
+      // (and overwrite it) even though it looks fresh.
+      if (raw && !entry) force = true
 
       if (raw && entry && entry.freshMs > 0) {
         this.#stats.hits++
@@ -584,7 +583,8 @@ export class Cache {
     return promised(async () => {
       const list = requireArray<{ key: string; value: unknown } & SetOptions>('entries', entries)
       list.forEach((e, i) => {
-        requireOptions(`entries[${i}]`, e)
+        if (typeof e !== 'object' || e === null || Array.isArray(e))
+          throw new InvalidArgumentError(`entries[${i}]`, 'must be an object { key, value, ...options }')
       })
       await Promise.all(list.map(({ key, value, ...options }) => this.set(key, value, options)))
     })
@@ -653,22 +653,27 @@ export class Cache {
   deleteByPattern(glob: string): Promise<number> {
     return promised(() => {
       requireNonEmptyString('pattern', glob)
-      return this.#deleteMatching(this.#keys.entryPattern(glob))
+      // The SCAN pattern is a superset over escaped keys; the user's glob decides on the real key.
+      const matches = globMatcher(glob)
+      return this.#deleteMatching(this.#keys.entryPattern(glob), (k) => {
+        const userKey = this.#keys.userKeyOf(k)
+        return userKey !== null && matches(userKey)
+      })
     })
   }
 
   /** Deletes every key this cache wrote (entries, leases, tag versions), and nothing else. */
   clear(): Promise<number> {
-    return promised(() => this.#deleteMatching(this.#keys.allPattern()))
+    return promised(() => this.#deleteMatching(this.#keys.allPattern(), (k) => this.#keys.owns(k)))
   }
 
-  #deleteMatching(match: string): Promise<number> {
+  #deleteMatching(match: string, keep: (key: string) => boolean): Promise<number> {
     this.#generation++
     this.#l1?.clear()
     return deleteByPattern(this.options.redis, {
       match,
       timeoutMs: this.options.timeoutMs,
-      filter: (keys) => keys.filter((k) => this.#keys.owns(k)),
+      filter: (keys) => keys.filter(keep),
     })
   }
 

@@ -62,6 +62,44 @@ describeEachTarget('Cache hardening', (target) => {
     await Promise.all([cache.close(), nested.close()])
   })
 
+  it('deleteByPattern matches the glob against real keys, not their escaped form', async () => {
+    const cache = new Cache({ redis, namespace: uniquePrefix('glob'), ttlMs: 60_000 })
+    for (const k of ['x:', '2x', '5y', 'a:b', 'aXb', 'profile:1', 'profile:22']) await cache.set(k, 1)
+    expect(await cache.deleteByPattern('*A')).toBe(0)
+    expect(await cache.deleteByPattern('[%]*')).toBe(0)
+    expect(await cache.deleteByPattern('a?b')).toBe(2)
+    expect(await cache.deleteByPattern('profile:?')).toBe(1)
+    expect(await cache.get('profile:22')).toBe(1)
+    expect(await cache.get('x:')).toBe(1)
+    await cache.close()
+  })
+
+  it("an undecodable entry under another loader's lease is waited on, not hammered", async () => {
+    const ns = uniquePrefix('spin')
+    const keys = new CacheKeys(ns, 1)
+    const cache = new Cache({ redis, namespace: ns, ttlMs: 60_000 })
+    await other.hset(
+      keys.entry('k'),
+      'd',
+      'not json',
+      'f',
+      '1',
+      'e',
+      String(Date.now() + 60_000),
+      'c',
+      '0',
+      't',
+      '',
+    )
+    await other.pexpire(keys.entry('k'), 60_000)
+    await other.set(keys.lease('k'), 'other', 'PX', 600)
+    const before = cache.stats().decodeErrors
+    expect(await cache.getOrSet('k', () => 'fresh')).toBe('fresh')
+    // Each round is a read: a busy loop made thousands of them before the lease lapsed.
+    expect(cache.stats().decodeErrors - before).toBeLessThan(20)
+    await cache.close()
+  })
+
   it('tags are encoded injectively: a newline can neither forge nor hide an invalidation', async () => {
     const cache = new Cache({ redis, namespace: uniquePrefix('nl'), ttlMs: 60_000 })
     await cache.set('y', 'old', { tags: ['y'] })
@@ -210,6 +248,7 @@ describeEachTarget('Cache hardening', (target) => {
       [() => cache.invalidateTag(''), /^tag/],
       [() => cache.deleteByPattern(''), /^pattern/],
       [() => cache.setMany(null as never), /^entries/],
+      [() => cache.setMany([undefined] as never), /^entries\[0\]/],
       [() => cache.getOrSet('k', () => 1, { timeoutMs: 5 } as never), /softTimeoutMs/],
     ]
     for (const [call, name] of calls) {

@@ -42,6 +42,7 @@ export {
   escapeGlob,
   escapeGlobPart,
   escapeKeyPart,
+  globMatcher,
   type Keyspace,
   keyspace,
   unescapeKeyPart,

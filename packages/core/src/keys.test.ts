@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { InvalidArgumentError } from './errors.js'
-import { escapeKeyPart, keyspace, unescapeKeyPart } from './keys.js'
+import { escapeGlobPart, escapeKeyPart, globMatcher, keyspace, unescapeKeyPart } from './keys.js'
 
 function hashTag(key: string): string {
   const open = key.indexOf('{')
@@ -59,6 +59,22 @@ describe('keyspace', () => {
         expect(Buffer.from(escapeKeyPart(part)).toString()).toBe(escapeKeyPart(part))
       }),
     )
+  })
+
+  it('globMatcher matches as Redis does, and escapeGlobPart scans a superset of it', () => {
+    const cases: Array<[string, string, boolean]> = [
+      ['a?b', 'a:b', true],
+      ['*A', 'x:', false],
+      ['[%]*', '2x', false],
+      ['[%]*', '%x', true],
+      ['[^a]x', 'bx', true],
+      ['[a-c]*', 'cz', true],
+      ['\\*', '*', true],
+      ['\\*', 'x', false],
+    ]
+    for (const [glob, text, expected] of cases) expect(globMatcher(glob)(text)).toBe(expected)
+    expect(escapeGlobPart('a?b')).toBe('a*b')
+    expect(escapeGlobPart('profile:*')).toBe('profile%3A*')
   })
 
   it('unescapeKeyPart answers null, never throws, for parts escapeKeyPart cannot produce', () => {

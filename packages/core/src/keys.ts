@@ -45,12 +45,55 @@ export function escapeGlob(literal: string): string {
   return literal.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 }
 
+type GlobToken = { literal: string } | { star: true } | { one: true } | { set: string }
+
+/** Redis glob syntax (`*`, `?`, `[…]` with `^` and ranges, `\` escapes) as tokens. */
+function parseGlob(glob: string): GlobToken[] {
+  const tokens: GlobToken[] = []
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!
+    if (c === '\\' && i + 1 < glob.length) tokens.push({ literal: glob[++i]! })
+    else if (c === '*') tokens.push({ star: true })
+    else if (c === '?') tokens.push({ one: true })
+    else if (c === '[') {
+      const close = glob.indexOf(']', i + 2)
+      if (close < 0) tokens.push({ literal: c })
+      else {
+        tokens.push({ set: glob.slice(i + 1, close) })
+        i = close
+      }
+    } else tokens.push({ literal: c })
+  }
+  return tokens
+}
+
 /**
- * A glob over user input: `*`, `?`, `[` and `]` keep their meaning, every other character is
- * escaped exactly as escapeKeyPart escapes it, so the pattern can only match escaped parts.
+ * A SCAN pattern over escaped key parts that matches at least every part whose unescaped form
+ * matches `glob`: literals are escaped as escapeKeyPart escapes them, and since one escaped
+ * character may be several stored ones, `?` and `[…]` widen to `*`. Pair it with globMatcher to
+ * keep only exact matches.
  */
 export function escapeGlobPart(glob: string): string {
-  return glob.replace(/[^*?[\]]+/g, (literal) => escapeGlob(escapeKeyPart(literal)))
+  return parseGlob(glob)
+    .map((t) => ('literal' in t ? escapeGlob(escapeKeyPart(t.literal)) : '*'))
+    .join('')
+    .replace(/\*+/g, '*')
+}
+
+/** Whether a string (an unescaped key part) matches a Redis-style glob, exactly as Redis would. */
+export function globMatcher(glob: string): (text: string) => boolean {
+  const source = parseGlob(glob)
+    .map((t) => {
+      if ('literal' in t) return t.literal.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
+      if ('star' in t) return '[\\s\\S]*'
+      if ('one' in t) return '[\\s\\S]'
+      const negate = t.set.startsWith('^')
+      const body = (negate ? t.set.slice(1) : t.set).replace(/[\\\]^]/g, '\\$&')
+      return `[${negate ? '^' : ''}${body}]`
+    })
+    .join('')
+  const re = new RegExp(`^${source}$`, 'u')
+  return (text) => re.test(text)
 }
 
 export interface Keyspace {

@@ -4,6 +4,7 @@ import { AbortError, toRpError } from './errors.js'
 import { withTimeout } from './timeout.js'
 import {
   promised,
+  requireFunction,
   requireNonEmptyString,
   requireOptions,
   requirePositiveInteger,
@@ -101,6 +102,7 @@ export function deleteByPattern(redis: RedisClient, options: DeleteByPatternOpti
     assertUsableClient(redis)
     const o = resolveScan(options)
     const batchSize = requirePositiveInteger('batchSize', options.batchSize ?? 500)
+    if (options.filter !== undefined) requireFunction('filter', options.filter)
     const cluster = isCluster(redis)
     let deleted = 0
     for await (const found of scan(redis, o)) {

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis'
 import { describe, expect, inject, it } from 'vitest'
 import { createRedis, resolveConnection } from './connection.js'
+import { delay } from './delay.js'
 import { InvalidArgumentError } from './errors.js'
 import { RedisGuard } from './guard.js'
 import { health } from './health.js'
@@ -64,6 +65,23 @@ describe('validation in core', () => {
       await expect(promise).rejects.toThrow(InvalidArgumentError)
     }
     redis.disconnect()
+  })
+
+  it('delay() validates, rejects, and never leaves a throwing timer behind', async () => {
+    for (const [ms, signal] of [
+      [Number.NaN],
+      ['x'],
+      [Number.POSITIVE_INFINITY],
+      [10n],
+      [10, {}],
+      [10, { aborted: false }],
+    ] as Array<[unknown, unknown?]>)
+      await expect(delay(ms as never, signal as never)).rejects.toThrow(InvalidArgumentError)
+    await expect(delay(5)).resolves.toBeUndefined()
+    const controller = new AbortController()
+    const waiting = delay(10_000, controller.signal)
+    controller.abort()
+    await expect(waiting).rejects.toThrow(/aborted/)
   })
 
   it('installShutdownHandlers refuses signals that do not exist', () => {

@@ -178,6 +178,28 @@ describe('ReadWriteLock waiters on a server of their own', () => {
   })
 })
 
+describe('Redlock release', () => {
+  it('is retried after a release no quorum confirmed', async () => {
+    const server = await startRedis({ ownServer: true })
+    const client = new Redis(server.url, { enableOfflineQueue: false, lazyConnect: true })
+    await client.connect()
+    const redlock = new Redlock([client], { force: true })
+    try {
+      const lock = await redlock.acquire('r', { ttlMs: 60_000 })
+      client.disconnect()
+      expect(await lock.release()).toBe(0)
+      while (client.status !== 'end') await sleep(5)
+      await client.connect()
+      expect(await lock.release()).toBe(1)
+      const again = await redlock.acquire('r', { ttlMs: 1_000 })
+      await again.release()
+    } finally {
+      client.disconnect()
+      await server.stop()
+    }
+  })
+})
+
 describe('input validation', () => {
   // A real client that never connects: validation must fail before any I/O.
   const redis = new Redis({ lazyConnect: true })
@@ -188,6 +210,8 @@ describe('input validation', () => {
     expect(() => new Redlock([redis], { force: true })).not.toThrow()
     await expect(new Redlock([redis, redis, redis]).acquire('r', { ttlMs: 0 })).rejects.toThrow(/ttlMs/)
     expect(() => new Redlock([redis, redis, redis], { prefix: 'a{' })).toThrow(/^prefix/)
+    expect(() => new Redlock([redis], null as never)).toThrow(/^options/)
+    expect(() => new Redlock([redis], { force: 'no' as never })).toThrow(/^force/)
     await expect(
       new Semaphore({ redis, name: 's', permits: 1 }).acquire({ waitMs: Number.NaN }),
     ).rejects.toThrow(/^waitMs/)

@@ -10,6 +10,7 @@ import {
   keyspace,
   promised,
   type RedisClient,
+  requireBoolean,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requireOptions,
@@ -60,6 +61,8 @@ export class Redlock {
   readonly #keyspace: Keyspace
 
   constructor(clients: readonly RedisClient[], options: RedlockOptions = {}) {
+    requireOptions('options', options)
+    if (options.force !== undefined) requireBoolean('force', options.force)
     if (!Array.isArray(clients) || clients.length === 0)
       throw new InvalidArgumentError('clients', 'must be a non-empty array of ioredis clients')
     if (clients.length < 3 && !options.force) {
@@ -151,7 +154,14 @@ export class Redlock {
       validityMs,
       validUntil: started + validityMs,
       release: () => {
-        released ??= this.#onAll((c) => redlockReleaseScript.run(c, [key], [value]))
+        if (!released) {
+          const attempt = this.#onAll((c) => redlockReleaseScript.run(c, [key], [value]))
+          released = attempt
+          // Only a release a quorum confirmed is final: after a blip, calling again retries it.
+          void attempt.then((n) => {
+            if (n < this.#quorum && released === attempt) released = null
+          })
+        }
         return released
       },
       extend: async (ttlMs: number) => {

@@ -188,13 +188,21 @@ local function wake()
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
   local waiting = redis.call('ZRANGE', KEYS[4], 0, -1)
   local readers_hold = redis.call('ZCARD', KEYS[1]) > 0
+  -- A woken waiter is popped, so one that died is woken once, not on every release until its
+  -- deadline; a live one that loses the race rejoins the queue on its retry.
   for _, m in ipairs(waiting) do
     if string.sub(m, 1, 1) == 'w' then
-      if not readers_hold then redis.call('PUBLISH', ARGV[3], string.sub(m, 2)) end
+      if not readers_hold then
+        redis.call('ZREM', KEYS[4], m)
+        redis.call('PUBLISH', ARGV[3], string.sub(m, 2))
+      end
       return
     end
   end
-  for _, m in ipairs(waiting) do redis.call('PUBLISH', ARGV[3], string.sub(m, 2)) end
+  for _, m in ipairs(waiting) do
+    redis.call('ZREM', KEYS[4], m)
+    redis.call('PUBLISH', ARGV[3], string.sub(m, 2))
+  end
 end
 `
 

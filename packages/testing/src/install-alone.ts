@@ -18,6 +18,7 @@ interface Manifest {
   name: string
   private?: boolean
   version: string
+  exports?: Record<string, unknown>
 }
 const manifest = (dir: string): Manifest => JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
 
@@ -25,8 +26,17 @@ const publishable = readdirSync(packagesDir)
   .map((d) => join(packagesDir, d))
   .filter((d) => !manifest(d).private)
 
+// Every entry point a user can import: the main one and each subpath (`@rp/ratelimit/express`, …).
+const entryPoints = new Map<string, string[]>()
 const tarballs = new Map<string, string>()
 for (const dir of publishable) {
+  const m = manifest(dir)
+  entryPoints.set(
+    m.name,
+    Object.keys(m.exports ?? { '.': null })
+      .filter((k) => k !== './package.json')
+      .map((k) => (k === '.' ? m.name : `${m.name}/${k.slice(2)}`)),
+  )
   const out = run('pnpm', ['pack', '--pack-destination', work, '--json'], dir)
   const parsed = JSON.parse(out.slice(out.indexOf('{'))) as { filename: string }
   tarballs.set(manifest(dir).name, resolve(work, parsed.filename))
@@ -55,15 +65,22 @@ for (const [name, tarball] of tarballs) {
     join(project, 'package.json'),
     JSON.stringify({ name: 'probe', private: true, dependencies }, null, 2),
   )
+  const entries = JSON.stringify(entryPoints.get(name))
   writeFileSync(
     join(project, 'check.cjs'),
-    `const m = require('${name}'); const names = Object.getOwnPropertyNames(m).filter((k) => k !== '__esModule'); if (names.length === 0) throw new Error('no exports'); process.stdout.write(JSON.stringify(names.sort()))`,
+    `const out = {}; for (const e of ${entries}) { const m = require(e); const names = Object.getOwnPropertyNames(m).filter((k) => k !== '__esModule'); if (names.length === 0) throw new Error('no exports in ' + e); out[e] = names.sort() } process.stdout.write(JSON.stringify(out))`,
   )
   writeFileSync(
     join(project, 'check.mjs'),
-    `const m = await import('${name}'); process.stdout.write(JSON.stringify(Object.getOwnPropertyNames(m).filter((k) => k !== 'default').sort()))`,
+    `const out = {}; for (const e of ${entries}) { const m = await import(e); out[e] = Object.getOwnPropertyNames(m).filter((k) => k !== 'default').sort() } process.stdout.write(JSON.stringify(out))`,
   )
-  const typed = `import * as pkg from '${name}'\nexport const names: string[] = Object.getOwnPropertyNames(pkg)\n`
+  const typed = entryPoints
+    .get(name)!
+    .map(
+      (e, i) =>
+        `import * as m${i} from '${e}'\nexport const names${i}: string[] = Object.getOwnPropertyNames(m${i})\n`,
+    )
+    .join('')
   writeFileSync(join(project, 'check-esm.mts'), typed)
   writeFileSync(join(project, 'check-cjs.cts'), typed)
   try {
@@ -77,6 +94,9 @@ for (const [name, tarball] of tarballs) {
         tsc,
         '--noEmit',
         '--strict',
+        // The framework adapters' declarations name express, fastify and hono types; a user of
+        // one adapter installs that framework, not all three.
+        '--skipLibCheck',
         '--module',
         'nodenext',
         '--moduleResolution',
@@ -88,7 +108,10 @@ for (const [name, tarball] of tarballs) {
       ],
       project,
     )
-    say(`ok   ${name}: require, import and types (${JSON.parse(cjs).length} exports)`)
+    const counts = Object.entries(JSON.parse(cjs) as Record<string, string[]>)
+      .map(([e, names]) => `${e} ${names.length}`)
+      .join(', ')
+    say(`ok   ${name}: require, import and types (exports: ${counts})`)
   } catch (error) {
     failures++
     const e = error as { message: string; stdout?: string; stderr?: string }

@@ -202,6 +202,13 @@ describe('ipKey', () => {
     expect(ipKey('0:0:0:0:0:ffff:c633:6402')).toBe('198.51.100.2')
     expect(ipKey('0:0:0:0:0:FFFF:198.51.100.2')).toBe('198.51.100.2')
     expect(ipKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64')
+    // Translated, compatible and NAT64 forms each carry one IPv4 client too.
+    expect(ipKey('::ffff:0:1.2.3.4')).toBe('1.2.3.4')
+    expect(ipKey('::1.2.3.4')).toBe('1.2.3.4')
+    expect(ipKey('64:ff9b::1.2.3.4')).toBe('1.2.3.4')
+    // A string that is not an address never shares a bucket with a real /64.
+    expect(ipKey('2001:db8:0:0::/64')).not.toBe(ipKey('2001:db8::1'))
+    expect(ipKey('unknown')).toBe('unknown')
     expect(ipKey('192.0.2.7')).toBe('192.0.2.7')
   })
 })

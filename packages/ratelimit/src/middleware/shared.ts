@@ -54,10 +54,17 @@ function ipv6Groups(ip: string): number[] | null {
 export function ipKey(ip: string): string {
   if (isIPv4(ip)) return ip
   const g = ipv6Groups(ip)
-  if (!g) return ip
-  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff)
-    return `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`
-  if (g.slice(0, 7).every((x) => x === 0)) return g[7] === 1 ? '::1' : `::${g[7]!.toString(16)}`
+  // Not an address (e.g. 'unknown'): kept apart from every real address's key.
+  if (!g) return ip === 'unknown' ? ip : `raw:${ip}`
+  const v4 = () => `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`
+  const zero = (from: number, to: number) => g.slice(from, to).every((x) => x === 0)
+  if (zero(0, 7)) return g[7] === 1 ? '::1' : `::${g[7]!.toString(16)}`
+  // IPv4-mapped ::ffff:a.b.c.d, IPv4-translated ::ffff:0:a.b.c.d, IPv4-compatible ::a.b.c.d, and
+  // NAT64 64:ff9b::a.b.c.d all carry one IPv4 client each.
+  if (zero(0, 5) && g[5] === 0xffff) return v4()
+  if (zero(0, 4) && g[4] === 0xffff && g[5] === 0) return v4()
+  if (zero(0, 6)) return v4()
+  if (g[0] === 0x64 && g[1] === 0xff9b && zero(2, 6)) return v4()
   return `${g
     .slice(0, 4)
     .map((x) => x.toString(16))
