@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { scanKeys } from '@rp/core'
+import { keyspace, scanKeys } from '@rp/core'
 import { ALGORITHM_NAMES, type Algorithm, RateLimiter } from '@rp/ratelimit'
 import { Ratelimit } from '@upstash/ratelimit'
 import type { Redis } from 'ioredis'
@@ -53,7 +53,8 @@ export interface Policy {
 }
 
 /** Every check admitted: no key comes near its limit in a whole run. */
-export const ADMITTED: Policy = { limit: 1_000_000, windowMs: 60_000, exhaust: false }
+// 10,000: the most a sliding log takes (one stored member per unit), and far above what a run sends per key.
+export const ADMITTED: Policy = { limit: 10_000, windowMs: 60_000, exhaust: false }
 /** Every check denied: keys spent to their limit first, in a window longer than the run. */
 export const DENIED: Policy = { limit: 10, windowMs: 3_600_000, exhaust: true }
 
@@ -147,10 +148,11 @@ export async function rateLimitMemory(
     const prefix = `mem-${algorithm}`
     const limiter = new RateLimiter({ redis, prefix, algorithm, limit: LIMIT, windowMs: WINDOW_MS })
     for (let i = 0; i < LIMIT; i++) await limiter.limit('mem')
-    out.push({
-      name: `@rp/ratelimit ${algorithm}`,
-      bytesPerKey: Number(await admin.memory('USAGE', `${prefix}:{mem}:${algorithm}`, 'SAMPLES', '0')),
-    })
+    // The key also names the policy; find it through the keyspace rather than spelling it out.
+    let bytes = 0
+    for await (const keys of scanKeys(admin, { match: keyspace(prefix).pattern('mem') }))
+      for (const key of keys) bytes += Number(await admin.memory('USAGE', key, 'SAMPLES', '0'))
+    out.push({ name: `@rp/ratelimit ${algorithm}`, bytesPerKey: bytes })
   }
   const flexible = new RateLimiterRedis({
     storeClient: redis,

@@ -131,6 +131,30 @@ describe("LockManager when only the holder's connection stalls", () => {
   })
 })
 
+describe('LockManager.close() while Redis is paused', () => {
+  it('settles within about a second even with a plain ioredis client and a live subscriber', async () => {
+    const server = await startRedis({ ownServer: true })
+    const redis = new Redis(server.url).on('error', () => {})
+    const locks = new LockManager({ redis, prefix: 'close', timeoutMs: 200 })
+    try {
+      const held = await locks.acquire('job')
+      // A waiter opens the pub/sub connection that close() must end.
+      const waiting = locks.acquire('job', { waitMs: 300 }).catch(() => null)
+      await new Promise((r) => setTimeout(r, 100))
+      await server.pause()
+      await waiting
+      const started = performance.now()
+      await locks.close()
+      expect(performance.now() - started).toBeLessThan(2_500)
+      void held
+    } finally {
+      await server.resume()
+      redis.disconnect()
+      await server.stop()
+    }
+  })
+})
+
 describe('LockManager across a short stall', () => {
   it('retries a renewal that times out and keeps the lock when Redis answers again in time', async () => {
     const server = await startRedis({ ownServer: true })
