@@ -56,9 +56,42 @@ export class RedisUnavailableError extends RpError {
 /** An operation did not finish within its time budget. */
 export class TimeoutError extends RpError {
   readonly timeoutMs: number
-  constructor(operation: string, timeoutMs: number, options?: { cause?: unknown }) {
-    super('RP_TIMEOUT', `${operation} did not finish within ${timeoutMs} ms`, options)
+  constructor(
+    operation: string,
+    timeoutMs: number,
+    options?: { cause?: unknown; code?: string; message?: string },
+  ) {
+    super(
+      options?.code ?? 'RP_TIMEOUT',
+      options?.message ?? `${operation} did not finish within ${timeoutMs} ms`,
+      options,
+    )
     this.timeoutMs = timeoutMs
+  }
+}
+
+/**
+ * The parent of every "waited too long" error: a lock, permit, lease or cached value was not
+ * available within `waitMs`. `resource` is what the caller named (a lock's resource, a semaphore's
+ * name, a rate-limit or cache key), never an internal Redis key. Not a connection error: Redis
+ * may have answered every attempt; `cause` holds the last connection error when there was one.
+ */
+export class WaitTimeoutError extends TimeoutError {
+  readonly resource: string
+  readonly waitMs: number
+  constructor(
+    resource: string,
+    waitMs: number,
+    detail = '',
+    options?: { cause?: unknown; code?: string; what?: string },
+  ) {
+    super(`${options?.what ?? 'acquire'} '${resource}'`, waitMs, {
+      cause: options?.cause,
+      code: options?.code ?? 'RP_WAIT_TIMEOUT',
+      message: `could not ${options?.what ?? 'acquire'} '${resource}' within ${waitMs} ms${detail ? `: ${detail}` : ''}`,
+    })
+    this.resource = resource
+    this.waitMs = waitMs
   }
 }
 
@@ -81,6 +114,22 @@ export class ScriptError extends RpError {
   constructor(script: string, message: string, options?: { cause?: unknown }) {
     super('RP_SCRIPT_ERROR', `script ${script} failed: ${message}`, options)
     this.script = script
+  }
+}
+
+/**
+ * A hold (lock, permit, lease) was lost while work ran under it: it lapsed, or was taken over, or
+ * no renewal succeeded in time. Work done under it may race with another holder.
+ */
+export class HoldLostError extends RpError {
+  readonly resource: string
+  constructor(resource: string, why: string, options?: { cause?: unknown; code?: string; what?: string }) {
+    super(
+      options?.code ?? 'RP_HOLD_LOST',
+      `${options?.what ?? 'hold on'} '${resource}' was lost: ${why}`,
+      options,
+    )
+    this.resource = resource
   }
 }
 

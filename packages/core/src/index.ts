@@ -12,6 +12,7 @@ export {
 export { delay } from './delay.js'
 export {
   AbortError,
+  HoldLostError,
   InvalidArgumentError,
   isConnectionError,
   isOutOfMemoryError,
@@ -23,10 +24,11 @@ export {
   TimeoutError,
   toRpError,
   UnsupportedClientError,
+  WaitTimeoutError,
 } from './errors.js'
 export { RedisGuard } from './guard.js'
 export { type HealthReport, health } from './health.js'
-export { createHold, type Hold, type HoldOperations } from './hold.js'
+export { createHold, Hold, type HoldOperations, type ReleaseOutcome, releasedIf } from './hold.js'
 export { parseInfo } from './info.js'
 export {
   EVENT_CHANNEL,
@@ -47,6 +49,7 @@ export {
   keyspace,
   unescapeKeyPart,
 } from './keys.js'
+export { type LeaseGrant, type LeaseKeys, LeaseSet, type LeaseWait } from './lease-set.js'
 export type { Logger } from './logger.js'
 export {
   FRAGMENTATION_WARNING_RATIO,
@@ -83,3 +86,4 @@ export {
   requireTimeoutMs,
 } from './validate.js'
 export { type WaitLoop, waitForRelease } from './wait.js'
+export { type UsingOptions, Watchdog } from './watchdog.js'

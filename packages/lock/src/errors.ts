@@ -1,27 +1,20 @@
-import { RpError } from '@rp/core'
+import { HoldLostError, WaitTimeoutError } from '@rp/core'
 
-/** The lock (or permit) could not be taken within waitMs. */
-export class LockTimeoutError extends RpError {
-  readonly resource: string
-  readonly waitMs: number
+/** The lock (or permit, or hold) could not be taken within waitMs; `resource` is the name you gave. */
+export class LockTimeoutError extends WaitTimeoutError {
   constructor(resource: string, waitMs: number, detail = '', options?: { cause?: unknown }) {
-    super(
-      'RP_LOCK_TIMEOUT',
-      `could not acquire '${resource}' within ${waitMs} ms${detail ? `: ${detail}` : ''}`,
-      options,
-    )
-    this.resource = resource
-    this.waitMs = waitMs
+    super(resource, waitMs, detail, { ...options, code: 'RP_LOCK_TIMEOUT' })
   }
 }
 
-/** A held lock was lost: its TTL ran out, or renewal failed. Work done under it may race with another holder. */
-export class LockLostError extends RpError {
-  readonly resource: string
+/**
+ * A held lock (or permit, or hold) was lost: its TTL ran out, or renewal failed. Work done under it
+ * may race with another holder. `token` is the lock's fencing token (0 for permits and holds).
+ */
+export class LockLostError extends HoldLostError {
   readonly token: number
   constructor(resource: string, token: number, why: string, options?: { cause?: unknown }) {
-    super('RP_LOCK_LOST', `lock '${resource}' (token ${token}) was lost: ${why}`, options)
-    this.resource = resource
+    super(resource, why, { ...options, code: 'RP_LOCK_LOST', what: token ? `lock (token ${token})` : 'lock' })
     this.token = token
   }
 }

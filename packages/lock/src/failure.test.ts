@@ -215,9 +215,21 @@ describe('Redlock', () => {
     await expect(redlock.acquire('res', { ttlMs: 2_000, waitMs: 100 })).rejects.toBeInstanceOf(
       RedlockQuorumError,
     )
-    expect(await lock.release()).toBe(3)
+    expect(await lock.release()).toBe('released')
     const again = await redlock.acquire('res', { ttlMs: 2_000 })
     await again.release()
+    // using(): renewed past its TTL by the watchdog, released afterwards.
+    const result = await redlock.using(
+      'res',
+      async (signal) => {
+        await new Promise((r) => setTimeout(r, 500))
+        return signal.aborted ? 'lost' : 'done'
+      },
+      { ttlMs: 300 },
+    )
+    expect(result).toBe('done')
+    const free = await redlock.acquire('res', { ttlMs: 1_000 })
+    await free.release()
   })
 
   it('still acquires with 1 of 3 instances dead, and fails cleanly within waitMs with 2 dead', async () => {

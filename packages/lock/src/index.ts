@@ -1,11 +1,16 @@
 export { LockLostError, LockTimeoutError, RedlockQuorumError } from './errors.js'
-export { Lock, type ReleaseOutcome } from './lock.js'
+export { Lock } from './lock.js'
 export {
-  type AcquireOptions,
+  type LockAcquireOptions,
   LockManager,
   type LockManagerEvents,
   type LockManagerOptions,
 } from './lock-manager.js'
-export { ReadWriteLock, type ReadWriteLockOptions, type RwHold } from './read-write-lock.js'
+export {
+  ReadWriteLock,
+  type ReadWriteLockOptions,
+  type RwAcquireOptions,
+  type RwHold,
+} from './read-write-lock.js'
 export { Redlock, type RedlockLock, type RedlockOptions } from './redlock.js'
-export { type Permit, Semaphore, type SemaphoreOptions } from './semaphore.js'
+export { type Permit, Semaphore, type SemaphoreAcquireOptions, type SemaphoreOptions } from './semaphore.js'

@@ -3,11 +3,13 @@ import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest
 import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
 import { LockTimeoutError } from './errors.js'
+import { LockKeys } from './lock-keys.js'
 import { LockManager } from './lock-manager.js'
 import { abandonScript } from './scripts.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const keyspaceKey = (locks: LockManager, resource: string) => locks.lockKey(resource)
+const keysOf = new WeakMap<LockManager, LockKeys>()
+const keyspaceKey = (locks: LockManager, resource: string) => keysOf.get(locks)!.lock(resource)
 
 // A resource that honours fencing: a write lands only with a token above every token it has seen.
 const fencedWrite = defineScript<number>({
@@ -27,7 +29,9 @@ describeEachTarget('LockManager', (target) => {
   const manager = (
     options: { ttlMs?: number; waitMs?: number; prefix?: string; handoffMs?: number } = {},
   ) => {
-    const m = new LockManager({ redis, prefix: uniquePrefix('lock'), ...options })
+    const prefix = options.prefix ?? uniquePrefix('lock')
+    const m = new LockManager({ redis, ...options, prefix })
+    keysOf.set(m, new LockKeys(prefix))
     managers.push(m)
     return m
   }
@@ -194,7 +198,7 @@ describeEachTarget('LockManager', (target) => {
     const locks = manager({ prefix })
     const held = await locks.acquire('r', { ttlMs: 10_000 })
     const waiting = manager({ prefix }).acquire('r', { ttlMs: 10_000, waitMs: 5_000 })
-    await eventually(async () => (await redis.zcard(locks.queueKey('r'))) === 1)
+    await eventually(async () => (await redis.zcard(keysOf.get(locks)!.queue('r'))) === 1)
     await held.release()
     // The waiter needs a pub/sub hop to learn of the release; this caller is already here.
     expect(await manager({ prefix }).tryAcquire('r')).toBeNull()
@@ -208,15 +212,15 @@ describeEachTarget('LockManager', (target) => {
     const locks = manager({ prefix, handoffMs: 100 })
     const held = await locks.acquire('r', { ttlMs: 10_000 })
     // A waiter whose process died: first in the queue (the earlier deadline), never to answer.
-    await redis.zadd(locks.queueKey('r'), Date.now() + 4_000, 'ghost')
+    await redis.zadd(keysOf.get(locks)!.queue('r'), Date.now() + 4_000, 'ghost')
     const waiting = manager({ prefix, handoffMs: 100 }).acquire('r', { ttlMs: 10_000, waitMs: 5_000 })
-    await eventually(async () => (await redis.zcard(locks.queueKey('r'))) === 2)
+    await eventually(async () => (await redis.zcard(keysOf.get(locks)!.queue('r'))) === 2)
     await held.release()
     const releasedAt = performance.now()
     const lock = await waiting
     // The grace, plus at most one polling interval (capped at 1 s) of the waiter that is left.
     expect(performance.now() - releasedAt).toBeLessThan(100 + 1_000 + 200)
-    expect(await redis.zscore(locks.queueKey('r'), 'ghost')).toBeNull()
+    expect(await redis.zscore(keysOf.get(locks)!.queue('r'), 'ghost')).toBeNull()
     await lock.release()
   })
 
@@ -225,21 +229,21 @@ describeEachTarget('LockManager', (target) => {
     const locks = manager({ prefix })
     const held = await locks.acquire('r', { ttlMs: 10_000 })
     const waiting = manager({ prefix }).acquire('r', { ttlMs: 10_000, waitMs: 5_000 })
-    await eventually(async () => (await redis.zcard(locks.queueKey('r'))) === 1)
+    await eventually(async () => (await redis.zcard(keysOf.get(locks)!.queue('r'))) === 1)
     await held.release()
     const lock = await waiting
     // As if that waiter had been woken for a reservation and aborted before taking it.
     await lock.release()
-    await redis.hset(locks.lockKey('r'), 'r', 'quitter')
-    await redis.pexpire(locks.lockKey('r'), 10_000)
+    await redis.hset(keysOf.get(locks)!.lock('r'), 'r', 'quitter')
+    await redis.pexpire(keysOf.get(locks)!.lock('r'), 10_000)
     const next = manager({ prefix }).acquire('r', { ttlMs: 10_000, waitMs: 5_000 })
-    await eventually(async () => (await redis.zcard(locks.queueKey('r'))) === 1)
+    await eventually(async () => (await redis.zcard(keysOf.get(locks)!.queue('r'))) === 1)
     const started = performance.now()
     expect(
       await abandonScript.run(
         redis,
-        [locks.lockKey('r'), locks.queueKey('r')],
-        ['quitter', locks.channel('r'), 250],
+        [keysOf.get(locks)!.lock('r'), keysOf.get(locks)!.queue('r')],
+        ['quitter', keysOf.get(locks)!.channel('r'), 250],
       ),
     ).toBe(1)
     await (await next).release()

@@ -1,19 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import {
-  AbortError,
   assertUsableClient,
-  Deadlines,
   fullJitterBackoff,
-  guarded,
   instrument,
-  isConnectionError,
-  type Keyspace,
-  keyspace,
   Notifier,
   promised,
-  publishEvent,
   type RedisClient,
+  RedisGuard,
   requireBoolean,
   requireFunction,
   requireNonEmptyString,
@@ -21,10 +15,12 @@ import {
   requireOptions,
   requireSignal,
   requireTimeoutMs,
+  Watchdog,
 } from '@rp/core'
 import { LockLostError } from './errors.js'
-import { Lock } from './lock.js'
-import { abandonScript, acquireScript } from './scripts.js'
+import { Lock, type LockContext } from './lock.js'
+import { LockKeys } from './lock-keys.js'
+import { abandonScript, acquireScript, extendScript, releaseScript } from './scripts.js'
 import { acquireWithWait } from './wait.js'
 
 const queuedBackoff = fullJitterBackoff(100, 1_000)
@@ -46,9 +42,11 @@ export interface LockManagerOptions {
    * hand-off in queue order; a waiter that died costs the others this long, plus one poll.
    */
   handoffMs?: number
+  /** Called (guarded) when a lock held by using() is lost; the same as listening for `lost`. */
+  onLost?: (error: LockLostError, lock: Lock) => void
 }
 
-export interface AcquireOptions {
+export interface LockAcquireOptions {
   ttlMs?: number
   /** How long to wait for the lock; 0 tries once. */
   waitMs?: number
@@ -59,93 +57,65 @@ export interface AcquireOptions {
   owner?: string
 }
 
-/** @internal What a Lock needs from its manager. */
-export interface LockManagerInternals {
-  readonly redis: RedisClient
-  readonly timeoutMs: number
-  readonly defaultTtlMs: number
-  readonly handoffMs: number
-  /** Bounds every call by timeoutMs, with one timer for all of them. */
-  readonly deadlines: Deadlines
-  lockKey(resource: string): string
-  queueKey(resource: string): string
-  channel(resource: string): string
-  validateTtl(ttlMs: number): number
-  unwatch(lock: Lock): void
-}
-
-interface Watched {
-  ttlMs: number
-  /** When the next renewal is due (performance.now()); Infinity while one is in flight. */
-  nextAt: number
-  controller: AbortController
-  lost?: LockLostError
-}
-
-/**
- * On the monotonic clock, when the watchdog gives up on a lock: a third of its TTL before it may
- * lapse. By then `fn` has been told (its signal aborted), whatever a renewal in flight is doing, so
- * it still has that third to stop before anyone else can take the lock.
- */
-function abortAt(lock: Lock, w: Watched): number {
-  return lock.validUntil - w.ttlMs / 3
-}
-
 export interface LockManagerEvents {
   lost: [error: LockLostError, lock: Lock]
+}
+
+interface Attempt {
+  resource: string
+  ttlMs: number
+  owner: string
+  reentrant: boolean
 }
 
 /**
  * Distributed locks with fencing tokens. Acquire, extend and release are one Lua script each;
  * waiters are woken by pub/sub when a holder releases.
  */
-export class LockManager extends EventEmitter<LockManagerEvents> implements LockManagerInternals {
-  readonly redis: RedisClient
-  readonly timeoutMs: number
-  readonly defaultTtlMs: number
-  readonly handoffMs: number
-  readonly deadlines: Deadlines
+export class LockManager extends EventEmitter<LockManagerEvents> {
+  readonly #redis: RedisClient
+  readonly #keys: LockKeys
+  readonly #defaultTtlMs: number
   readonly #defaultWaitMs: number
   readonly #fenceTtlMs: number
-  readonly #keyspace: Keyspace
+  readonly #handoffMs: number
+  readonly #onLost: LockManagerOptions['onLost']
+  readonly #guard: RedisGuard
   readonly #notifier: Notifier
-  readonly #watched = new Map<Lock, Watched>()
-  #timer: NodeJS.Timeout | null = null
+  readonly #watchdog = new Watchdog('lock')
+  readonly #context: LockContext
 
   constructor(options: LockManagerOptions) {
     super()
     requireOptions('options', options)
-    this.redis = assertUsableClient(options.redis)
-    this.#keyspace = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'lock'))
-    this.defaultTtlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? 30_000)
+    this.#redis = assertUsableClient(options.redis)
+    this.#keys = new LockKeys(requireNonEmptyString('prefix', options.prefix ?? 'lock'))
+    this.#defaultTtlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? 30_000)
     this.#defaultWaitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 10_000)
-    this.timeoutMs = requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000)
+    this.#guard = new RedisGuard(this.#redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000))
     this.#fenceTtlMs = requireTimeoutMs('fenceTtlMs', options.fenceTtlMs ?? 7 * 86_400_000)
-    this.handoffMs = requireTimeoutMs('handoffMs', options.handoffMs ?? 250)
-    this.deadlines = new Deadlines(this.timeoutMs)
-    this.#notifier = new Notifier(this.redis)
-  }
-
-  lockKey(resource: string): string {
-    return this.#keyspace.key(resource)
-  }
-
-  queueKey(resource: string): string {
-    return this.#keyspace.key(resource, 'waiters')
-  }
-
-  channel(resource: string): string {
-    return `${this.#keyspace.key(resource)}:released`
-  }
-
-  validateTtl(ttlMs: number): number {
-    return requireTimeoutMs('ttlMs', ttlMs)
+    this.#handoffMs = requireTimeoutMs('handoffMs', options.handoffMs ?? 250)
+    this.#onLost = options.onLost === undefined ? undefined : requireFunction('onLost', options.onLost)
+    this.#notifier = new Notifier(this.#redis)
+    const keys = this.#keys
+    this.#context = {
+      call: (operation, work) => this.#guard.run(operation, work),
+      release: (resource, owner) =>
+        releaseScript.run(
+          this.#redis,
+          [keys.lock(resource), keys.queue(resource)],
+          [owner, keys.channel(resource), this.#handoffMs],
+        ),
+      extend: (resource, owner, ttlMs) =>
+        extendScript.run(this.#redis, [keys.lock(resource)], [owner, ttlMs]),
+      isHeld: async (resource, owner) => (await this.#redis.hget(keys.lock(resource), 'o')) === owner,
+    }
   }
 
   /** One round trip: the Lock, or null if someone else holds it. */
   tryAcquire(
     resource: string,
-    options: Omit<AcquireOptions, 'waitMs' | 'signal'> = {},
+    options: Omit<LockAcquireOptions, 'waitMs' | 'signal'> = {},
   ): Promise<Lock | null> {
     return promised(() => {
       const attempt = this.#attemptArgs(resource, options)
@@ -156,44 +126,44 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
     })
   }
 
-  #attemptArgs(resource: string, options: AcquireOptions) {
+  #attemptArgs(resource: string, options: LockAcquireOptions): Attempt {
     requireNonEmptyString('resource', resource)
     requireOptions('options', options)
-    const ttlMs = this.validateTtl(options.ttlMs ?? this.defaultTtlMs)
+    const ttlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? this.#defaultTtlMs)
     const owner = options.owner === undefined ? randomUUID() : requireNonEmptyString('owner', options.owner)
     if (options.reentrant !== undefined) requireBoolean('reentrant', options.reentrant)
     return { resource, ttlMs, owner, reentrant: options.reentrant === true }
   }
 
-  async #attempt(
-    a: {
-      resource: string
-      ttlMs: number
-      owner: string
-      reentrant: boolean
-    },
-    queueMs = 0,
-  ): Promise<{ lock: Lock | null; holderTtlMs: number }> {
-    const keys = [
-      this.lockKey(a.resource),
-      this.#keyspace.key(a.resource, 'fence'),
-      this.queueKey(a.resource),
-    ]
+  async #attempt(a: Attempt, queueMs = 0): Promise<{ lock: Lock | null; holderTtlMs: number }> {
+    const keys = [this.#keys.lock(a.resource), this.#keys.fence(a.resource), this.#keys.queue(a.resource)]
     const sentAt = performance.now()
-    const [ok, token, expiresAt] = await this.deadlines.run(
-      acquireScript.run(this.redis, keys, [a.owner, a.ttlMs, a.reentrant ? 1 : 0, this.#fenceTtlMs, queueMs]),
-      'lock.acquire',
+    const [ok, token, expiresAt] = await this.#guard.run('lock.acquire', () =>
+      acquireScript.run(this.#redis, keys, [
+        a.owner,
+        a.ttlMs,
+        a.reentrant ? 1 : 0,
+        this.#fenceTtlMs,
+        queueMs,
+      ]),
     )
-    if (ok === 1)
-      return { lock: new Lock(this, a.resource, a.owner, token, expiresAt!, sentAt, a.ttlMs), holderTtlMs: 0 }
-    return { lock: null, holderTtlMs: token }
+    if (ok !== 1) return { lock: null, holderTtlMs: token }
+    const lock = new Lock(this.#context, {
+      resource: a.resource,
+      owner: a.owner,
+      token,
+      expiresAt: expiresAt!,
+      sentAt,
+      ttlMs: a.ttlMs,
+    })
+    return { lock, holderTtlMs: 0 }
   }
 
   /**
    * The Lock, waiting up to `waitMs` (woken by pub/sub on release, with jittered backoff as a
    * fallback). Throws LockTimeoutError, or AbortError when `signal` aborts.
    */
-  acquire(resource: string, options: AcquireOptions = {}): Promise<Lock> {
+  acquire(resource: string, options: LockAcquireOptions = {}): Promise<Lock> {
     return promised(() => {
       const a = this.#attemptArgs(resource, options)
       const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? this.#defaultWaitMs)
@@ -202,17 +172,14 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
     })
   }
 
-  #acquire(
-    a: { resource: string; ttlMs: number; owner: string; reentrant: boolean },
-    waitMs: number,
-    signal?: AbortSignal,
-  ): Promise<Lock> {
+  #acquire(a: Attempt, waitMs: number, signal?: AbortSignal): Promise<Lock> {
     const deadline = performance.now() + waitMs
+    const keys = this.#keys
     return acquireWithWait({
       resource: a.resource,
       waitMs,
       signal,
-      channel: this.channel(a.resource),
+      channel: keys.channel(a.resource),
       notifier: this.#notifier,
       // Waiters queue in Redis; a release reserves the lock for the first one and wakes it by id.
       message: a.owner,
@@ -225,144 +192,52 @@ export class LockManager extends EventEmitter<LockManagerEvents> implements Lock
         return { value: r.lock, hintMs: r.holderTtlMs }
       },
       abandon: () =>
-        this.deadlines.run(
+        this.#guard.run('lock.abandon', () =>
           abandonScript.run(
-            this.redis,
-            [this.lockKey(a.resource), this.queueKey(a.resource)],
-            [a.owner, this.channel(a.resource), this.handoffMs],
+            this.#redis,
+            [keys.lock(a.resource), keys.queue(a.resource)],
+            [a.owner, keys.channel(a.resource), this.#handoffMs],
           ),
-          'lock.abandon',
         ),
       busy: 'held by another owner',
     })
   }
 
   /**
-   * Runs `fn` under the lock, with a watchdog extending it every ttl/3. A renewal that fails for a
-   * connection error is retried, but the watchdog keeps its own monotonic deadline: once only a
-   * third of the TTL is certainly left without a successful renewal, `signal` aborts, whatever a
+   * Runs `fn` under the lock, with core's watchdog extending it every ttl/3. A renewal that fails
+   * for a connection error is retried, but the watchdog keeps its own monotonic deadline: once only
+   * a third of the TTL is certainly left without a successful renewal, `signal` aborts, whatever a
    * renewal in flight is doing. So a renewal gets at most ttl/3 (less than `timeoutMs` when
-   * ttlMs < 3 × timeoutMs). When the lock is lost, a `lost` event is emitted and using() rejects
-   * with LockLostError once `fn` settles. The lock is released whatever happens. If `signal`
-   * aborts while the lock is being acquired, `fn` never runs.
+   * ttlMs < 3 × timeoutMs). When the lock is lost, `onLost` runs, a `lost` event is emitted and
+   * using() rejects with LockLostError once `fn` settles. The lock is released whatever happens.
+   * If `signal` aborts while the lock is being acquired, `fn` never runs.
    */
   using<T>(
     resource: string,
     fn: (signal: AbortSignal, lock: Lock) => Promise<T>,
-    options: AcquireOptions = {},
+    options: LockAcquireOptions = {},
   ): Promise<T> {
-    return promised(() => {
-      requireFunction('fn', fn)
-      return this.#using(resource, fn, options)
-    })
-  }
-
-  async #using<T>(
-    resource: string,
-    fn: (signal: AbortSignal, lock: Lock) => Promise<T>,
-    options: AcquireOptions,
-  ): Promise<T> {
-    const lock = await this.acquire(resource, options)
-    const outer = options.signal
-    if (outer?.aborted) {
-      // Aborted while the acquire was in flight: never start fn on a signal already fired.
-      await lock.release().catch(() => {})
-      throw new AbortError(`using '${resource}'`, { cause: outer.reason })
-    }
-    const ttlMs = options.ttlMs ?? this.defaultTtlMs
-    const controller = new AbortController()
-    const forward = () => controller.abort(outer?.reason)
-    outer?.addEventListener('abort', forward, { once: true })
-    const watched: Watched = { ttlMs, nextAt: performance.now() + ttlMs / 3, controller }
-    this.#watched.set(lock, watched)
-    this.#schedule()
-    try {
-      const result = await fn(controller.signal, lock)
-      if (watched.lost) throw watched.lost
-      return result
-    } finally {
-      outer?.removeEventListener('abort', forward)
-      this.unwatch(lock)
-      await lock.release().catch(() => {})
-    }
-  }
-
-  unwatch(lock: Lock): void {
-    if (this.#watched.delete(lock) && this.#watched.size === 0 && this.#timer) {
-      clearTimeout(this.#timer)
-      this.#timer = null
-    }
-  }
-
-  // One timer for every watched lock, armed for the earliest renewal or abort deadline due. A
-  // renewal in flight has nextAt = Infinity, but its lock's abort deadline still arms the timer.
-  #schedule(): void {
-    if (this.#timer) clearTimeout(this.#timer)
-    this.#timer = null
-    if (this.#watched.size === 0) return
-    let next = Number.POSITIVE_INFINITY
-    for (const [lock, w] of this.#watched) next = Math.min(next, w.nextAt, abortAt(lock, w))
-    this.#timer = setTimeout(this.#onTimer, Math.max(0, next - performance.now()))
-    this.#timer.unref()
-  }
-
-  readonly #onTimer = guarded('lock', 'watchdog', () => this.#tick())
-
-  #tick(): void {
-    this.#timer = null
-    const now = performance.now()
-    for (const [lock, w] of [...this.#watched]) {
-      if (abortAt(lock, w) <= now)
-        this.#lose(lock, w, 'no renewal succeeded before only a third of the TTL was left')
-    }
-    const due = [...this.#watched].filter(([, w]) => w.nextAt <= now)
-    for (const [lock, w] of due) {
-      w.nextAt = Number.POSITIVE_INFINITY
-      lock.extend(w.ttlMs).then(
-        (ok) => {
-          if (!this.#watched.has(lock)) return
-          if (ok) {
-            w.nextAt = performance.now() + w.ttlMs / 3
-            this.#schedule()
-          } else this.#lose(lock, w, 'it expired or was taken over before renewal')
+    let lock: Lock | undefined
+    return this.#watchdog.using(
+      async () => {
+        lock = await this.acquire(resource, options)
+        return lock
+      },
+      fn,
+      {
+        signal: options?.signal,
+        lostError: (why, cause) => new LockLostError(resource, lock?.token ?? 0, why, { cause }),
+        onLost: (error) => {
+          this.#onLost?.(error as LockLostError, lock!)
+          if (this.listenerCount('lost') > 0) this.emit('lost', error as LockLostError, lock!)
         },
-        (error: unknown) => {
-          if (!this.#watched.has(lock)) return
-          // A blip (a reconnect, a slow reply) need not cost the lock: retry while more than a
-          // third of the TTL is certainly left, so that once it is reported lost, `fn` still has
-          // that third to stop before anyone else can take the lock.
-          const retryAt = performance.now() + Math.max(50, Math.min(1_000, w.ttlMs / 10))
-          if (isConnectionError(error) && retryAt < abortAt(lock, w)) {
-            w.nextAt = retryAt
-            publishEvent({ package: 'lock', event: 'renewal-retry', resource: lock.resource, error })
-            this.#schedule()
-          } else this.#lose(lock, w, `renewal failed: ${(error as Error).message}`, error)
-        },
-      )
-    }
-    this.#schedule()
+      },
+    )
   }
-
-  #lose(lock: Lock, w: Watched, why: string, cause?: unknown): void {
-    this.#watched.delete(lock)
-    const error = new LockLostError(lock.resource, lock.token, why, { cause })
-    w.lost = error
-    w.controller.abort(error)
-    publishEvent({ package: 'lock', event: 'lost', resource: lock.resource, token: lock.token, error })
-    // A user's 'lost' listener that throws must not escape from a timer or a promise callback.
-    if (this.listenerCount('lost') > 0) this.#emitLost(error, lock)
-    this.#schedule()
-  }
-
-  readonly #emitLost = guarded('lock', 'lost', (error: LockLostError, lock: Lock) =>
-    this.emit('lost', error, lock),
-  )
 
   /** Stops the watchdog and closes the pub/sub connection (bounded); held locks are not released. */
   async close(): Promise<void> {
-    if (this.#timer) clearTimeout(this.#timer)
-    this.#timer = null
-    this.#watched.clear()
+    this.#watchdog.close()
     await this.#notifier.close()
   }
 

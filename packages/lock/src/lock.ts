@@ -1,107 +1,56 @@
-import { instrument } from '@rp/core'
-import type { LockManagerInternals } from './lock-manager.js'
-import { extendScript, releaseScript } from './scripts.js'
+import { Hold, type ReleaseOutcome } from '@rp/core'
 
-export type ReleaseOutcome = 'released' | 'expired' | 'not-owner'
+/** @internal What a Lock asks its manager for; built by LockManager, never by users. */
+export interface LockContext {
+  call<T>(operation: string, work: () => Promise<T>): Promise<T>
+  release(resource: string, owner: string): Promise<ReleaseOutcome>
+  extend(resource: string, owner: string, ttlMs: number): Promise<number>
+  isHeld(resource: string, owner: string): Promise<boolean>
+}
 
-/** A held lock. `token` is the fencing token: pass it to the resource you protect. */
-export class Lock {
+/**
+ * A held lock: core's Hold (`id`, `expiresAt`, `release()`, `extend(ttlMs?)`, `await using`) plus
+ * its resource and fencing token. `token` is strictly increasing per resource: pass it to the
+ * resource you protect, which refuses a write carrying a token smaller than one it has seen.
+ */
+export class Lock extends Hold {
   readonly resource: string
-  /** Strictly increasing per resource: a write carrying a smaller token than one already seen is stale. */
   readonly token: number
-  /** The owner id stored in Redis (yours, if you passed `owner` for reentrancy). */
+  /** The owner id stored in Redis (yours, if you passed `owner` for reentrancy); same as `id`. */
   readonly owner: string
-  #expiresAt: number
-  #validUntil: number
-  #outcome: Promise<ReleaseOutcome> | null = null
-  readonly #manager: LockManagerInternals
+  readonly #context: LockContext
 
-  /** @internal Created by LockManager; `sentAt` is when the acquire that won was sent. */
+  /** @internal Created by LockManager. */
   constructor(
-    manager: LockManagerInternals,
-    resource: string,
-    owner: string,
-    token: number,
-    expiresAt: number,
-    sentAt: number,
-    ttlMs: number,
+    context: LockContext,
+    init: {
+      resource: string
+      owner: string
+      token: number
+      expiresAt: number
+      sentAt: number
+      ttlMs: number
+    },
   ) {
-    this.#manager = manager
-    this.resource = resource
-    this.owner = owner
-    this.token = token
-    this.#expiresAt = expiresAt
-    this.#validUntil = sentAt + ttlMs
-  }
-
-  /**
-   * @internal On this process's monotonic clock (performance.now()), a time by which the lock has
-   * certainly not lapsed: the last acquire or extend's send time plus its TTL. Unlike `expiresAt`
-   * it needs no agreement between the local and the Redis clock.
-   */
-  get validUntil(): number {
-    return this.#validUntil
-  }
-
-  /** Epoch ms on the Redis server's clock when the lock lapses unless extended. */
-  get expiresAt(): number {
-    return this.#expiresAt
-  }
-
-  get released(): boolean {
-    return this.#outcome !== null
-  }
-
-  /** Pushes expiry to now + ttlMs; false if the lock was no longer ours (it is then lost). */
-  async extend(ttlMs: number = this.#manager.defaultTtlMs): Promise<boolean> {
-    this.#manager.validateTtl(ttlMs)
-    if (this.#outcome) return false
-    const m = this.#manager
-    const sentAt = performance.now()
-    const next = await m.deadlines.run(
-      extendScript.run(m.redis, [m.lockKey(this.resource)], [this.owner, ttlMs]),
-      'lock.extend',
-    )
-    if (next === 0) return false
-    this.#expiresAt = next
-    this.#validUntil = sentAt + ttlMs
-    return true
+    super({
+      id: init.owner,
+      expiresAt: init.expiresAt,
+      ttlMs: init.ttlMs,
+      sentAt: init.sentAt,
+      name: 'lock',
+      call: context.call,
+      release: () => context.release(init.resource, init.owner),
+      extend: (ttlMs) => context.extend(init.resource, init.owner, ttlMs),
+    })
+    this.#context = context
+    this.resource = init.resource
+    this.owner = init.owner
+    this.token = init.token
   }
 
   /** Asks Redis whether this owner still holds the lock. */
   async isHeld(): Promise<boolean> {
-    if (this.#outcome) return false
-    const m = this.#manager
-    return (await m.deadlines.run(m.redis.hget(m.lockKey(this.resource), 'o'), 'lock.isHeld')) === this.owner
-  }
-
-  /**
-   * Releases once and reports what happened: `released`, `expired` (it had lapsed) or `not-owner`
-   * (someone else holds it now). Later calls return the same answer without a round trip.
-   */
-  release(): Promise<ReleaseOutcome> {
-    if (!this.#outcome) {
-      const m = this.#manager
-      m.unwatch(this)
-      this.#outcome = instrument({ package: 'lock', operation: 'release' }, () =>
-        m.deadlines.run(
-          releaseScript.run(
-            m.redis,
-            [m.lockKey(this.resource), m.queueKey(this.resource)],
-            [this.owner, m.channel(this.resource), m.handoffMs],
-          ),
-          'lock.release',
-        ),
-      )
-      // A failed release must not leave a rejected promise cached forever: allow a retry.
-      this.#outcome.catch(() => {
-        this.#outcome = null
-      })
-    }
-    return this.#outcome
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.release().catch(() => {})
+    if (this.released) return false
+    return this.#context.call('lock.isHeld', () => this.#context.isHeld(this.resource, this.owner))
   }
 }

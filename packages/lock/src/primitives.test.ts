@@ -1,4 +1,4 @@
-import { InvalidArgumentError, keyspace, parseInfo } from '@rp/core'
+import { InvalidArgumentError, keyspace, parseInfo, WaitTimeoutError } from '@rp/core'
 import { startRedis } from '@rp/testing'
 import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
 import { Redis } from 'ioredis'
@@ -27,7 +27,7 @@ describeEachTarget('Semaphore', (target) => {
       peak = Math.max(peak, holders)
       await sleep(5 + Math.random() * 15)
       holders--
-      expect(await permit.release()).toBe(true)
+      expect(await permit.release()).toBe('released')
     }
     await Promise.all(Array.from({ length: 50 }, worker))
     expect(peak).toBe(5)
@@ -167,14 +167,57 @@ describe('ReadWriteLock waiters on a server of their own', () => {
       await expect(hold.release()).rejects.toThrow()
       while (redis.status !== 'end') await sleep(5)
       await redis.connect()
-      expect(await permit.release()).toBe(true)
-      expect(await hold.release()).toBe(true)
+      expect(await permit.release()).toBe('released')
+      expect(await hold.release()).toBe('released')
       expect(await semaphore.tryAcquire()).not.toBeNull()
     } finally {
       await Promise.all([semaphore.close(), rw.close()])
       redis.disconnect()
       await server.stop()
     }
+  })
+})
+
+describeEachTarget('one hold contract', (target) => {
+  const redis = target.client()
+  const closers: Array<() => Promise<void>> = []
+  afterAll(() => Promise.all(closers.map((c) => c())))
+
+  it('every hold kind offers using(): renewed while fn runs, released after, same handle fields', async () => {
+    const semaphore = new Semaphore({ redis, name: uniquePrefix('s'), permits: 1, ttlMs: 300 })
+    const rw = new ReadWriteLock({ redis, name: uniquePrefix('rw'), ttlMs: 300 })
+    closers.push(
+      () => semaphore.close(),
+      () => rw.close(),
+    )
+    const check = async (
+      signal: AbortSignal,
+      hold: { id: string; expiresAt: number; extend: unknown; release: unknown },
+    ) => {
+      expect(typeof hold.id).toBe('string')
+      expect(hold.expiresAt).toBeGreaterThan(Date.now())
+      expect(typeof hold.extend).toBe('function')
+      // Longer than the TTL: only renewals keep it.
+      await sleep(700)
+      expect(signal.aborted).toBe(false)
+      return 'done'
+    }
+    expect(await semaphore.using(check)).toBe('done')
+    expect(await semaphore.count()).toBe(0)
+    expect(await rw.using('write', check)).toBe('done')
+    expect(await rw.using('read', check)).toBe('done')
+  })
+
+  it('waiting too long is one error family, naming the resource the caller gave', async () => {
+    const name = uniquePrefix('busy')
+    const semaphore = new Semaphore({ redis, name, permits: 1 })
+    closers.push(() => semaphore.close())
+    const permit = await semaphore.acquire()
+    const error = await semaphore.acquire({ waitMs: 50 }).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(LockTimeoutError)
+    expect(error).toBeInstanceOf(WaitTimeoutError)
+    expect(error).toMatchObject({ resource: name, waitMs: 50 })
+    await permit.release()
   })
 })
 
@@ -187,10 +230,11 @@ describe('Redlock release', () => {
     try {
       const lock = await redlock.acquire('r', { ttlMs: 60_000 })
       client.disconnect()
-      expect(await lock.release()).toBe(0)
+      // No instance answered: nothing is known, so it rejects, and calling again retries.
+      await expect(lock.release()).rejects.toThrow()
       while (client.status !== 'end') await sleep(5)
       await client.connect()
-      expect(await lock.release()).toBe(1)
+      expect(await lock.release()).toBe('released')
       const again = await redlock.acquire('r', { ttlMs: 1_000 })
       await again.release()
     } finally {

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto'
 import {
   assertUsableClient,
   createHold,
-  Deadlines,
   fullJitterBackoff,
   type Hold,
   instrument,
@@ -10,12 +9,17 @@ import {
   Notifier,
   promised,
   type RedisClient,
+  RedisGuard,
+  releasedIf,
   requireNonEmptyString,
   requireNonNegativeInteger,
+  requireOneOf,
   requireOptions,
   requireSignal,
   requireTimeoutMs,
+  Watchdog,
 } from '@rp/core'
+import { LockLostError } from './errors.js'
 import { rwAbandonScript, rwAcquireScript, rwExtendScript, rwReleaseScript } from './scripts.js'
 import { acquireWithWait } from './wait.js'
 
@@ -26,6 +30,13 @@ export interface ReadWriteLockOptions {
   ttlMs?: number
   prefix?: string
   timeoutMs?: number
+}
+
+export interface RwAcquireOptions {
+  /** How long to wait; default 10000, 0 tries once. */
+  waitMs?: number
+  signal?: AbortSignal
+  ttlMs?: number
 }
 
 /** A read or write hold. */
@@ -42,7 +53,8 @@ export class ReadWriteLock {
   readonly #keys: [string, string, string, string]
   readonly #channel: string
   readonly #ttlMs: number
-  readonly #deadlines: Deadlines
+  readonly #guard: RedisGuard
+  readonly #watchdog = new Watchdog('lock')
   readonly #notifier: Notifier
   readonly #name: string
 
@@ -59,24 +71,21 @@ export class ReadWriteLock {
     ]
     this.#channel = `${ks.key(this.#name)}:released`
     this.#ttlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? 30_000)
-    this.#deadlines = new Deadlines(requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000))
+    this.#guard = new RedisGuard(this.#redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000))
     this.#notifier = new Notifier(this.#redis)
   }
 
   /** Shared hold: waits while a writer holds or waits. */
-  read(options: { waitMs?: number; signal?: AbortSignal; ttlMs?: number } = {}): Promise<RwHold> {
+  read(options: RwAcquireOptions = {}): Promise<RwHold> {
     return this.#acquire('read', options)
   }
 
   /** Exclusive hold: waits for readers to drain, and meanwhile keeps new readers out. */
-  write(options: { waitMs?: number; signal?: AbortSignal; ttlMs?: number } = {}): Promise<RwHold> {
+  write(options: RwAcquireOptions = {}): Promise<RwHold> {
     return this.#acquire('write', options)
   }
 
-  #acquire(
-    mode: 'read' | 'write',
-    options: { waitMs?: number; signal?: AbortSignal; ttlMs?: number },
-  ): Promise<RwHold> {
+  #acquire(mode: 'read' | 'write', options: RwAcquireOptions): Promise<RwHold> {
     return promised(() => {
       const o = requireOptions('options', options)
       const waitMs = requireNonNegativeInteger('waitMs', o.waitMs ?? 10_000)
@@ -98,42 +107,65 @@ export class ReadWriteLock {
           backoff: queuedBackoff,
           attempt: async () => {
             const queueMs = waitMs > 0 ? Math.max(1, Math.ceil(deadline - performance.now())) : 0
-            const [ok, value] = await this.#deadlines.run(
+            const sentAt = performance.now()
+            const [ok, value] = await this.#guard.run(`rw.${mode}`, () =>
               rwAcquireScript.run(this.#redis, this.#keys, [flag, id, ttlMs, INTENT_MS, queueMs]),
-              `rw.${mode}`,
             )
-            return ok === 1 ? { value: this.#hold(mode, id, value) } : { value: null, hintMs: value }
+            return ok === 1
+              ? { value: this.#hold(mode, id, value, ttlMs, sentAt) }
+              : { value: null, hintMs: value }
           },
           busy: mode === 'read' ? 'a writer holds or is waiting' : 'readers or a writer hold it',
           // Leaves the queue; a writer also withdraws its intent, so readers need not wait for it to lapse.
           abandon: () =>
-            this.#deadlines.run(
+            this.#guard.run('rw.abandon', () =>
               rwAbandonScript.run(this.#redis, this.#keys, [flag, id, this.#channel]),
-              'rw.abandon',
             ),
         }),
       )
     })
   }
 
-  #hold(mode: 'read' | 'write', id: string, expiresAt: number): RwHold {
+  #hold(mode: 'read' | 'write', id: string, expiresAt: number, ttlMs: number, sentAt: number): RwHold {
     const flag = mode === 'read' ? 'r' : 'w'
     const keys = [this.#keys[0], this.#keys[1]]
     return createHold(
       {
         id,
         expiresAt,
-        defaultTtlMs: this.#ttlMs,
-        call: (operation, work) => this.#deadlines.run(work(), operation),
+        ttlMs,
+        sentAt,
+        call: (operation, work) => this.#guard.run(operation, work),
         name: 'rw',
-        release: () => rwReleaseScript.run(this.#redis, this.#keys, [flag, id, this.#channel]),
+        release: () =>
+          rwReleaseScript.run(this.#redis, this.#keys, [flag, id, this.#channel]).then(releasedIf),
         extend: (ttlMs) => rwExtendScript.run(this.#redis, keys, [flag, id, ttlMs]),
       },
       { mode },
     )
   }
 
+  /**
+   * Runs `fn` with a read or write hold, renewed by core's watchdog every ttl/3 and released
+   * afterwards; `fn`'s signal aborts with LockLostError if the hold is lost.
+   */
+  using<T>(
+    mode: 'read' | 'write',
+    fn: (signal: AbortSignal, hold: RwHold) => Promise<T>,
+    options: RwAcquireOptions = {},
+  ): Promise<T> {
+    return promised(() => {
+      requireOneOf('mode', mode, ['read', 'write'] as const)
+      return this.#watchdog.using(() => this.#acquire(mode, options), fn, {
+        signal: options?.signal,
+        lostError: (why, cause) => new LockLostError(this.#name, 0, why, { cause }),
+      })
+    })
+  }
+
+  /** Stops renewals and closes the pub/sub connection (bounded); holds are not released. */
   async close(): Promise<void> {
+    this.#watchdog.close()
     await this.#notifier.close()
   }
 }

@@ -2,23 +2,27 @@ import { randomUUID } from 'node:crypto'
 import {
   AbortError,
   assertUsableClient,
+  createHold,
   delay,
   fullJitterBackoff,
+  type Hold,
   InvalidArgumentError,
   instrument,
   type Keyspace,
   keyspace,
   promised,
   type RedisClient,
+  RedisUnavailableError,
   requireBoolean,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requireOptions,
   requireSignal,
   requireTimeoutMs,
+  Watchdog,
   withTimeout,
 } from '@rp/core'
-import { RedlockQuorumError } from './errors.js'
+import { LockLostError, RedlockQuorumError } from './errors.js'
 import { redlockExtendScript, redlockReleaseScript } from './scripts.js'
 
 export interface RedlockOptions {
@@ -34,17 +38,18 @@ export interface RedlockOptions {
   force?: boolean
 }
 
-export interface RedlockLock {
-  readonly resource: string
-  readonly value: string
-  /** How long the lock is safe to rely on, measured from acquisition: TTL − elapsed − drift. */
-  readonly validityMs: number
-  /** performance.now() time after which the lock must be considered lost. */
-  readonly validUntil: number
-  release(): Promise<number>
-  extend(ttlMs: number): Promise<boolean>
-  [Symbol.asyncDispose](): Promise<void>
-}
+/**
+ * A Redlock lock: core's Hold (`id` is the value stored on every instance; `validUntil` the
+ * performance.now() time after which it must be considered lost; `expiresAt` on this process's
+ * clock, since the instances' clocks are independent). `release()` is 'released' or 'expired' once
+ * a quorum answered, and rejects (retryable) otherwise.
+ */
+export type RedlockLock = Hold &
+  Readonly<{
+    resource: string
+    /** How long the lock was safe to rely on at acquisition: TTL − elapsed − drift. */
+    validityMs: number
+  }>
 
 const backoff = fullJitterBackoff(20, 400)
 
@@ -59,6 +64,7 @@ export class Redlock {
   readonly #instanceTimeoutMs: number
   readonly #prefix: string
   readonly #keyspace: Keyspace
+  readonly #watchdog = new Watchdog('lock')
 
   constructor(clients: readonly RedisClient[], options: RedlockOptions = {}) {
     requireOptions('options', options)
@@ -91,10 +97,18 @@ export class Redlock {
   }
 
   async #onAll(fn: (c: RedisClient) => Promise<unknown>): Promise<number> {
+    return (await this.#settle(fn)).ok
+  }
+
+  /** Runs `fn` on every instance: how many answered at all, and how many answered OK or 1. */
+  async #settle(fn: (c: RedisClient) => Promise<unknown>): Promise<{ answered: number; ok: number }> {
     const settled = await Promise.allSettled(
       this.#clients.map((c) => withTimeout(fn(c), this.#instanceTimeoutMs, 'redlock')),
     )
-    return settled.filter((s) => s.status === 'fulfilled' && (s.value === 'OK' || s.value === 1)).length
+    return {
+      answered: settled.filter((s) => s.status === 'fulfilled').length,
+      ok: settled.filter((s) => s.status === 'fulfilled' && (s.value === 'OK' || s.value === 1)).length,
+    }
   }
 
   /** Acquires on a majority within `waitMs`, or throws RedlockQuorumError (partial holds are released). */
@@ -132,7 +146,7 @@ export class Redlock {
         const elapsed = performance.now() - started
         const validityMs = Math.floor(ttlMs - elapsed - (ttlMs * this.#drift + 2))
         if (acquired >= this.#quorum && validityMs > 0)
-          return this.#lock(resource, key, value, validityMs, started)
+          return this.#lock(resource, key, value, validityMs, started, ttlMs)
         best = Math.max(best, acquired)
         await this.#onAll((c) => redlockReleaseScript.run(c, [key], [value]))
         const remaining = deadline - performance.now()
@@ -146,39 +160,55 @@ export class Redlock {
     })
   }
 
-  #lock(resource: string, key: string, value: string, validityMs: number, started: number): RedlockLock {
-    let released: Promise<number> | null = null
-    const lock = {
-      resource,
-      value,
-      validityMs,
-      validUntil: started + validityMs,
-      release: () => {
-        if (!released) {
-          const attempt = this.#onAll((c) => redlockReleaseScript.run(c, [key], [value]))
-          released = attempt
-          // Only a release a quorum confirmed is final: after a blip, calling again retries it.
-          void attempt.then((n) => {
-            if (n < this.#quorum && released === attempt) released = null
-          })
-        }
-        return released
+  #lock(
+    resource: string,
+    key: string,
+    value: string,
+    validityMs: number,
+    started: number,
+    ttlMs: number,
+  ): RedlockLock {
+    return createHold(
+      {
+        id: value,
+        expiresAt: Date.now() + validityMs,
+        ttlMs,
+        // So that validUntil is started + validityMs: drift and elapsed time already taken off.
+        sentAt: started + validityMs - ttlMs,
+        name: 'redlock',
+        call: (_operation, work) => work(),
+        release: async () => {
+          const r = await this.#settle((c) => redlockReleaseScript.run(c, [key], [value]))
+          // Without a quorum of answers nothing is known: reject, so calling again retries.
+          if (r.answered < this.#quorum)
+            throw new RedisUnavailableError(
+              `redlock release '${resource}': ${r.answered} of ${this.#clients.length} instances answered`,
+            )
+          return r.ok > 0 ? 'released' : 'expired'
+        },
+        extend: async (ms) => {
+          const t = performance.now()
+          const ok = await this.#onAll((c) => redlockExtendScript.run(c, [key], [value, ms]))
+          const validity = Math.floor(ms - (performance.now() - t) - (ms * this.#drift + 2))
+          return ok >= this.#quorum && validity > 0 ? Date.now() + validity : 0
+        },
       },
-      extend: async (ttlMs: number) => {
-        requireTimeoutMs('ttlMs', ttlMs)
-        if (released) return false
-        const t = performance.now()
-        const ok = await this.#onAll((c) => redlockExtendScript.run(c, [key], [value, ttlMs]))
-        const validity = Math.floor(ttlMs - (performance.now() - t) - (ttlMs * this.#drift + 2))
-        if (ok < this.#quorum || validity <= 0) return false
-        lock.validityMs = validity
-        lock.validUntil = t + validity
-        return true
-      },
-      [Symbol.asyncDispose]: async () => {
-        await lock.release().catch(() => 0)
-      },
-    }
-    return lock
+      { resource, validityMs },
+    )
+  }
+
+  /**
+   * Runs `fn` under a Redlock lock, renewed by core's watchdog every ttl/3 and released afterwards;
+   * `fn`'s signal aborts with LockLostError if the lock is lost.
+   */
+  using<T>(
+    resource: string,
+    fn: (signal: AbortSignal, lock: RedlockLock) => Promise<T>,
+    options: { ttlMs: number; waitMs?: number; signal?: AbortSignal },
+  ): Promise<T> {
+    return this.#watchdog.using(() => this.acquire(resource, options), fn, {
+      signal: options?.signal,
+      lostError: (why, cause) => new LockLostError(resource, 0, why, { cause }),
+    })
   }
 }

@@ -1,23 +1,24 @@
 import { randomUUID } from 'node:crypto'
 import {
   assertUsableClient,
-  createHold,
-  Deadlines,
   type Hold,
   instrument,
   keyspace,
+  type LeaseKeys,
+  LeaseSet,
   Notifier,
   promised,
   type RedisClient,
+  RedisGuard,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requireOptions,
   requirePositiveInteger,
   requireSignal,
   requireTimeoutMs,
+  Watchdog,
 } from '@rp/core'
-import { semaphoreAcquireScript, semaphoreExtendScript, semaphoreReleaseScript } from './scripts.js'
-import { acquireWithWait } from './wait.js'
+import { LockLostError, LockTimeoutError } from './errors.js'
 
 export interface SemaphoreOptions {
   redis: RedisClient
@@ -30,99 +31,105 @@ export interface SemaphoreOptions {
   timeoutMs?: number
 }
 
-/** A semaphore permit. */
+export interface SemaphoreAcquireOptions {
+  /** How long to wait for a permit; default 10000, 0 tries once. */
+  waitMs?: number
+  signal?: AbortSignal
+}
+
+/** A semaphore permit: core's Hold. */
 export type Permit = Hold
 
-/** A counting semaphore on Redis server time; permits of crashed holders lapse and are reclaimed. */
+/**
+ * A counting semaphore on Redis server time: a thin policy over core's LeaseSet. Permits of
+ * crashed holders lapse and are reclaimed; waiters are woken in queue order, one per release.
+ */
 export class Semaphore {
-  readonly #redis: RedisClient
-  readonly #key: string
-  readonly #channel: string
-  readonly #queue: string
+  readonly #name: string
+  readonly #keys: LeaseKeys
   readonly #permits: number
   readonly #ttlMs: number
-  readonly #deadlines: Deadlines
+  readonly #leases: LeaseSet
   readonly #notifier: Notifier
+  readonly #watchdog = new Watchdog('lock')
 
   constructor(options: SemaphoreOptions) {
     requireOptions('options', options)
-    this.#redis = assertUsableClient(options.redis)
+    const redis = assertUsableClient(options.redis)
     const ks = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'lock:semaphore'))
-    this.#key = ks.key(requireNonEmptyString('name', options.name), 'permits')
-    this.#channel = `${this.#key}:released`
-    this.#queue = ks.key(options.name, 'waiters')
+    this.#name = requireNonEmptyString('name', options.name)
+    const set = ks.key(this.#name, 'permits')
+    this.#keys = { set, queue: ks.key(this.#name, 'waiters'), channel: `${set}:released` }
     this.#permits = requirePositiveInteger('permits', options.permits)
     this.#ttlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? 30_000)
-    this.#deadlines = new Deadlines(requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000))
-    this.#notifier = new Notifier(this.#redis)
-  }
-
-  #permit(id: string, expiresAt: number): Permit {
-    return createHold(
-      {
-        id,
-        expiresAt,
-        defaultTtlMs: this.#ttlMs,
-        call: (operation, work) => this.#deadlines.run(work(), operation),
-        name: 'semaphore',
-        release: () => semaphoreReleaseScript.run(this.#redis, [this.#key, this.#queue], [id, this.#channel]),
-        extend: (ttlMs) => semaphoreExtendScript.run(this.#redis, [this.#key], [id, ttlMs]),
-      },
-      {},
-    )
-  }
-
-  async #attempt(id: string = randomUUID(), queueMs = 0): Promise<{ permit: Permit | null; hintMs: number }> {
-    const [ok, value] = await this.#deadlines.run(
-      semaphoreAcquireScript.run(
-        this.#redis,
-        [this.#key, this.#queue],
-        [this.#permits, this.#ttlMs, id, queueMs],
-      ),
-      'semaphore.acquire',
-    )
-    return ok === 1 ? { permit: this.#permit(id, value), hintMs: 0 } : { permit: null, hintMs: value }
+    const guard = new RedisGuard(redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000))
+    this.#notifier = new Notifier(redis)
+    this.#leases = new LeaseSet({
+      redis,
+      call: (operation, work) => guard.run(operation, work),
+      notifier: this.#notifier,
+      name: 'semaphore',
+    })
   }
 
   /** One round trip: a Permit, or null when all permits are held. */
   tryAcquire(): Promise<Permit | null> {
-    return instrument(
-      { package: 'lock', operation: 'semaphore.tryAcquire' },
-      async () => (await this.#attempt()).permit,
-    )
+    return instrument({ package: 'lock', operation: 'semaphore.tryAcquire' }, async () => {
+      const { grant } = await this.#leases.attempt(this.#keys, this.#permits, this.#ttlMs, randomUUID())
+      return grant ? this.#leases.hold(this.#keys, grant, this.#ttlMs, {}) : null
+    })
   }
 
   /** A Permit, waiting up to `waitMs` (woken on release). Throws LockTimeoutError or AbortError. */
-  acquire(options: { waitMs?: number; signal?: AbortSignal } = {}): Promise<Permit> {
-    return promised(() => this.#acquire(requireOptions('options', options)))
+  acquire(options: SemaphoreAcquireOptions = {}): Promise<Permit> {
+    return promised(() => {
+      const o = requireOptions('options', options)
+      const waitMs = requireNonNegativeInteger('waitMs', o.waitMs ?? 10_000)
+      const signal = requireSignal('signal', o.signal)
+      // One id for the whole wait: it is both the permit id and the waiter's place in the queue.
+      const id = randomUUID()
+      return instrument({ package: 'lock', operation: 'semaphore.acquire' }, async () => {
+        const grant = await this.#leases.wait(this.#keys, this.#permits, this.#ttlMs, id, {
+          what: `acquire '${this.#name}'`,
+          waitMs,
+          signal,
+          timeout: (lastError) =>
+            new LockTimeoutError(
+              this.#name,
+              waitMs,
+              lastError
+                ? `Redis unavailable: ${(lastError as Error).message}`
+                : `all ${this.#permits} permits held`,
+              { cause: lastError },
+            ),
+        })
+        return this.#leases.hold(this.#keys, grant, this.#ttlMs, {})
+      })
+    })
   }
 
-  #acquire(options: { waitMs?: number; signal?: AbortSignal }): Promise<Permit> {
-    const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 10_000)
-    const signal = requireSignal('signal', options.signal)
-    // One id for the whole wait: it is both the permit id and the waiter's place in the queue.
-    const id = randomUUID()
-    const deadline = performance.now() + waitMs
-    return instrument({ package: 'lock', operation: 'semaphore.acquire' }, () =>
-      acquireWithWait({
-        resource: this.#key,
-        waitMs,
-        signal,
-        channel: this.#channel,
-        notifier: this.#notifier,
-        message: id,
-        attempt: async () => {
-          const queueMs = waitMs > 0 ? Math.max(1, Math.ceil(deadline - performance.now())) : 0
-          const r = await this.#attempt(id, queueMs)
-          return { value: r.permit, hintMs: r.hintMs }
-        },
-        abandon: () => this.#deadlines.run(this.#redis.zrem(this.#queue, id), 'semaphore.abandon'),
-        busy: `all ${this.#permits} permits held`,
-      }),
-    )
+  /**
+   * Runs `fn` holding a permit, renewed by core's watchdog every ttl/3 and released afterwards;
+   * `fn`'s signal aborts with LockLostError if the permit is lost (see LockManager.using).
+   */
+  using<T>(
+    fn: (signal: AbortSignal, permit: Permit) => Promise<T>,
+    options: SemaphoreAcquireOptions = {},
+  ): Promise<T> {
+    return this.#watchdog.using(() => this.acquire(options), fn, {
+      signal: options?.signal,
+      lostError: (why, cause) => new LockLostError(this.#name, 0, why, { cause }),
+    })
   }
 
+  /** How many permits are held now. */
+  count(): Promise<number> {
+    return this.#leases.count(this.#keys)
+  }
+
+  /** Stops renewals and closes the pub/sub connection (bounded); permits are not released. */
   async close(): Promise<void> {
+    this.#watchdog.close()
     await this.#notifier.close()
   }
 }

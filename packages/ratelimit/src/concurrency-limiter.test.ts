@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '@rp/core'
+import { InvalidArgumentError, WaitTimeoutError } from '@rp/core'
 import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
 import { afterAll, expect, it } from 'vitest'
 import { ConcurrencyLimiter } from './concurrency-limiter.js'
@@ -23,9 +23,9 @@ describeEachTarget('ConcurrencyLimiter', (target) => {
     expect(held).toHaveLength(2)
     expect(await slots.active('job')).toBe(2)
     await expect(slots.acquire('job')).rejects.toBeInstanceOf(RateLimitExceededError)
-    expect(await held[0]!.release()).toBe(true)
+    expect(await held[0]!.release()).toBe('released')
     // The same answer again, without a round trip.
-    expect(await held[0]!.release()).toBe(true)
+    expect(await held[0]!.release()).toBe('released')
     const next = await slots.acquire('job')
     expect(next.source).toBe('redis')
     await next.release()
@@ -43,6 +43,21 @@ describeEachTarget('ConcurrencyLimiter', (target) => {
     expect(await lost.extend()).toBe(false)
     await next.release()
     await eventually(async () => (await slots.active('job')) === 0, 2_000, 'no leases')
+  })
+
+  it('using() holds a lease while fn runs, and timing out is a WaitTimeoutError naming the key', async () => {
+    const slots = limiter({ limit: 1, leaseMs: 300 })
+    const result = await slots.using('job', async (signal, lease) => {
+      expect(lease.source).toBe('redis')
+      await new Promise((r) => setTimeout(r, 600))
+      const error = await slots.acquire('job', { waitMs: 50 }).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(RateLimitExceededError)
+      expect(error).toBeInstanceOf(WaitTimeoutError)
+      expect(error).toMatchObject({ resource: 'job', waitMs: 50 })
+      return signal.aborted ? 'lost' : 'done'
+    })
+    expect(result).toBe('done')
+    expect(await slots.active('job')).toBe(0)
   })
 
   it('names a bad key or wait', async () => {

@@ -1,10 +1,13 @@
-import { RpError } from '@rp/core'
+import { WaitTimeoutError } from '@rp/core'
 
-/** Thrown by APIs that must either admit or throw (ConcurrencyLimiter.acquire); limit() never throws it. */
-export class RateLimitExceededError extends RpError {
+/**
+ * Thrown by APIs that must either admit or throw (ConcurrencyLimiter.acquire) when no slot freed up
+ * within waitMs; limit() never throws it. `resource` is the key, `retryAfterMs` a hint.
+ */
+export class RateLimitExceededError extends WaitTimeoutError {
   readonly retryAfterMs: number
-  constructor(message: string, retryAfterMs: number) {
-    super('RP_RATE_LIMITED', message)
+  constructor(resource: string, waitMs: number, detail: string, retryAfterMs: number) {
+    super(resource, waitMs, detail, { code: 'RP_RATE_LIMITED' })
     this.retryAfterMs = retryAfterMs
   }
 }

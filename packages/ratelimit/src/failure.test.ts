@@ -159,7 +159,7 @@ describe('failure policies during a real outage', () => {
     await expect(lease.release()).rejects.toBeInstanceOf(RedisUnavailableError)
     while (client.status !== 'end') await new Promise((r) => setTimeout(r, 5))
     await client.connect()
-    expect(await lease.release()).toBe(true)
+    expect(await lease.release()).toBe('released')
     expect(await slots.active('job')).toBe(0)
     await slots.close()
     client.disconnect()
