@@ -1,4 +1,11 @@
-import { escapeGlob, escapeGlobPart, escapeKeyPart, type Keyspace, keyspace, unescapeKeyPart } from '@rp/core'
+import {
+  escapeGlob,
+  escapeGlobPart,
+  escapeKeyPart,
+  type Keyspace,
+  keyspace,
+  unescapeKeyPart,
+} from '@rp/core/kit'
 
 // FNV-1a: a cheap, stable spread of user keys over shards.
 function fnv1a(text: string): number {

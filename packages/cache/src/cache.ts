@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import {
+  AbortError,
   deleteByPattern,
   escapeKeyPart,
   globMatcher,
@@ -18,16 +19,22 @@ import {
   requireNonEmptyString,
   requireNonNegativeInteger,
   requireOptions,
+  requireSignal,
   requireStringArray,
   requireTimeoutMs,
-  TimeoutError,
+  WaitTimeoutError,
   withTimeout,
-} from '@rp/core'
+} from '@rp/core/kit'
 import { LRUCache } from 'lru-cache'
 import { CacheKeys } from './cache-keys.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { decodeEntry, type Encoded, encodeEntry } from './codec.js'
-import { type CacheOptions, type ResolvedCacheOptions, resolveCacheOptions } from './options.js'
+import {
+  type CacheOptions,
+  type CacheSettings,
+  type ResolvedCacheOptions,
+  resolveCacheOptions,
+} from './options.js'
 import {
   invalidateTagScript,
   type RawEntry,
@@ -54,6 +61,11 @@ export interface GetOrSetOptions extends SetOptions {
   negativeTtlMs?: number
   /** Refresh early, with a probability that rises as expiry nears, weighted by the factory's cost (XFetch). */
   earlyRefresh?: boolean
+  /**
+   * Stops waiting: this call rejects with AbortError. A load it started goes on for the other
+   * callers sharing it (and is cached).
+   */
+  signal?: AbortSignal
 }
 
 export interface CacheStats {
@@ -110,12 +122,43 @@ function tagNames(field: string): string[] {
 
 const NONE = Symbol('none')
 
+function hardTimeout(key: string, ms: number): WaitTimeoutError {
+  return new WaitTimeoutError(key, ms, 'hardTimeoutMs ran out', { what: 'get or set' })
+}
+
+/** `load` for this caller: rejected by its hard timeout (WaitTimeoutError) or its signal (AbortError). */
+function bounded<T>(
+  load: Promise<T>,
+  key: string,
+  ms: number | undefined,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer =
+      ms === undefined ? undefined : setTimeout(() => finish(() => reject(hardTimeout(key, ms))), ms)
+    timer?.unref()
+    const onAbort = () => finish(() => reject(new AbortError(`getOrSet '${key}'`, { cause: signal?.reason })))
+    function finish(settle: () => void) {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      settle()
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    load.then(
+      (value) => finish(() => resolve(value)),
+      (error: unknown) => finish(() => reject(error)),
+    )
+  })
+}
+
 /**
  * A two-tier cache: an optional in-process LRU (kept fresh by Redis client-side caching) in front of
  * Redis. A Redis hit is one script, tag check included; an L1 hit is no round trip.
  */
 export class Cache {
-  readonly options: Readonly<ResolvedCacheOptions>
+  /** The resolved settings (the client excepted). */
+  readonly options: Readonly<CacheSettings>
+  readonly #o: Readonly<ResolvedCacheOptions>
   readonly #keys: CacheKeys
   readonly #l1: LRUCache<string, L1Entry> | null
   readonly #inflight = new Map<string, Promise<unknown>>()
@@ -139,8 +182,10 @@ export class Cache {
   }
 
   constructor(options: CacheOptions) {
-    this.options = Object.freeze(resolveCacheOptions(options))
-    const o = this.options
+    this.#o = Object.freeze(resolveCacheOptions(options))
+    const o = this.#o
+    const { redis: _, ...settings } = o
+    this.options = Object.freeze(settings)
     this.#keys = new CacheKeys(o.namespace, o.shards)
     this.#guard = new RedisGuard(o.redis, o.timeoutMs)
     this.#l1 = o.l1 ? new LRUCache({ max: o.l1.maxEntries, ttl: o.l1.ttlMs }) : null
@@ -286,7 +331,7 @@ export class Cache {
     let raw: RawEntry | -1 | null
     try {
       raw = await this.#redis('get', () =>
-        readScript.run(this.options.redis, [this.#keys.entry(key), this.#keys.tagsFor(key)]),
+        readScript.run(this.#o.redis, [this.#keys.entry(key), this.#keys.tagsFor(key)]),
       )
     } catch (error) {
       this.#failOpen('get', error)
@@ -312,7 +357,7 @@ export class Cache {
     factoryMs: number,
     lease: string,
   ): Promise<void> {
-    const o = this.options
+    const o = this.#o
     const generation = ++this.#generation
     this.#l1?.delete(key)
     await this.#redis('set', () =>
@@ -375,6 +420,8 @@ export class Cache {
       if (o.softTimeoutMs !== undefined) requireTimeoutMs('softTimeoutMs', o.softTimeoutMs)
       if (o.negativeTtlMs !== undefined) requireTimeoutMs('negativeTtlMs', o.negativeTtlMs)
       if (o.earlyRefresh !== undefined) requireBoolean('earlyRefresh', o.earlyRefresh)
+      const signal = requireSignal('signal', o.signal)
+      if (signal?.aborted) throw new AbortError(`getOrSet '${key}'`, { cause: signal.reason })
       const local = this.#fromL1(key)
       if (local !== NONE) return Promise.resolve(local as T)
       let load = this.#inflight.get(key) as Promise<T> | undefined
@@ -385,10 +432,8 @@ export class Cache {
         this.#inflight.set(key, load)
       }
       // Hard means hard: whatever the call waits for (Redis, the subscriber, another loader, the
-      // factory), this caller gets its answer by then.
-      return o.hardTimeoutMs === undefined
-        ? load
-        : withTimeout(load, o.hardTimeoutMs, `cache getOrSet for ${JSON.stringify(key)}`)
+      // factory), this caller gets its answer by then, or when its signal aborts.
+      return o.hardTimeoutMs === undefined && !signal ? load : bounded(load, key, o.hardTimeoutMs, signal)
     })
   }
 
@@ -429,7 +474,7 @@ export class Cache {
   async #releaseLease(key: string, lease: string): Promise<void> {
     if (!lease) return
     await this.#redis('releaseLease', () =>
-      releaseLeaseScript.run(this.options.redis, [this.#keys.lease(key)], [lease]),
+      releaseLeaseScript.run(this.#o.redis, [this.#keys.lease(key)], [lease]),
     ).catch(() => {})
   }
 
@@ -482,7 +527,7 @@ export class Cache {
   }
 
   async #getOrSet<T>(key: string, factory: () => Promise<T> | T, options: GetOrSetOptions): Promise<T> {
-    const o = this.options
+    const o = this.#o
     const keys = [this.#keys.entry(key), this.#keys.tagsFor(key), this.#keys.lease(key)]
     const deadline =
       options.hardTimeoutMs === undefined
@@ -539,8 +584,7 @@ export class Cache {
       if (leased) return this.#loadAsOwner(key, factory, options, lease)
       // Another process is loading: wait for its announcement (or the lease to lapse), then read again.
       const left = deadline - performance.now()
-      if (left <= 0)
-        throw new TimeoutError(`cache getOrSet for ${JSON.stringify(key)}`, options.hardTimeoutMs ?? 0)
+      if (left <= 0) throw hardTimeout(key, options.hardTimeoutMs ?? 0)
       await this.#notifier.listen(
         this.#keys.loadedChannel,
         Math.max(1, Math.min(Math.ceil(left), o.timeoutMs)),
@@ -561,7 +605,7 @@ export class Cache {
     const lease = randomUUID()
     try {
       const taken = await this.#redis('earlyRefresh', () =>
-        this.options.redis.set(this.#keys.lease(key), lease, 'PX', this.options.leaseMs, 'NX'),
+        this.#o.redis.set(this.#keys.lease(key), lease, 'PX', this.options.leaseMs, 'NX'),
       )
       if (taken === 'OK') await this.#refreshInBackground(key, factory, options, lease).catch(() => {})
     } catch (error) {
@@ -613,9 +657,7 @@ export class Cache {
       for (const key of list) this.#l1?.delete(key)
       await instrument({ package: 'cache', operation: 'delete' }, () =>
         Promise.all(
-          [...byShard.values()].map((group) =>
-            this.#redis('delete', () => this.options.redis.unlink(...group)),
-          ),
+          [...byShard.values()].map((group) => this.#redis('delete', () => this.#o.redis.unlink(...group))),
         ),
       )
     })
@@ -631,7 +673,7 @@ export class Cache {
         Promise.all(
           Array.from({ length: this.#keys.shards }, (_, shard) =>
             this.#redis('invalidateTag', () =>
-              invalidateTagScript.run(this.options.redis, [this.#keys.tags(shard)], [name, life]),
+              invalidateTagScript.run(this.#o.redis, [this.#keys.tags(shard)], [name, life]),
             ),
           ),
         ),
@@ -670,7 +712,7 @@ export class Cache {
   #deleteMatching(match: string, keep: (key: string) => boolean): Promise<number> {
     this.#generation++
     this.#l1?.clear()
-    return deleteByPattern(this.options.redis, {
+    return deleteByPattern(this.#o.redis, {
       match,
       timeoutMs: this.options.timeoutMs,
       filter: (keys) => keys.filter(keep),

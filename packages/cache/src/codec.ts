@@ -1,5 +1,5 @@
 import { deflateRawSync, inflateRawSync } from 'node:zlib'
-import { InvalidArgumentError } from '@rp/core'
+import { InvalidArgumentError } from '@rp/core/kit'
 
 /** Turns values into strings and back; JSON by default. */
 export interface Codec {

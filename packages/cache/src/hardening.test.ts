@@ -1,5 +1,13 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import { EVENT_CHANNEL, InvalidArgumentError, keyspace, type RpEvent } from '@rp/core'
+import {
+  AbortError,
+  EVENT_CHANNEL,
+  InvalidArgumentError,
+  keyspace,
+  type RpEvent,
+  TimeoutError,
+  WaitTimeoutError,
+} from '@rp/core'
 import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
 import { describe, expect, it } from 'vitest'
 import { Cache } from './cache.js'
@@ -97,6 +105,24 @@ describeEachTarget('Cache hardening', (target) => {
     expect(await cache.getOrSet('k', () => 'fresh')).toBe('fresh')
     // Each round is a read: a busy loop made thousands of them before the lease lapsed.
     expect(cache.stats().decodeErrors - before).toBeLessThan(20)
+    await cache.close()
+  })
+
+  it('getOrSet takes a signal, and a hard timeout is a WaitTimeoutError naming the key', async () => {
+    const cache = new Cache({ redis, prefix: uniquePrefix('sig'), ttlMs: 60_000 })
+    const controller = new AbortController()
+    const slow = () => new Promise<string>((r) => setTimeout(() => r('late'), 300))
+    const aborted = cache.getOrSet('k', slow, { signal: controller.signal })
+    controller.abort()
+    await expect(aborted).rejects.toBeInstanceOf(AbortError)
+    // The load it started went on for others, and was cached.
+    await eventually(async () => (await cache.get('k')) === 'late', 2_000, 'the shared load to finish')
+    const error = await cache.getOrSet('h', slow, { hardTimeoutMs: 50 }).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(WaitTimeoutError)
+    expect(error).toBeInstanceOf(TimeoutError)
+    expect(error).toMatchObject({ resource: 'h', waitMs: 50 })
+    expect(cache.options.prefix).toBe(cache.options.namespace)
+    expect('redis' in cache.options).toBe(false)
     await cache.close()
   })
 
@@ -261,6 +287,8 @@ describeEachTarget('Cache hardening', (target) => {
       expect((error as Error).message).toMatch(name)
     }
     expect(() => new Cache({ redis, namespace: 'a{b', ttlMs: 1 })).toThrow(/^namespace/)
+    expect(() => new Cache({ redis, prefix: 'a{b', ttlMs: 1 })).toThrow(/^prefix/)
+    expect(() => new Cache({ redis, prefix: 'a', namespace: 'b', ttlMs: 1 })).toThrow(/^prefix/)
     expect(() => new Cache({ redis, namespace: 'n', ttlMs: 1, shards: 2 ** 32 })).toThrow(/^shards/)
     expect(() => new Cache({ redis, namespace: 'n', ttlMs: 1, tracking: 'yes' as never })).toThrow(
       /^tracking/,

@@ -1,3 +1,3 @@
 export { Cache, type CacheStats, type GetOrSetOptions, type SetOptions } from './cache.js'
 export { type Codec, jsonCodec } from './codec.js'
-export type { CacheOptions, ResolvedCacheOptions } from './options.js'
+export type { CacheOptions, CacheSettings } from './options.js'

@@ -10,13 +10,15 @@ import {
   requireOptions,
   requirePositiveInteger,
   requireTimeoutMs,
-} from '@rp/core'
+} from '@rp/core/kit'
 import { type Codec, jsonCodec } from './codec.js'
 
 export interface CacheOptions {
   redis: RedisClient
-  /** Key namespace, e.g. `users`. */
-  namespace: string
+  /** Key namespace, e.g. `users` (the family's name for it, as in every other package). */
+  prefix?: string
+  /** @deprecated The same as `prefix`, kept from 0.1: give one of the two. */
+  namespace?: string
   /** Default time an entry is fresh. */
   ttlMs: number
   /** Default time a stale entry may still be served (getOrSet) while it is refreshed; default 0. */
@@ -36,8 +38,14 @@ export interface CacheOptions {
   shards?: number
 }
 
+/** A cache's resolved settings, as `cache.options` shows them (the client excepted). */
+export type CacheSettings = Omit<ResolvedCacheOptions, 'redis'>
+
+/** @internal */
 export interface ResolvedCacheOptions {
   redis: RedisClient
+  prefix: string
+  /** @deprecated Same as prefix. */
   namespace: string
   ttlMs: number
   graceMs: number
@@ -53,8 +61,12 @@ export interface ResolvedCacheOptions {
 export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions {
   if (!options || typeof options !== 'object') throw new InvalidArgumentError('options', 'must be an object')
   const redis = assertUsableClient(options.redis)
-  const namespace = requireNonEmptyString('namespace', options.namespace)
-  keyspace(namespace, 'namespace')
+  if (options.prefix !== undefined && options.namespace !== undefined && options.prefix !== options.namespace)
+    throw new InvalidArgumentError('prefix', 'and namespace name the same thing; give one of them')
+  // Errors name the option the caller actually used.
+  const option = options.prefix === undefined && options.namespace !== undefined ? 'namespace' : 'prefix'
+  const namespace = requireNonEmptyString(option, options.prefix ?? options.namespace)
+  keyspace(namespace, option)
   const l1Options = options.l1 === undefined ? undefined : requireOptions('l1', options.l1)
   const l1 = l1Options
     ? {
@@ -71,6 +83,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
   }
   return {
     redis,
+    prefix: namespace,
     namespace,
     ttlMs: requireTimeoutMs('ttlMs', options.ttlMs),
     graceMs: requireNonNegativeInteger('graceMs', options.graceMs ?? 0),

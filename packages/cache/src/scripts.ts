@@ -1,4 +1,4 @@
-import { defineScript } from '@rp/core'
+import { defineScript } from '@rp/core/kit'
 
 /*
  * An entry is one hash: d = encoded value, f = flags, e = fresh-until (server ms), c = how long the

@@ -1,4 +1,4 @@
-import { guarded, isCluster, masters, publishEvent, type RedisClient, shutdown } from '@rp/core'
+import { guarded, isCluster, masters, publishEvent, type RedisClient, shutdown } from '@rp/core/kit'
 import { Redis, type RedisOptions } from 'ioredis'
 
 /**

@@ -1,4 +1,4 @@
-import { HoldLostError, WaitTimeoutError } from '@rp/core'
+import { HoldLostError, WaitTimeoutError } from '@rp/core/kit'
 
 /** The lock (or permit, or hold) could not be taken within waitMs; `resource` is the name you gave. */
 export class LockTimeoutError extends WaitTimeoutError {

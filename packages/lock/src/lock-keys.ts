@@ -1,4 +1,4 @@
-import { type Keyspace, keyspace } from '@rp/core'
+import { type Keyspace, keyspace } from '@rp/core/kit'
 
 /** Key layout of LockManager: every key of a resource shares the resource as hash tag. */
 export class LockKeys {

@@ -16,7 +16,7 @@ import {
   requireSignal,
   requireTimeoutMs,
   Watchdog,
-} from '@rp/core'
+} from '@rp/core/kit'
 import { LockLostError } from './errors.js'
 import { Lock, type LockContext } from './lock.js'
 import { LockKeys } from './lock-keys.js'

@@ -1,4 +1,4 @@
-import { Hold, type ReleaseOutcome } from '@rp/core'
+import { Hold, type ReleaseOutcome } from '@rp/core/kit'
 
 /** @internal What a Lock asks its manager for; built by LockManager, never by users. */
 export interface LockContext {

@@ -18,7 +18,7 @@ import {
   requireSignal,
   requireTimeoutMs,
   Watchdog,
-} from '@rp/core'
+} from '@rp/core/kit'
 import { LockLostError } from './errors.js'
 import { rwAbandonScript, rwAcquireScript, rwExtendScript, rwReleaseScript } from './scripts.js'
 import { acquireWithWait } from './wait.js'

@@ -21,7 +21,7 @@ import {
   requireTimeoutMs,
   Watchdog,
   withTimeout,
-} from '@rp/core'
+} from '@rp/core/kit'
 import { LockLostError, RedlockQuorumError } from './errors.js'
 import { redlockExtendScript, redlockReleaseScript } from './scripts.js'
 
@@ -66,7 +66,21 @@ export class Redlock {
   readonly #keyspace: Keyspace
   readonly #watchdog = new Watchdog('lock')
 
-  constructor(clients: readonly RedisClient[], options: RedlockOptions = {}) {
+  /**
+   * `new Redlock({ clients, ...options })`, the family's constructor shape, or the older
+   * `new Redlock(clients, options)`.
+   */
+  constructor(clients: readonly RedisClient[], options?: RedlockOptions)
+  constructor(options: RedlockOptions & { clients: readonly RedisClient[] })
+  constructor(
+    first: readonly RedisClient[] | (RedlockOptions & { clients: readonly RedisClient[] }),
+    second: RedlockOptions = {},
+  ) {
+    const shaped = first !== null && typeof first === 'object' && !Array.isArray(first)
+    const clients = shaped
+      ? (first as { clients: readonly RedisClient[] }).clients
+      : (first as readonly RedisClient[])
+    const options: RedlockOptions = shaped ? (first as RedlockOptions) : second
     requireOptions('options', options)
     if (options.force !== undefined) requireBoolean('force', options.force)
     if (!Array.isArray(clients) || clients.length === 0)

@@ -1,4 +1,4 @@
-import { defineScript } from '@rp/core'
+import { defineScript } from '@rp/core/kit'
 
 const NOW = `local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])

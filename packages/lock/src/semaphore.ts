@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import {
   assertUsableClient,
   type Hold,
+  InvalidArgumentError,
   instrument,
   keyspace,
   type LeaseKeys,
@@ -17,14 +18,16 @@ import {
   requireSignal,
   requireTimeoutMs,
   Watchdog,
-} from '@rp/core'
+} from '@rp/core/kit'
 import { LockLostError, LockTimeoutError } from './errors.js'
 
 export interface SemaphoreOptions {
   redis: RedisClient
   name: string
-  /** How many holders at once. */
-  permits: number
+  /** How many holders at once (the family's name for a count limit). */
+  limit?: number
+  /** @deprecated The same as `limit`, kept from 0.1. */
+  permits?: number
   /** A permit not released or extended lapses after this long; default 30000. */
   ttlMs?: number
   prefix?: string
@@ -60,7 +63,12 @@ export class Semaphore {
     this.#name = requireNonEmptyString('name', options.name)
     const set = ks.key(this.#name, 'permits')
     this.#keys = { set, queue: ks.key(this.#name, 'waiters'), channel: `${set}:released` }
-    this.#permits = requirePositiveInteger('permits', options.permits)
+    if (options.limit !== undefined && options.permits !== undefined && options.limit !== options.permits)
+      throw new InvalidArgumentError('limit', 'and permits name the same thing; give one of them')
+    this.#permits = requirePositiveInteger(
+      options.limit === undefined && options.permits !== undefined ? 'permits' : 'limit',
+      options.limit ?? options.permits,
+    )
     this.#ttlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? 30_000)
     const guard = new RedisGuard(redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000))
     this.#notifier = new Notifier(redis)

@@ -1,4 +1,4 @@
-import { type WaitLoop, waitForRelease } from '@rp/core'
+import { type WaitLoop, waitForRelease } from '@rp/core/kit'
 import { LockTimeoutError } from './errors.js'
 
 export interface LockWait<T> extends Omit<WaitLoop<T>, 'what' | 'timeout' | 'retryConnectionErrors'> {

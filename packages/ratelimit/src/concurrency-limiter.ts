@@ -24,7 +24,7 @@ import {
   requireSignal,
   requireTimeoutMs,
   Watchdog,
-} from '@rp/core'
+} from '@rp/core/kit'
 import { RateLimitExceededError } from './errors.js'
 
 export interface ConcurrencyLimiterOptions {
@@ -33,8 +33,10 @@ export interface ConcurrencyLimiterOptions {
   prefix?: string
   /** Most leases in flight per key. */
   limit: number
-  /** A lease never released expires after this long (a crashed worker frees its slot). */
-  leaseMs: number
+  /** A lease never released or extended lapses after this long (a crashed worker frees its slot). */
+  ttlMs?: number
+  /** @deprecated The same as `ttlMs` (the family's name for a hold's lifetime), kept from 0.1. */
+  leaseMs?: number
   /** When Redis is unreachable: `'open'` hands out an untracked lease, `'closed'` (default) throws. */
   failure?: 'open' | 'closed'
   timeoutMs?: number
@@ -75,7 +77,12 @@ export class ConcurrencyLimiter {
     const redis = assertUsableClient(options.redis)
     this.#keyspace = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'rl:concurrency'))
     this.#limit = requirePositiveInteger('limit', options.limit)
-    this.#leaseMs = requireTimeoutMs('leaseMs', options.leaseMs)
+    if (options.ttlMs !== undefined && options.leaseMs !== undefined && options.ttlMs !== options.leaseMs)
+      throw new InvalidArgumentError('ttlMs', 'and leaseMs name the same thing; give one of them')
+    this.#leaseMs = requireTimeoutMs(
+      options.ttlMs === undefined && options.leaseMs !== undefined ? 'leaseMs' : 'ttlMs',
+      options.ttlMs ?? options.leaseMs,
+    )
     this.#failure = requireOneOf('failure', options.failure ?? 'closed', ['open', 'closed'] as const)
     const guard = new RedisGuard(redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000))
     this.#notifier = new Notifier(redis)

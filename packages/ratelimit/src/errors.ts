@@ -1,4 +1,4 @@
-import { WaitTimeoutError } from '@rp/core'
+import { WaitTimeoutError } from '@rp/core/kit'
 
 /**
  * Thrown by APIs that must either admit or throw (ConcurrencyLimiter.acquire) when no slot freed up

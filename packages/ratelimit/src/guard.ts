@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { InvalidArgumentError, publishEvent } from '@rp/core'
+import { InvalidArgumentError, publishEvent } from '@rp/core/kit'
 
 /** Errors that mean "the caller is wrong" are thrown; everything else goes to the failure policy. */
 export function isPolicyError(error: unknown): boolean {

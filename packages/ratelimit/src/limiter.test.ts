@@ -1,17 +1,26 @@
-import { escapeGlobPart, InvalidArgumentError, keyspace, scanKeys } from '@rp/core'
+import { escapeGlobPart, InvalidArgumentError, keyspace, scanKeys } from '@rp/core/kit'
 import { describeEachTarget, uniquePrefix } from '@rp/testing/vitest'
 import fc from 'fast-check'
 import { Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
 import { ALGORITHM_NAMES, type Algorithm } from './algorithms/index.js'
 import { RateLimiter } from './limiter.js'
+import type { RateLimiterOptions } from './options.js'
 
 const DAY = 86_400_000
 
 describeEachTarget('RateLimiter', (target) => {
   const redis = target.client()
   const make = (algorithm: Algorithm, limit: number, windowMs = DAY, extra: { burst?: number } = {}) =>
-    new RateLimiter({ redis, prefix: uniquePrefix('rl'), algorithm, limit, windowMs, ...extra })
+    // Any algorithm picked at run time: the options union is only checked for literal algorithms.
+    new RateLimiter({
+      redis,
+      prefix: uniquePrefix('rl'),
+      algorithm,
+      limit,
+      windowMs,
+      ...extra,
+    } as RateLimiterOptions)
 
   it.each(ALGORITHM_NAMES)(
     '%s: limiters with different policies never share state, even with one prefix',

@@ -7,7 +7,7 @@ import {
   requireOptions,
   requirePositiveInteger,
   requireTimeoutMs,
-} from '@rp/core'
+} from '@rp/core/kit'
 import { LRUCache } from 'lru-cache'
 import { type Algorithm, algorithmIndex, type RawDecision, singleScripts } from './algorithms/index.js'
 import { MODE } from './algorithms/prelude.js'

@@ -5,7 +5,7 @@ import {
   requireArray,
   requireOptions,
   requireTimeoutMs,
-} from '@rp/core'
+} from '@rp/core/kit'
 import { multiScript, type RawDecision } from './algorithms/index.js'
 import { MODE } from './algorithms/prelude.js'
 import { isPolicyError, nextNonce, reportFallback } from './guard.js'

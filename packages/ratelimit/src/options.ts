@@ -8,7 +8,7 @@ import {
   requireOptions,
   requirePositiveInteger,
   requireTimeoutMs,
-} from '@rp/core'
+} from '@rp/core/kit'
 import { ALGORITHM_NAMES, type Algorithm } from './algorithms/index.js'
 
 /**
@@ -19,16 +19,13 @@ import { ALGORITHM_NAMES, type Algorithm } from './algorithms/index.js'
  */
 export type FailurePolicy = 'open' | 'closed' | { fallback: 'memory'; maxKeys?: number }
 
-export interface RateLimiterOptions {
+interface CommonLimiterOptions {
   redis: RedisClient
   /** Key namespace; default `rl`. Also the policy name in RateLimit headers. */
   prefix?: string
-  algorithm: Algorithm
   /** Requests (units of cost) per window. */
   limit: number
   windowMs: number
-  /** gcra and token-bucket only: how many may arrive at once; default `limit`. */
-  burst?: number
   /** Default `'open'`. */
   failure?: FailurePolicy
   /** Longest a limit() call waits for Redis before the failure policy decides; default 1000. */
@@ -40,6 +37,24 @@ export interface RateLimiterOptions {
    */
   blockCache?: { maxKeys?: number }
 }
+
+/** The algorithms that take `burst`. */
+export type BurstAlgorithm = 'gcra' | 'token-bucket'
+
+/**
+ * Options of a RateLimiter, discriminated on `algorithm`: `burst` is a compile error for the
+ * windowed algorithms, which have no burst (and an InvalidArgumentError at run time).
+ */
+export type RateLimiterOptions =
+  | (CommonLimiterOptions & {
+      algorithm: BurstAlgorithm
+      /** How many may arrive at once; default `limit`. */
+      burst?: number
+    })
+  | (CommonLimiterOptions & {
+      algorithm: Exclude<Algorithm, BurstAlgorithm>
+      burst?: never
+    })
 
 /** A limiter's resolved policy, as `limiter.options` shows it. */
 export type LimiterSettings = Omit<ResolvedLimiterOptions, 'redis'>

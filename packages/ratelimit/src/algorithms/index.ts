@@ -1,4 +1,4 @@
-import { defineScript } from '@rp/core'
+import { defineScript } from '@rp/core/kit'
 import { fixedWindow } from './fixed-window.js'
 import { gcra } from './gcra.js'
 import { type LuaReason, PRELUDE, REASONS } from './prelude.js'

@@ -1,4 +1,4 @@
-import { requireFunction, requireNonNegativeInteger } from '@rp/core'
+import { requireFunction, requireNonNegativeInteger } from '@rp/core/kit'
 import type { Context, MiddlewareHandler } from 'hono'
 import { createDecider, type RateLimitMiddlewareOptions } from './shared.js'
 

@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net'
-import { InvalidArgumentError, requireFunction, requireOptions } from '@rp/core'
+import { InvalidArgumentError, requireFunction, requireOptions } from '@rp/core/kit'
 import { RateLimiter } from '../limiter.js'
 import { MultiLimiter } from '../multi-limiter.js'
 import type { RateLimitResult } from '../result.js'
