@@ -1,13 +1,11 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { EVENT_CHANNEL, InvalidArgumentError, type RpEvent } from '@rp/core'
-import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
+import { describeEachTarget, eventually, sleep, uniquePrefix } from '@rp/testing/vitest'
 import fc from 'fast-check'
 import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
 import { Cache } from './cache.js'
 import { CacheKeys } from './cache-keys.js'
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describeEachTarget('Cache', (target) => {
   const redis = target.client()
@@ -43,8 +41,8 @@ describeEachTarget('Cache', (target) => {
     const pttl = await redis.pttl(new CacheKeys(cache.options.namespace, 1).entry('k'))
     expect(pttl).toBeGreaterThan(4_000)
     expect(pttl).toBeLessThanOrEqual(5_100)
-    await sleep(150)
-    expect(await cache.get('k')).toBeUndefined()
+    expect(await cache.get('k')).toBe('v')
+    await eventually(async () => (await cache.get('k')) === undefined, 2_000, 'the entry to go stale')
   })
 
   it('getOrSet shares one factory call among concurrent callers in a process', async () => {
@@ -65,20 +63,21 @@ describeEachTarget('Cache', (target) => {
   it('serves stale within grace when the factory fails, and throws past grace', async () => {
     const cache = make({ ttlMs: 100, graceMs: 300 })
     await cache.getOrSet('g', async () => 'v1')
-    await sleep(150)
+    await eventually(async () => (await cache.get('g')) === undefined, 2_000, 'the entry to go stale')
     const failing = async () => {
       throw new Error('db down')
     }
     expect(await cache.getOrSet('g', failing)).toBe('v1')
     expect(cache.stats().staleHits).toBeGreaterThan(0)
-    await sleep(350)
+    const entry = new CacheKeys(cache.options.prefix, 1).entry('g')
+    await eventually(async () => (await redis.exists(entry)) === 0, 2_000, 'the grace period to end')
     await expect(cache.getOrSet('g', failing)).rejects.toThrow('db down')
   })
 
   it('stale-while-revalidate: returns stale at once and refreshes once in the background', async () => {
     const cache = make({ ttlMs: 100, graceMs: 5_000 })
     await cache.set('s', 'old')
-    await sleep(150)
+    await eventually(async () => (await cache.get('s')) === undefined, 2_000, 'the entry to go stale')
     let calls = 0
     const factory = async () => {
       calls++
@@ -96,7 +95,7 @@ describeEachTarget('Cache', (target) => {
   it('soft timeout returns stale; hard timeout rejects with TimeoutError', async () => {
     const cache = make({ ttlMs: 100, graceMs: 5_000 })
     await cache.set('t', 'stale')
-    await sleep(150)
+    await eventually(async () => (await cache.get('t')) === undefined, 2_000, 'the entry to go stale')
     const slow = async () => {
       await sleep(300)
       return 'fresh'

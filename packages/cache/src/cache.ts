@@ -10,7 +10,6 @@ import {
   isOutOfMemoryError,
   Notifier,
   promised,
-  publishEvent,
   RedisGuard,
   RedisUnavailableError,
   requireArray,
@@ -27,8 +26,8 @@ import {
 } from '@rp/core/kit'
 import { LRUCache } from 'lru-cache'
 import { CacheKeys } from './cache-keys.js'
-import { CircuitBreaker } from './circuit-breaker.js'
 import { decodeEntry, type Encoded, encodeEntry } from './codec.js'
+import { emit } from './events.js'
 import {
   type CacheOptions,
   type CacheSettings,
@@ -162,7 +161,6 @@ export class Cache {
   readonly #keys: CacheKeys
   readonly #l1: LRUCache<string, L1Entry> | null
   readonly #inflight = new Map<string, Promise<unknown>>()
-  readonly #breaker = new CircuitBreaker()
   readonly #guard: RedisGuard
   readonly #notifier: Notifier
   readonly #tracker: Tracker | null
@@ -187,7 +185,7 @@ export class Cache {
     const { redis: _, ...settings } = o
     this.options = Object.freeze(settings)
     this.#keys = new CacheKeys(o.namespace, o.shards)
-    this.#guard = new RedisGuard(o.redis, o.timeoutMs)
+    this.#guard = new RedisGuard(o.redis, o.timeoutMs, { breaker: true })
     this.#l1 = o.l1 ? new LRUCache({ max: o.l1.maxEntries, ttl: o.l1.ttlMs }) : null
     this.#notifier = new Notifier(o.redis)
     this.#tracker = o.tracking
@@ -201,7 +199,7 @@ export class Cache {
     // Never rejects: without tracking the cache still works, it just keeps L1 out of the way.
     this.#trackerStarted ??= this.#tracker.start().catch((error: unknown) => {
       this.#trackerStarted = null
-      publishEvent({ package: 'cache', event: 'tracking-failed', error })
+      emit({ package: 'cache', event: 'tracking-failed', error })
     })
     return this.#trackerStarted
   }
@@ -262,24 +260,12 @@ export class Cache {
   }
 
   /**
-   * Runs a Redis call through the circuit breaker and core's guard: bounded by timeoutMs, and
-   * failing at once instead of joining the offline queue while the client reconnects. Only
-   * connection failures and timeouts count towards the breaker: a data error is Redis answering.
+   * Runs a Redis call through core's call path: bounded by timeoutMs, failing at once instead of
+   * joining the offline queue while the client reconnects, and behind a circuit breaker that only
+   * connection failures and timeouts (never a data error) count towards.
    */
-  async #redis<T>(operation: string, call: () => Promise<T>): Promise<T> {
-    if (!this.#breaker.allow())
-      throw new RedisUnavailableError(
-        'cache circuit is open: Redis failed repeatedly, so it is skipped for a while',
-      )
-    try {
-      const result = await this.#guard.run(`cache.${operation}`, call)
-      this.#breaker.success()
-      return result
-    } catch (error) {
-      if (isConnectionError(error)) this.#breaker.failure()
-      else this.#breaker.success()
-      throw error
-    }
+  #redis<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    return this.#guard.run(`cache.${operation}`, call)
   }
 
   #decode(key: string, raw: RawEntry): Entry | null {
@@ -294,12 +280,12 @@ export class Cache {
 
   #corrupt(key: string, error?: unknown): void {
     this.#stats.decodeErrors++
-    publishEvent({ package: 'cache', event: 'decode-error', key, error })
+    emit({ package: 'cache', event: 'decode-error', key, error })
   }
 
   #failOpen(operation: string, error: unknown): void {
     this.#stats.errors++
-    publishEvent({ package: 'cache', event: 'redis-error', operation, error })
+    emit({ package: 'cache', event: 'redis-error', operation, error })
   }
 
   #resolveSet(options: SetOptions | undefined): ResolvedSet {
@@ -503,7 +489,7 @@ export class Cache {
   ): Promise<T> {
     this.#stats.refreshes++
     const refresh = this.#loadAsOwner(key, factory, options, lease)
-    refresh.catch((error: unknown) => publishEvent({ package: 'cache', event: 'refresh-failed', key, error }))
+    refresh.catch((error: unknown) => emit({ package: 'cache', event: 'refresh-failed', key, error }))
     return refresh
   }
 

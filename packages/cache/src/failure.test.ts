@@ -1,5 +1,6 @@
 import { isRpError, parseInfo, RedisOutOfMemoryError, TimeoutError } from '@rp/core'
 import { type RedisServer, startRedis } from '@rp/testing'
+import { fillToMaxmemory } from '@rp/testing/vitest'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Cache } from './cache.js'
@@ -141,18 +142,10 @@ describe('at maxmemory (noeviction)', () => {
     const cache = new Cache({ redis: client, namespace: 'oom', ttlMs: 60_000 })
     try {
       await cache.set('kept', 'v')
-      const filler = 'x'.repeat(10_000)
-      for (let i = 0; ; i++)
-        if (
-          await client.set(`fill:${i}`, filler).then(
-            () => false,
-            () => true,
-          )
-        )
-          break
+      await fillToMaxmemory(client)
       const used = Number(parseInfo(await client.info('memory')).used_memory)
       for (let i = 0; i < 50; i++)
-        await expect(cache.set(`k${i}`, filler, { tags: [`t${i}`] })).rejects.toBeInstanceOf(
+        await expect(cache.set(`k${i}`, 'x'.repeat(10_000), { tags: [`t${i}`] })).rejects.toBeInstanceOf(
           RedisOutOfMemoryError,
         )
       expect(Number(parseInfo(await client.info('memory')).used_memory)).toBeLessThan(used + 100_000)

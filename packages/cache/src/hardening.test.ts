@@ -8,7 +8,7 @@ import {
   TimeoutError,
   WaitTimeoutError,
 } from '@rp/core'
-import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
+import { describeEachTarget, eventually, expectInvalidArguments, uniquePrefix } from '@rp/testing/vitest'
 import { describe, expect, it } from 'vitest'
 import { Cache } from './cache.js'
 import { CacheKeys } from './cache-keys.js'
@@ -277,15 +277,7 @@ describeEachTarget('Cache hardening', (target) => {
       [() => cache.setMany([undefined] as never), /^entries\[0\]/],
       [() => cache.getOrSet('k', () => 1, { timeoutMs: 5 } as never), /softTimeoutMs/],
     ]
-    for (const [call, name] of calls) {
-      let promise: Promise<unknown> | undefined
-      expect(() => {
-        promise = call()
-      }).not.toThrow()
-      const error = await promise!.catch((e: unknown) => e)
-      expect(error).toBeInstanceOf(InvalidArgumentError)
-      expect((error as Error).message).toMatch(name)
-    }
+    await expectInvalidArguments(calls)
     expect(() => new Cache({ redis, namespace: 'a{b', ttlMs: 1 })).toThrow(/^namespace/)
     expect(() => new Cache({ redis, prefix: 'a{b', ttlMs: 1 })).toThrow(/^prefix/)
     expect(() => new Cache({ redis, prefix: 'a', namespace: 'b', ttlMs: 1 })).toThrow(/^prefix/)

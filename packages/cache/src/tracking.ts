@@ -1,5 +1,6 @@
-import { guarded, isCluster, masters, publishEvent, type RedisClient, shutdown } from '@rp/core/kit'
-import { Redis, type RedisOptions } from 'ioredis'
+import { guarded, isCluster, masters, nodeConnection, type RedisClient, shutdown } from '@rp/core/kit'
+import type { Redis, RedisOptions } from 'ioredis'
+import { emit } from './events.js'
 
 /**
  * Server-assisted client-side caching (RESP2): one dedicated connection per master enables
@@ -19,7 +20,7 @@ export class Tracker {
     this.#syncing = this.#syncing
       .then(() => this.#sync())
       .catch((error: unknown) => {
-        publishEvent({ package: 'cache', event: 'tracking-failed', prefix: this.prefix, error })
+        emit({ package: 'cache', event: 'tracking-failed', prefix: this.prefix, error })
         if (!this.#closed) setTimeout(this.#onRefresh, 500).unref()
       })
   })
@@ -58,12 +59,10 @@ export class Tracker {
       }
     }
     for (const node of wanted.values()) {
-      const options = isCluster(this.redis) ? node.options : (this.redis as Redis).options
       // RESP2 on purpose: with REDIRECT, a RESP2 connection receives invalidations as ordinary pub/sub
       // messages, while under RESP3 (ioredis 6's default) they arrive as 'invalidate' pushes that
       // ioredis drops. ioredis 5 ignores the option.
-      const connection = new Redis({
-        ...options,
+      const connection = nodeConnection(this.redis, node, {
         protocol: 2,
         autoResubscribe: false,
         lazyConnect: true,
@@ -104,9 +103,9 @@ export class Tracker {
       // Anything cached before this point may have missed its invalidation.
       this.onInvalidate(null)
       this.#ready.add(connection)
-      publishEvent({ package: 'cache', event: 'tracking-armed', prefix: this.prefix })
+      emit({ package: 'cache', event: 'tracking-armed', prefix: this.prefix })
     } catch (error) {
-      publishEvent({ package: 'cache', event: 'tracking-failed', prefix: this.prefix, error })
+      emit({ package: 'cache', event: 'tracking-failed', prefix: this.prefix, error })
     }
   }
 

@@ -1,4 +1,4 @@
-import { Cluster, type Redis } from 'ioredis'
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { InvalidArgumentError, RedisUnavailableError, toRpError, UnsupportedClientError } from './errors.js'
 import { withTimeout } from './timeout.js'
 
@@ -65,4 +65,14 @@ export function masters(redis: RedisClient, timeoutMs = 2_000): Promise<Redis[]>
       throw toRpError(error, 'cluster ready')
     },
   )
+}
+
+/**
+ * A dedicated new connection to one node of `redis` (the server itself, or one of a cluster's
+ * masters), with the client's own settings (host, auth, TLS) and `overrides`. For connections that
+ * must not be shared: a subscriber, a CLIENT TRACKING redirect target. The caller owns it.
+ */
+export function nodeConnection(redis: RedisClient, node: Redis, overrides: RedisOptions): Redis {
+  const options = isCluster(redis) ? node.options : (redis as Redis).options
+  return new Redis({ ...options, ...overrides })
 }

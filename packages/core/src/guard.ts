@@ -1,24 +1,52 @@
+import { CircuitBreaker } from './circuit-breaker.js'
 import type { RedisClient } from './client.js'
-import { RedisUnavailableError } from './errors.js'
+import { isConnectionError, RedisUnavailableError } from './errors.js'
 import { Deadlines } from './timeout.js'
 
 /**
- * Sends a hot-path command only when it can be answered: once a client has been ready, a
- * call made while it is reconnecting fails at once instead of joining ioredis's offline queue, and
- * every call is bounded by timeoutMs. Packages turn the error into their documented failure behaviour.
+ * The one Redis-call path every pattern uses. A call is sent only when it can be answered: once a
+ * client has been ready, a call made while it is reconnecting fails at once instead of joining
+ * ioredis's offline queue; every call is bounded by timeoutMs; every rejection is an @rp error
+ * (Deadlines maps it). With `breaker`, connection failures and timeouts (never data errors) open a
+ * circuit that skips Redis for a while. Packages turn the error into their documented behaviour.
  */
 export class RedisGuard {
   readonly #redis: RedisClient
   readonly #deadlines: Deadlines
+  readonly #breaker: CircuitBreaker | null
   #everReady = false
 
   /** @throws InvalidArgumentError when timeoutMs is not a usable timer duration. */
-  constructor(redis: RedisClient, timeoutMs: number) {
+  constructor(redis: RedisClient, timeoutMs: number, options: { breaker?: boolean } = {}) {
     this.#redis = redis
     this.#deadlines = new Deadlines(timeoutMs)
+    this.#breaker = options.breaker ? new CircuitBreaker() : null
   }
 
   run<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    const breaker = this.#breaker
+    if (!breaker) return this.#run(operation, work)
+    if (!breaker.allow())
+      return Promise.reject(
+        new RedisUnavailableError(
+          `${operation}: the circuit is open: Redis failed repeatedly, so it is skipped for a while`,
+        ),
+      )
+    return this.#run(operation, work).then(
+      (result) => {
+        breaker.success()
+        return result
+      },
+      (error: unknown) => {
+        // A data error is Redis answering: only connectivity counts against it.
+        if (isConnectionError(error)) breaker.failure()
+        else breaker.success()
+        throw error
+      },
+    )
+  }
+
+  #run<T>(operation: string, work: () => Promise<T>): Promise<T> {
     const status = this.#redis.status
     if (status === 'ready') this.#everReady = true
     else if (

@@ -24,6 +24,7 @@ export {
   UnsupportedClientError,
   WaitTimeoutError,
 } from './errors.js'
+export type { CoreEvent } from './events.js'
 export { type HealthReport, health } from './health.js'
 export type { Hold, ReleaseOutcome } from './hold.js'
 export { parseInfo } from './info.js'

@@ -6,7 +6,7 @@
  */
 
 export { guarded } from './callbacks.js'
-export { assertUsableClient } from './client.js'
+export { assertUsableClient, nodeConnection } from './client.js'
 export { fullJitterBackoff } from './connection.js'
 export { delay } from './delay.js'
 export { RedisGuard } from './guard.js'

@@ -1,5 +1,5 @@
 import { startCluster, startRedis } from '@rp/testing'
-import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
+import { describeEachTarget, eventually, fillToMaxmemory, uniquePrefix } from '@rp/testing/vitest'
 import { Cluster, Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
 import { masters } from './client.js'
@@ -143,14 +143,7 @@ return redis.call('ZCARD', KEYS[1])`,
     })
     const redis = new Redis(server.url)
     try {
-      const filler = 'x'.repeat(10_000)
-      for (let i = 0; ; i++) {
-        const failed = await redis.set(`fill:${i}`, filler).then(
-          () => false,
-          () => true,
-        )
-        if (failed) break
-      }
+      await fillToMaxmemory(redis)
       const used = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1])
       const error = await grow.run(redis, ['z:{a}'], ['m']).catch((e: unknown) => e)
       expect(error).toBeInstanceOf(RedisOutOfMemoryError)

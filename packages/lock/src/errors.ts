@@ -35,3 +35,17 @@ export class RedlockQuorumError extends LockTimeoutError {
     this.quorum = quorum
   }
 }
+
+/**
+ * The `timeout` of a lock-family wait (core's waitForRelease): a LockTimeoutError that says whether
+ * Redis or a holder was the cause.
+ */
+export function lockTimeout(resource: string, waitMs: number, busy: string): (lastError: unknown) => Error {
+  return (lastError) =>
+    new LockTimeoutError(
+      resource,
+      waitMs,
+      lastError ? `Redis unavailable: ${(lastError as Error).message}` : busy,
+      { cause: lastError },
+    )
+}

@@ -1,5 +1,11 @@
-import { defineScript, InvalidArgumentError } from '@rp/core'
-import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
+import { defineScript } from '@rp/core'
+import {
+  describeEachTarget,
+  eventually,
+  expectInvalidArguments,
+  sleep,
+  uniquePrefix,
+} from '@rp/testing/vitest'
 import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
 import { LockTimeoutError } from './errors.js'
@@ -7,7 +13,6 @@ import { LockKeys } from './lock-keys.js'
 import { LockManager } from './lock-manager.js'
 import { abandonScript } from './scripts.js'
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const keysOf = new WeakMap<LockManager, LockKeys>()
 const keyspaceKey = (locks: LockManager, resource: string) => keysOf.get(locks)!.lock(resource)
 
@@ -296,15 +301,7 @@ describe('LockManager input validation', () => {
       [() => locks.tryAcquire('', {}), /^resource/],
       [() => locks.using('r', null as never), /^fn/],
     ]
-    for (const [call, message] of calls) {
-      let promise: Promise<unknown> | undefined
-      expect(() => {
-        promise = call()
-      }).not.toThrow()
-      const error = await promise!.catch((e: unknown) => e)
-      expect(error).toBeInstanceOf(InvalidArgumentError)
-      expect((error as Error).message).toMatch(message)
-    }
+    await expectInvalidArguments(calls)
     expect(() => new LockManager({ redis, ttlMs: -5 })).toThrow(/ttlMs/)
   })
 })

@@ -16,12 +16,12 @@ import {
   requireSignal,
   requireTimeoutMs,
   Watchdog,
+  waitForRelease,
 } from '@rp/core/kit'
-import { LockLostError } from './errors.js'
+import { LockLostError, lockTimeout } from './errors.js'
 import { Lock, type LockContext } from './lock.js'
 import { LockKeys } from './lock-keys.js'
 import { abandonScript, acquireScript, extendScript, releaseScript } from './scripts.js'
-import { acquireWithWait } from './wait.js'
 
 const queuedBackoff = fullJitterBackoff(100, 1_000)
 
@@ -175,8 +175,9 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   #acquire(a: Attempt, waitMs: number, signal?: AbortSignal): Promise<Lock> {
     const deadline = performance.now() + waitMs
     const keys = this.#keys
-    return acquireWithWait({
-      resource: a.resource,
+    return waitForRelease({
+      what: `acquire '${a.resource}'`,
+      retryConnectionErrors: true,
       waitMs,
       signal,
       channel: keys.channel(a.resource),
@@ -199,7 +200,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
             [a.owner, keys.channel(a.resource), this.#handoffMs],
           ),
         ),
-      busy: 'held by another owner',
+      timeout: lockTimeout(a.resource, waitMs, 'held by another owner'),
     })
   }
 

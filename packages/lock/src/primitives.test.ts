@@ -1,14 +1,12 @@
 import { InvalidArgumentError, keyspace, parseInfo, WaitTimeoutError } from '@rp/core'
 import { startRedis } from '@rp/testing'
-import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
+import { describeEachTarget, eventually, sleep, uniquePrefix } from '@rp/testing/vitest'
 import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
 import { LockTimeoutError } from './errors.js'
 import { ReadWriteLock } from './read-write-lock.js'
 import { Redlock } from './redlock.js'
 import { Semaphore } from './semaphore.js'
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describeEachTarget('Semaphore', (target) => {
   const redis = target.client()

@@ -18,10 +18,10 @@ import {
   requireSignal,
   requireTimeoutMs,
   Watchdog,
+  waitForRelease,
 } from '@rp/core/kit'
-import { LockLostError } from './errors.js'
+import { LockLostError, lockTimeout } from './errors.js'
 import { rwAbandonScript, rwAcquireScript, rwExtendScript, rwReleaseScript } from './scripts.js'
-import { acquireWithWait } from './wait.js'
 
 export interface ReadWriteLockOptions {
   redis: RedisClient
@@ -95,8 +95,9 @@ export class ReadWriteLock {
       const flag = mode === 'read' ? 'r' : 'w'
       const deadline = performance.now() + waitMs
       return instrument({ package: 'lock', operation: `rw.${mode}` }, () =>
-        acquireWithWait({
-          resource: this.#name,
+        waitForRelease({
+          what: `acquire '${this.#name}'`,
+          retryConnectionErrors: true,
           waitMs,
           signal,
           channel: this.#channel,
@@ -115,7 +116,11 @@ export class ReadWriteLock {
               ? { value: this.#hold(mode, id, value, ttlMs, sentAt) }
               : { value: null, hintMs: value }
           },
-          busy: mode === 'read' ? 'a writer holds or is waiting' : 'readers or a writer hold it',
+          timeout: lockTimeout(
+            this.#name,
+            waitMs,
+            mode === 'read' ? 'a writer holds or is waiting' : 'readers or a writer hold it',
+          ),
           // Leaves the queue; a writer also withdraws its intent, so readers need not wait for it to lapse.
           abandon: () =>
             this.#guard.run('rw.abandon', () =>

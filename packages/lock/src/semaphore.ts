@@ -19,7 +19,7 @@ import {
   requireTimeoutMs,
   Watchdog,
 } from '@rp/core/kit'
-import { LockLostError, LockTimeoutError } from './errors.js'
+import { LockLostError, lockTimeout } from './errors.js'
 
 export interface SemaphoreOptions {
   redis: RedisClient
@@ -101,15 +101,7 @@ export class Semaphore {
           what: `acquire '${this.#name}'`,
           waitMs,
           signal,
-          timeout: (lastError) =>
-            new LockTimeoutError(
-              this.#name,
-              waitMs,
-              lastError
-                ? `Redis unavailable: ${(lastError as Error).message}`
-                : `all ${this.#permits} permits held`,
-              { cause: lastError },
-            ),
+          timeout: lockTimeout(this.#name, waitMs, `all ${this.#permits} permits held`),
         })
         return this.#leases.hold(this.#keys, grant, this.#ttlMs, {})
       })

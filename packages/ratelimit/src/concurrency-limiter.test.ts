@@ -1,10 +1,8 @@
 import { InvalidArgumentError, WaitTimeoutError } from '@rp/core'
-import { describeEachTarget, eventually, uniquePrefix } from '@rp/testing/vitest'
+import { describeEachTarget, eventually, sleep, uniquePrefix } from '@rp/testing/vitest'
 import { afterAll, expect, it } from 'vitest'
 import { ConcurrencyLimiter } from './concurrency-limiter.js'
 import { RateLimitExceededError } from './errors.js'
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describeEachTarget('ConcurrencyLimiter', (target) => {
   const redis = target.client()

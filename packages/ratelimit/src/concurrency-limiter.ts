@@ -13,7 +13,6 @@ import {
   LeaseSet,
   Notifier,
   promised,
-  publishEvent,
   type RedisClient,
   RedisGuard,
   requireNonEmptyString,
@@ -26,6 +25,7 @@ import {
   Watchdog,
 } from '@rp/core/kit'
 import { RateLimitExceededError } from './errors.js'
+import { reportFallback } from './guard.js'
 
 export interface ConcurrencyLimiterOptions {
   redis: RedisClient
@@ -101,13 +101,7 @@ export class ConcurrencyLimiter {
 
   /** A lease Redis never recorded (failure 'open'): releasing or extending it does nothing. */
   #untracked(key: string, id: string, error: unknown): Lease {
-    publishEvent({
-      package: 'ratelimit',
-      event: 'failure-policy',
-      operation: 'concurrency.acquire',
-      policy: 'open',
-      error,
-    })
+    reportFallback('concurrency.acquire', 'open', error)
     return createHold(
       {
         id,

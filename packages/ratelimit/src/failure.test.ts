@@ -1,5 +1,6 @@
 import { parseInfo, RedisOutOfMemoryError, RedisUnavailableError } from '@rp/core'
 import { type RedisServer, startRedis } from '@rp/testing'
+import { fillToMaxmemory } from '@rp/testing/vitest'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ALGORITHM_NAMES } from './algorithms/index.js'
@@ -174,15 +175,7 @@ describe('at maxmemory (noeviction)', () => {
     })
     const client = new Redis(own.url)
     try {
-      const filler = 'x'.repeat(10_000)
-      for (let i = 0; ; i++)
-        if (
-          await client.set(`fill:${i}`, filler).then(
-            () => false,
-            () => true,
-          )
-        )
-          break
+      await fillToMaxmemory(client)
       const used = Number(parseInfo(await client.info('memory')).used_memory)
       const log = new RateLimiter({
         redis: client,

@@ -1,13 +1,18 @@
 import { randomBytes } from 'node:crypto'
-import { InvalidArgumentError, publishEvent } from '@rp/core/kit'
+import { InvalidArgumentError } from '@rp/core/kit'
+import { emit } from './events.js'
 
 /** Errors that mean "the caller is wrong" are thrown; everything else goes to the failure policy. */
 export function isPolicyError(error: unknown): boolean {
   return !(error instanceof InvalidArgumentError)
 }
 
-export function reportFallback(operation: string, policy: string, error: unknown): void {
-  publishEvent({ package: 'ratelimit', event: 'failure-policy', operation, policy, error })
+export function reportFallback(
+  operation: string,
+  policy: 'open' | 'closed' | 'memory',
+  error: unknown,
+): void {
+  emit({ package: 'ratelimit', event: 'failure-policy', operation, policy, error })
 }
 
 const PROCESS_TAG = randomBytes(4).toString('base64url')

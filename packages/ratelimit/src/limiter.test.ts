@@ -1,5 +1,5 @@
 import { escapeGlobPart, InvalidArgumentError, keyspace, scanKeys } from '@rp/core/kit'
-import { describeEachTarget, uniquePrefix } from '@rp/testing/vitest'
+import { describeEachTarget, expectInvalidArguments, uniquePrefix } from '@rp/testing/vitest'
 import fc from 'fast-check'
 import { Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
@@ -229,14 +229,6 @@ describe('RateLimiter options', () => {
       [() => limiter.block('k', Number.NaN), /^ms/],
       [() => limiter.reward('k', 0), /^units/],
     ]
-    for (const [call, message] of calls) {
-      let promise: Promise<unknown> | undefined
-      expect(() => {
-        promise = call()
-      }).not.toThrow()
-      const error = await promise!.catch((e: unknown) => e)
-      expect(error).toBeInstanceOf(InvalidArgumentError)
-      expect((error as Error).message).toMatch(message)
-    }
+    await expectInvalidArguments(calls)
   })
 })

@@ -144,7 +144,7 @@ export class MultiLimiter {
     } catch (error) {
       if (!isPolicyError(error)) throw error
       const fallbacks = this.#fallbacks
-      reportFallback('multiLimit', fallbacks ? 'memory' : (this.#failure as string), error)
+      reportFallback('multiLimit', fallbacks ? 'memory' : (this.#failure as 'open' | 'closed'), error)
       if (fallbacks) return this.#fromMemory(fallbacks, key, cost)
       const now = Date.now()
       const open = this.#failure === 'open'

@@ -1,5 +1,5 @@
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis'
-import { afterAll, describe, inject } from 'vitest'
+import { afterAll, describe, expect, inject } from 'vitest'
 import './global-setup.js'
 
 export type TargetKind = 'standalone' | 'cluster'
@@ -63,4 +63,42 @@ export async function eventually(
     await new Promise((r) => setTimeout(r, 20))
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+}
+
+/** A fixed pause, only where time itself must pass (a TTL, a window); wait for conditions with eventually. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+/**
+ * Asserts that each call returns a Promise that rejects with an @rp InvalidArgumentError whose
+ * message matches, and that none of them throws synchronously.
+ */
+export async function expectInvalidArguments(
+  calls: ReadonlyArray<[() => Promise<unknown>, RegExp]>,
+): Promise<void> {
+  for (const [call, message] of calls) {
+    let promise: Promise<unknown> | undefined
+    expect(() => {
+      promise = call()
+    }).not.toThrow()
+    const error = await promise!.then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect((error as { code?: string } | undefined)?.code, String(message)).toBe('RP_INVALID_ARGUMENT')
+    expect((error as Error).message).toMatch(message)
+  }
+}
+
+/** Writes 10 KB strings until the server refuses one (it must run with maxmemory and noeviction). */
+export async function fillToMaxmemory(redis: Redis): Promise<void> {
+  const filler = 'x'.repeat(10_000)
+  for (let i = 0; ; i++) {
+    const refused = await redis.set(`fill:${i}`, filler).then(
+      () => false,
+      () => true,
+    )
+    if (refused) return
+  }
 }
