@@ -65,7 +65,7 @@ export class CacheKeys {
 
   /** Channel on which a loader announces a freshly written key (the message is the user key). */
   get loadedChannel(): string {
-    return `${this.#ks.key(this.#tag(0))}:loaded`
+    return this.#ks.channel(this.#tag(0), 'loaded')
   }
 
   /** Prefix shared by every key of the namespace, for BCAST tracking. */

@@ -1,3 +1,4 @@
+import { instrument } from './instrumentation.js'
 import { promised, requireTimeoutMs } from './validate.js'
 
 /** What a release found: it was ours and is freed, it had lapsed, or someone else holds it now. */
@@ -11,7 +12,9 @@ export interface HoldOperations {
   ttlMs: number
   /** performance.now() when the acquire that won was sent. */
   sentAt: number
-  /** Names the calls in errors and timeouts, e.g. `semaphore`. */
+  /** The owning package, for instrumentation, e.g. `lock`. */
+  package: string
+  /** Names the operations in events, errors and timeouts, e.g. `semaphore`. */
   name: string
   /** The owner's bounded call path (timeoutMs, typed errors): `call(operation, work)`. */
   call<T>(operation: string, work: () => Promise<T>): Promise<T>
@@ -70,7 +73,10 @@ export class Hold {
    */
   release(): Promise<ReleaseOutcome> {
     if (!this.#released) {
-      const attempt = this.#ops.call(`${this.#ops.name}.release`, this.#ops.release)
+      const ops = this.#ops
+      const attempt = instrument({ package: ops.package, operation: `${ops.name}.release` }, () =>
+        ops.call(`${ops.name}.release`, ops.release),
+      )
       this.#released = attempt
       attempt.catch(() => {
         if (this.#released === attempt) this.#released = null
@@ -85,7 +91,10 @@ export class Hold {
       requireTimeoutMs('ttlMs', ttlMs)
       if (this.#released) return false
       const sentAt = performance.now()
-      const next = await this.#ops.call(`${this.#ops.name}.extend`, () => this.#ops.extend(ttlMs))
+      const ops = this.#ops
+      const next = await instrument({ package: ops.package, operation: `${ops.name}.extend` }, () =>
+        ops.call(`${ops.name}.extend`, () => ops.extend(ttlMs)),
+      )
       if (next === 0) return false
       this.#expiresAt = next
       this.#validUntil = sentAt + ttlMs

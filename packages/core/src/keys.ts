@@ -105,6 +105,11 @@ export interface Keyspace {
    */
   key(tag: string, ...parts: Array<string | number>): string
   /**
+   * A pub/sub channel next to the keys of `tag`: `namespace:{tag}:part…`, escaped like a key.
+   * PUBLISH reaches every node of a cluster, so the tag only keeps names readable and unique.
+   */
+  channel(tag: string, ...parts: Array<string | number>): string
+  /**
    * SCAN pattern over keys of this namespace: `namespace:{<tagGlob>}<rest>`. `tagGlob` is matched
    * against the escaped tag (default `*`: any tag); `rest` is a raw glob suffix after the tag,
    * default `*`. It can never match a key outside `namespace:{…}`, so neither a nested namespace
@@ -139,6 +144,7 @@ export function keyspace(namespace: string, option = 'prefix'): Keyspace {
   return {
     namespace,
     key,
+    channel: key,
     pattern(tagGlob = '*', rest = '*') {
       return `${escapeGlob(namespace)}:{${tagGlob}}${rest}`
     },

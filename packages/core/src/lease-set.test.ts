@@ -12,7 +12,13 @@ describeEachTarget('LeaseSet', (target) => {
   const redis = target.client()
   const notifier = new Notifier(redis)
   const guard = new RedisGuard(redis, 1_000)
-  const leases = new LeaseSet({ redis, call: (op, work) => guard.run(op, work), notifier, name: 'test' })
+  const leases = new LeaseSet({
+    package: 'test',
+    redis,
+    call: (op, work) => guard.run(op, work),
+    notifier,
+    name: 'test',
+  })
   const watchdog = new Watchdog('test')
   afterAll(async () => {
     watchdog.close()

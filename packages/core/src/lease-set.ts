@@ -117,8 +117,11 @@ export class LeaseSet {
   readonly #call: <T>(operation: string, work: () => Promise<T>) => Promise<T>
   readonly #notifier: Notifier
   readonly #name: string
+  readonly #package: string
 
   constructor(options: {
+    /** The owning package, for instrumentation. */
+    package: string
     redis: RedisClient
     /** The owner's bounded call path. */
     call: <T>(operation: string, work: () => Promise<T>) => Promise<T>
@@ -130,6 +133,7 @@ export class LeaseSet {
     this.#call = options.call
     this.#notifier = options.notifier
     this.#name = options.name
+    this.#package = options.package
   }
 
   /** One round trip: a grant, or the ms until the oldest lease lapses. */
@@ -184,6 +188,7 @@ export class LeaseSet {
         expiresAt: grant.expiresAt,
         ttlMs,
         sentAt: grant.sentAt,
+        package: this.#package,
         name: this.#name,
         call: this.#call,
         release: () =>

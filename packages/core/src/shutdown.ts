@@ -2,6 +2,7 @@ import { constants } from 'node:os'
 import type { Redis } from 'ioredis'
 import { assertUsableClient, isCluster, type RedisClient } from './client.js'
 import { InvalidArgumentError } from './errors.js'
+import { withTimeout } from './timeout.js'
 import {
   describe,
   promised,
@@ -23,12 +24,9 @@ function ended(client: RedisClient): Promise<void> {
   return new Promise((resolve) => client.once('end', () => resolve()))
 }
 
+// core's one timeout, read as a value: shutdown never rejects.
 function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+  return withTimeout(promise, ms, 'shutdown').catch(() => 'timeout' as const)
 }
 
 async function closeOne(client: RedisClient, timeoutMs: number): Promise<ShutdownResult> {

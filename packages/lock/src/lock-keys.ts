@@ -22,6 +22,6 @@ export class LockKeys {
 
   /** Release notifications: the message is the owner id of the waiter woken. */
   channel(resource: string): string {
-    return `${this.#ks.key(resource)}:released`
+    return this.#ks.channel(resource, 'released')
   }
 }

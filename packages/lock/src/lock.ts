@@ -37,6 +37,7 @@ export class Lock extends Hold {
       expiresAt: init.expiresAt,
       ttlMs: init.ttlMs,
       sentAt: init.sentAt,
+      package: 'lock',
       name: 'lock',
       call: context.call,
       release: () => context.release(init.resource, init.owner),

@@ -69,7 +69,7 @@ export class ReadWriteLock {
       ks.key(this.#name, 'waiting-writers'),
       ks.key(this.#name, 'waiters'),
     ]
-    this.#channel = `${ks.key(this.#name)}:released`
+    this.#channel = ks.channel(this.#name, 'released')
     this.#ttlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? 30_000)
     this.#guard = new RedisGuard(this.#redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000))
     this.#notifier = new Notifier(this.#redis)
@@ -141,6 +141,7 @@ export class ReadWriteLock {
         ttlMs,
         sentAt,
         call: (operation, work) => this.#guard.run(operation, work),
+        package: 'lock',
         name: 'rw',
         release: () =>
           rwReleaseScript.run(this.#redis, this.#keys, [flag, id, this.#channel]).then(releasedIf),

@@ -189,6 +189,7 @@ export class Redlock {
         ttlMs,
         // So that validUntil is started + validityMs: drift and elapsed time already taken off.
         sentAt: started + validityMs - ttlMs,
+        package: 'lock',
         name: 'redlock',
         call: (_operation, work) => work(),
         release: async () => {

@@ -62,7 +62,11 @@ export class Semaphore {
     const ks = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'lock:semaphore'))
     this.#name = requireNonEmptyString('name', options.name)
     const set = ks.key(this.#name, 'permits')
-    this.#keys = { set, queue: ks.key(this.#name, 'waiters'), channel: `${set}:released` }
+    this.#keys = {
+      set,
+      queue: ks.key(this.#name, 'waiters'),
+      channel: ks.channel(this.#name, 'permits', 'released'),
+    }
     if (options.limit !== undefined && options.permits !== undefined && options.limit !== options.permits)
       throw new InvalidArgumentError('limit', 'and permits name the same thing; give one of them')
     this.#permits = requirePositiveInteger(
@@ -73,6 +77,7 @@ export class Semaphore {
     const guard = new RedisGuard(redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000))
     this.#notifier = new Notifier(redis)
     this.#leases = new LeaseSet({
+      package: 'lock',
       redis,
       call: (operation, work) => guard.run(operation, work),
       notifier: this.#notifier,

@@ -87,16 +87,21 @@ export class ConcurrencyLimiter {
     const guard = new RedisGuard(redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000))
     this.#notifier = new Notifier(redis)
     this.#leases = new LeaseSet({
+      package: 'ratelimit',
       redis,
       call: (operation, work) => guard.run(operation, work),
       notifier: this.#notifier,
-      name: 'ratelimit.concurrency',
+      name: 'concurrency',
     })
   }
 
   #keys(key: string): LeaseKeys {
     const set = this.#keyspace.key(requireNonEmptyString('key', key), 'leases')
-    return { set, queue: this.#keyspace.key(key, 'waiters'), channel: `${set}:released` }
+    return {
+      set,
+      queue: this.#keyspace.key(key, 'waiters'),
+      channel: this.#keyspace.channel(key, 'leases', 'released'),
+    }
   }
 
   /** A lease Redis never recorded (failure 'open'): releasing or extending it does nothing. */
@@ -108,7 +113,8 @@ export class ConcurrencyLimiter {
         expiresAt: 0,
         ttlMs: this.#leaseMs,
         sentAt: performance.now(),
-        name: 'ratelimit.concurrency',
+        package: 'ratelimit',
+        name: 'concurrency',
         call: (_operation, work) => work(),
         release: () => Promise.resolve('expired' as const),
         extend: () => Promise.resolve(0),

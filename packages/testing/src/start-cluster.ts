@@ -96,14 +96,21 @@ export async function startCluster(
       return { host, port }
     },
     async waitForReplication(timeoutMs = 5_000) {
-      const acked = await Promise.all(
-        admin
-          .slice(0, masters)
-          .filter((_, i) => !killed.has(i))
-          .map((c) => c.call('WAIT', replicas, timeoutMs) as Promise<number>),
-      )
-      if (acked.some((n) => n < replicas))
-        throw new Error('cluster: replicas did not acknowledge writes in time')
+      // WAIT only covers the writes of the connection that sends it (here: none), so compare
+      // offsets instead: every replica must have caught up with its master's replication offset.
+      await until('replication', timeoutMs, async () => {
+        const infos = await Promise.all(
+          admin
+            .slice(0, masters)
+            .filter((_, i) => !killed.has(i))
+            .map((c) => c.info('replication')),
+        )
+        return infos.every((info) => {
+          const offset = Number(/master_repl_offset:(\d+)/.exec(info)?.[1] ?? Number.NaN)
+          const slaves = [...info.matchAll(/slave\d+:[^\r\n]*offset=(\d+)/g)].map((m) => Number(m[1]))
+          return slaves.length >= replicas && slaves.every((o) => o >= offset)
+        })
+      })
     },
     async waitForFailover(timeoutMs = 30_000) {
       await until('failover', timeoutMs, async () => {
