@@ -1,5 +1,18 @@
 import { randomUUID } from 'node:crypto'
-import { AbortError, isOutOfMemoryError, type Notifier, WaitTimeoutError, withTimeout } from '@rp/core/kit'
+import {
+  AbortError,
+  isOutOfMemoryError,
+  MAX_TIMER_MS,
+  type Notifier,
+  WaitTimeoutError,
+  waitForRelease,
+  withTimeout,
+} from '@rp/core/kit'
+
+// A loader's announcement ends the wait at once; polling (for a lost announcement, or a lease that
+// lapses) reads about every 250 ms, as one read per round also tries to take the lease.
+const loaderBackoff = () => 250
+
 import type { ResolvedSet, SetOptions } from './entry.js'
 import { tagNames } from './entry.js'
 import { emit } from './events.js'
@@ -65,66 +78,87 @@ export class GetOrSetHandler {
     private readonly timeoutMs: number,
   ) {}
 
-  async run<T>(key: string, factory: Factory<T>, options: GetOrSetOptions): Promise<T> {
+  /**
+   * One read that also elects a loader, through core's wait loop: a fresh or stale value ends it,
+   * so does holding the lease (this caller loads); otherwise another process is loading, and the
+   * caller waits for its announcement on the loaded channel (or for its lease to lapse) and reads
+   * again, within hardTimeoutMs.
+   */
+  run<T>(key: string, factory: Factory<T>, options: GetOrSetOptions): Promise<T> {
+    const hard = options.hardTimeoutMs
+    let force = false
+    let round = 0
+    return waitForRelease<{ value: T }>({
+      what: `getOrSet '${key}'`,
+      waitMs: hard ?? MAX_TIMER_MS,
+      channel: this.tiers.remote.keys.loadedChannel,
+      notifier: this.notifier,
+      message: key,
+      backoff: loaderBackoff,
+      subscribeTimeoutMs: this.timeoutMs,
+      attempt: async () => {
+        const r = await this.#round(key, factory, options, force, round++ === 0)
+        force = r.force
+        return { value: r.done ? { value: r.value as T } : null }
+      },
+      timeout: () => hardTimeout(key, hard ?? 0),
+    }).then((r) => r.value)
+  }
+
+  /** One read: the value (done), or not yet (another process holds the lease). */
+  async #round<T>(
+    key: string,
+    factory: Factory<T>,
+    options: GetOrSetOptions,
+    forceLease: boolean,
+    first: boolean,
+  ): Promise<{ done: boolean; value?: T; force: boolean }> {
     const { remote, local, entries } = this.tiers
     const stats = entries.stats
-    const deadline =
-      options.hardTimeoutMs === undefined
-        ? Number.POSITIVE_INFINITY
-        : performance.now() + options.hardTimeoutMs
-    let force = false
-    for (let round = 0; ; round++) {
-      const lease = randomUUID()
-      // An announcement that lands while this read runs must still end the wait that follows it.
-      const startedAt = performance.now()
-      const generation = local.generation
-      let found: Awaited<ReturnType<typeof remote.readOrLease>>
-      try {
-        found = await remote.readOrLease(key, lease, force)
-      } catch (error) {
-        return this.#withoutLease(key, factory, options, error)
-      }
-      const [raw, leased, corrupt] = found
-      if (corrupt) entries.corrupt(key)
-      const entry = raw ? entries.decode(key, raw) : null
-      const value = (entry?.negative ? undefined : entry?.value) as T
-      // Present but unreadable: like a miss, except that the next read must take the lease over it
-      // (and overwrite it) even though it looks fresh.
-      if (raw && !entry) force = true
-
-      if (raw && entry && entry.freshMs > 0) {
-        stats.hits++
-        local.set(key, raw[0], raw[1], raw[2], tagNames(raw[4]), generation)
-        if (
-          options.earlyRefresh &&
-          entry.factoryMs > 0 &&
-          -entry.factoryMs * Math.log(Math.random()) >= entry.freshMs
-        )
-          void this.#earlyRefresh(key, factory, options)
-        return value
-      }
-      if (entry) {
-        // Stale, within grace.
-        stats.staleHits++
-        if (!leased) return value
-        const refresh = this.#refreshInBackground(key, factory, options, lease)
-        const soft = options.softTimeoutMs ?? 0
-        if (soft === 0) return value
-        return Promise.race([
-          refresh.catch(() => value),
-          new Promise<T>((r) => setTimeout(() => r(value), soft).unref()),
-        ])
-      }
-      stats.misses++
-      if (leased) return this.#loadAsOwner(key, factory, options, lease)
-      // Another process is loading: wait for its announcement (or the lease to lapse), then read again.
-      const left = deadline - performance.now()
-      if (left <= 0) throw hardTimeout(key, options.hardTimeoutMs ?? 0)
-      const channel = remote.keys.loadedChannel
-      await this.notifier.listen(channel, Math.max(1, Math.min(Math.ceil(left), this.timeoutMs)))
-      if (round === 0) continue
-      await this.notifier.wait(channel, Math.min(left, 250), { message: key, since: startedAt })
+    const lease = randomUUID()
+    const generation = local.generation
+    let found: Awaited<ReturnType<typeof remote.readOrLease>>
+    try {
+      found = await remote.readOrLease(key, lease, forceLease)
+    } catch (error) {
+      return { done: true, value: await this.#withoutLease(key, factory, options, error), force: forceLease }
     }
+    const [raw, leased, corrupt] = found
+    if (corrupt) entries.corrupt(key)
+    const entry = raw ? entries.decode(key, raw) : null
+    const value = (entry?.negative ? undefined : entry?.value) as T
+    // Present but unreadable: like a miss, except that the next read must take the lease over it
+    // (and overwrite it) even though it looks fresh.
+    const force = forceLease || Boolean(raw && !entry)
+
+    if (raw && entry && entry.freshMs > 0) {
+      stats.hits++
+      local.set(key, raw[0], raw[1], raw[2], tagNames(raw[4]), generation)
+      if (
+        options.earlyRefresh &&
+        entry.factoryMs > 0 &&
+        -entry.factoryMs * Math.log(Math.random()) >= entry.freshMs
+      )
+        void this.#earlyRefresh(key, factory, options)
+      return { done: true, value, force }
+    }
+    if (entry) {
+      // Stale, within grace.
+      stats.staleHits++
+      if (!leased) return { done: true, value, force }
+      const refresh = this.#refreshInBackground(key, factory, options, lease)
+      const soft = options.softTimeoutMs ?? 0
+      if (soft === 0) return { done: true, value, force }
+      const settled = await Promise.race([
+        refresh.catch(() => value),
+        new Promise<T>((r) => setTimeout(() => r(value), soft).unref()),
+      ])
+      return { done: true, value: settled, force }
+    }
+    // One getOrSet is one miss, however many rounds it waits for another process's loader.
+    if (first) stats.misses++
+    if (leased) return { done: true, value: await this.#loadAsOwner(key, factory, options, lease), force }
+    return { done: false, force }
   }
 
   async #runFactory<T>(

@@ -18,3 +18,5 @@ export type CoreEvent =
   | { package: string; event: 'lost'; id: string; error: Error }
   /** A renewal failed for a connection error and will be tried again before the abort deadline. */
   | { package: string; event: 'renewal-retry'; id: string; error: unknown }
+  /** using() could not release its hold after the work; it lapses at its TTL. */
+  | { package: string; event: 'release-failed'; id: string; error: unknown }

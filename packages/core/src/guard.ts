@@ -1,6 +1,6 @@
 import { CircuitBreaker } from './circuit-breaker.js'
 import type { RedisClient } from './client.js'
-import { isConnectionError, RedisUnavailableError } from './errors.js'
+import { isConnectionError, RedisUnavailableError, toRpError } from './errors.js'
 import { Deadlines } from './timeout.js'
 
 /**
@@ -26,6 +26,7 @@ export class RedisGuard {
   run<T>(operation: string, work: () => Promise<T>): Promise<T> {
     const breaker = this.#breaker
     if (!breaker) return this.#run(operation, work)
+    // Settled either way below: a probe that never reported back would keep the circuit open.
     if (!breaker.allow())
       return Promise.reject(
         new RedisUnavailableError(
@@ -47,6 +48,15 @@ export class RedisGuard {
   }
 
   #run<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return this.#send(operation, work)
+    } catch (error) {
+      // A call that throws before it returns a promise (e.g. too many arguments) still rejects.
+      return Promise.reject(toRpError(error, operation))
+    }
+  }
+
+  #send<T>(operation: string, work: () => Promise<T>): Promise<T> {
     const status = this.#redis.status
     if (status === 'ready') this.#everReady = true
     else if (

@@ -47,6 +47,17 @@ describeEachTarget('LeaseSet', (target) => {
     await held[1]!.release()
   })
 
+  it('an acquire retried after a lost reply finds its own lease instead of waiting on it', async () => {
+    const keys = keysFor()
+    const id = randomUUID()
+    const first = await leases.attempt(keys, 1, 30_000, id)
+    const retry = await leases.attempt(keys, 1, 30_000, id)
+    expect(first.grant).not.toBeNull()
+    expect(retry.grant).not.toBeNull()
+    expect(await leases.count(keys)).toBe(1)
+    await leases.hold(keys, retry.grant!, 30_000, {}).release()
+  })
+
   it('serves queued waiters one at a time, woken on release', async () => {
     const keys = keysFor()
     const first = leases.hold(keys, (await leases.attempt(keys, 1, 30_000, randomUUID())).grant!, 30_000, {})

@@ -19,6 +19,9 @@ const acquireScript = defineScript<[number, number]>({
   lua: `${NOW}
 local limit, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+-- A retry of an acquire whose reply was lost: the lease is already this caller's.
+local mine = redis.call('ZSCORE', KEYS[1], ARGV[3])
+if mine then return {1, tonumber(mine)} end
 if redis.call('ZCARD', KEYS[1]) >= limit then
   local deadline = tonumber(ARGV[4])
   if deadline > 0 then
@@ -196,6 +199,13 @@ export class LeaseSet {
         extend: (ms) => extendScript.run(this.#redis, [keys.set], [grant.id, ms]),
       },
       extra,
+    )
+  }
+
+  /** Removes a lease id and its queue place without a release wake-up (a lease Redis may not have recorded). */
+  forget(keys: LeaseKeys, id: string): Promise<unknown> {
+    return this.#call(`${this.#name}.forget`, () =>
+      Promise.all([this.#redis.zrem(keys.set, id), this.#redis.zrem(keys.queue, id)]),
     )
   }
 

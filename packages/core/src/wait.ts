@@ -25,6 +25,8 @@ export interface WaitLoop<T> {
   message?: string
   /** Undo what a failed attempt left behind (a queue place, a writer's intent) when giving up. */
   abandon?: () => Promise<unknown>
+  /** Longest the subscription may take before waiting degrades to polling; default: what is left of waitMs. */
+  subscribeTimeoutMs?: number
 }
 
 /**
@@ -75,7 +77,8 @@ async function waitLoop<T>(loop: WaitLoop<T>, deadline: number, first: Attempt):
     if (remaining <= 0) throw loop.timeout(lastError)
     if (!last.listening && !last.failed) {
       // Bounded: a subscriber that cannot connect must not outlast waitMs; polling covers it.
-      await loop.notifier.listen(loop.channel, Math.max(1, Math.ceil(remaining)))
+      const bound = Math.min(remaining, loop.subscribeTimeoutMs ?? remaining)
+      await loop.notifier.listen(loop.channel, Math.max(1, Math.ceil(bound)))
     }
     // Subscribed only now, a release may have landed between the last attempt and the
     // subscription: try again at once. Subscribed before it, a release during it still ends the

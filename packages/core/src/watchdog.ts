@@ -88,7 +88,24 @@ export class Watchdog {
     } finally {
       outer?.removeEventListener('abort', forward)
       this.#unwatch(hold)
-      await hold.release().catch(() => {})
+      await this.#release(hold)
+    }
+  }
+
+  // A release that fails for a blip is tried again a few times (Hold allows it), so one lost
+  // reply does not leave the hold taken for its whole TTL; past that it lapses on its own.
+  async #release(hold: Hold): Promise<void> {
+    for (const pause of [100, 300, 0]) {
+      try {
+        await hold.release()
+        return
+      } catch (error) {
+        if (!isConnectionError(error) || pause === 0) {
+          publishEvent({ package: this.#pkg, event: 'release-failed', id: hold.id, error })
+          return
+        }
+        await new Promise((r) => setTimeout(r, pause).unref())
+      }
     }
   }
 
@@ -153,8 +170,12 @@ export class Watchdog {
     this.#schedule()
   }
 
-  /** Stops renewing; the holds themselves are not released. */
+  /**
+   * Stops renewing. Work still running under a hold is told (its signal aborts and its using()
+   * rejects with the lost error), since nothing keeps its hold alive any more.
+   */
   close(): void {
+    for (const w of [...this.#watched.values()]) this.#lose(w, 'its owner was closed')
     if (this.#timer) clearTimeout(this.#timer)
     this.#timer = null
     this.#watched.clear()

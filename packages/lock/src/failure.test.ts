@@ -216,6 +216,32 @@ describe('LockManager across a short stall', () => {
   })
 })
 
+describe('Redlock with one instance stalled', () => {
+  it('using() keeps the lock: a slow acquire is not counted against its validity twice', async () => {
+    const trio = await Promise.all([1, 2, 3].map(() => startRedis({ ownServer: true })))
+    const clients = trio.map((s) => new Redis(s.url, { maxRetriesPerRequest: 1 }).on('error', () => {}))
+    try {
+      await Promise.all(clients.map((c) => c.ping()))
+      // The paused instance costs the whole 500 ms instanceTimeoutMs on every call.
+      await trio[0]!.pause()
+      const redlock = new Redlock({ clients })
+      const aborted = await redlock.using(
+        'slow',
+        async (signal) => {
+          await new Promise((r) => setTimeout(r, 2_600))
+          return signal.aborted
+        },
+        { ttlMs: 4_000 },
+      )
+      expect(aborted).toBe(false)
+    } finally {
+      await trio[0]!.resume()
+      for (const c of clients) c.disconnect()
+      await Promise.all(trio.map((s) => s.stop()))
+    }
+  })
+})
+
 describe('Redlock', () => {
   let servers: RedisServer[] = []
   let clients: Redis[] = []

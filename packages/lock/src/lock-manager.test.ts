@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { LockTimeoutError } from './errors.js'
 import { LockKeys } from './lock-keys.js'
 import { LockManager } from './lock-manager.js'
-import { abandonScript } from './scripts.js'
+import { abandonScript, acquireScript } from './scripts.js'
 
 const keysOf = new WeakMap<LockManager, LockKeys>()
 const keyspaceKey = (locks: LockManager, resource: string) => keysOf.get(locks)!.lock(resource)
@@ -61,6 +61,38 @@ describeEachTarget('LockManager', (target) => {
     const again = await locks.tryAcquire('abort-in-flight')
     expect(again).not.toBeNull()
     await again!.release()
+  })
+
+  it('close() tells work still running under using() that its lock is no longer kept', async () => {
+    const locks = new LockManager({ redis, prefix: uniquePrefix('close') })
+    let held!: () => void
+    const holding = new Promise<void>((r) => {
+      held = r
+    })
+    const run = locks.using('busy', (signal) => {
+      held()
+      return new Promise((r) => signal.addEventListener('abort', r))
+    })
+    await holding
+    await locks.close()
+    await expect(run).rejects.toThrow(/closed/)
+  })
+
+  it('an acquire retried after a lost reply gets the lock it already holds, with the same token', async () => {
+    const prefix = uniquePrefix('retry')
+    const keys = new LockKeys(prefix)
+    const args = ['owner-1', 30_000, 0, 60_000, 0, 'call-1']
+    const scriptKeys = [keys.lock('r'), keys.fence('r'), keys.queue('r')]
+    const first = await acquireScript.run(redis, scriptKeys, args)
+    const retry = await acquireScript.run(redis, scriptKeys, args)
+    expect(first[0]).toBe(1)
+    expect(retry[0]).toBe(1)
+    expect(retry[1]).toBe(first[1])
+    // Another acquire call by the same owner, not reentrant, is still refused.
+    expect((await acquireScript.run(redis, scriptKeys, ['owner-1', 30_000, 0, 60_000, 0, 'call-2']))[0]).toBe(
+      0,
+    )
+    await redis.del(keys.lock('r'))
   })
 
   it("a 'lost' listener that throws becomes an event, never an uncaught exception", async () => {

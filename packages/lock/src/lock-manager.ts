@@ -62,6 +62,8 @@ export interface LockManagerEvents {
 }
 
 interface Attempt {
+  /** One id per acquire() call: its retries are recognised, so a lost reply never strands the lock. */
+  call: string
   resource: string
   ttlMs: number
   owner: string
@@ -132,7 +134,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     const ttlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? this.#defaultTtlMs)
     const owner = options.owner === undefined ? randomUUID() : requireNonEmptyString('owner', options.owner)
     if (options.reentrant !== undefined) requireBoolean('reentrant', options.reentrant)
-    return { resource, ttlMs, owner, reentrant: options.reentrant === true }
+    return { call: randomUUID(), resource, ttlMs, owner, reentrant: options.reentrant === true }
   }
 
   async #attempt(a: Attempt, queueMs = 0): Promise<{ lock: Lock | null; holderTtlMs: number }> {
@@ -145,6 +147,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
         a.reentrant ? 1 : 0,
         this.#fenceTtlMs,
         queueMs,
+        a.call,
       ]),
     )
     if (ok !== 1) return { lock: null, holderTtlMs: token }

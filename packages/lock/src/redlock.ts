@@ -187,8 +187,9 @@ export class Redlock {
         id: value,
         expiresAt: Date.now() + validityMs,
         ttlMs,
-        // So that validUntil is started + validityMs: drift and elapsed time already taken off.
-        sentAt: started + validityMs - ttlMs,
+        // validUntil = sentAt + ttlMs must be started + ttl − drift: the acquire's elapsed time is
+        // already counted from `started`, so only the drift allowance comes off here.
+        sentAt: started - (ttlMs * this.#drift + 2),
         package: 'lock',
         name: 'redlock',
         call: (_operation, work) => work(),
@@ -203,9 +204,14 @@ export class Redlock {
         },
         extend: async (ms) => {
           const t = performance.now()
-          const ok = await this.#onAll((c) => redlockExtendScript.run(c, [key], [value, ms]))
+          const r = await this.#settle((c) => redlockExtendScript.run(c, [key], [value, ms]))
+          // Too few answers says nothing about the lock: reject (retryable), never "lost".
+          if (r.answered < this.#quorum)
+            throw new RedisUnavailableError(
+              `redlock extend '${resource}': ${r.answered} of ${this.#clients.length} instances answered`,
+            )
           const validity = Math.floor(ms - (performance.now() - t) - (ms * this.#drift + 2))
-          return ok >= this.#quorum && validity > 0 ? Date.now() + validity : 0
+          return r.ok >= this.#quorum && validity > 0 ? Date.now() + validity : 0
         },
       },
       { resource, validityMs },

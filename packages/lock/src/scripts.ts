@@ -25,7 +25,7 @@ end`
 
 /**
  * KEYS: [lock hash, fence counter, waiter queue] (same hash tag).
- * ARGV: [owner, ttlMs, reentrant 0|1, fenceTtlMs, queue deadline ms or 0].
+ * ARGV: [owner, ttlMs, reentrant 0|1, fenceTtlMs, queue deadline ms or 0, acquire-call id].
  * Reply: {1, token, expiresAt ms} when acquired, {0, ms until it may be free} otherwise.
  *
  * The fencing token is INCR on a counter first raised to the server time in µs, i.e.
@@ -40,8 +40,13 @@ export const acquireScript = defineScript<[number, number, number?]>({
   name: 'lock.acquire',
   keys: 3,
   lua: `${NOW}
-local held = redis.call('HMGET', KEYS[1], 'o', 'r')
+local held = redis.call('HMGET', KEYS[1], 'o', 'r', 'n')
 local owner, reserved = held[1], held[2]
+-- A retry of the same acquire call (its reply was lost): it already holds the lock.
+if owner and owner == ARGV[1] and held[3] == ARGV[6] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, tonumber(redis.call('HGET', KEYS[1], 't')), now + tonumber(ARGV[2])}
+end
 if owner and owner == ARGV[1] and ARGV[3] == '1' then
   redis.call('HINCRBY', KEYS[1], 'c', 1)
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -59,7 +64,7 @@ local floor = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now_us)
 redis.call('SET', KEYS[2], string.format('%.0f', floor), 'PX', ARGV[4])
 local token = redis.call('INCR', KEYS[2])
 if reserved then redis.call('DEL', KEYS[1]) end
-redis.call('HSET', KEYS[1], 'o', ARGV[1], 'c', 1, 't', string.format('%.0f', token))
+redis.call('HSET', KEYS[1], 'o', ARGV[1], 'c', 1, 't', string.format('%.0f', token), 'n', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if ARGV[5] ~= '0' then redis.call('ZREM', KEYS[3], ARGV[1]) end
 return {1, token, now + tonumber(ARGV[2])}`,
@@ -164,6 +169,10 @@ local function queue(hint)
   end
   return {0, math.max(1, hint)}
 end
+-- A retry of an acquire whose reply was lost: it already holds.
+local mine = redis.call('ZSCORE', KEYS[1], id)
+if mode == 'r' and mine then return {1, tonumber(mine)} end
+if mode == 'w' and redis.call('GET', KEYS[2]) == id then return {1, now + writer_ttl} end
 if mode == 'r' then
   if writer_ttl > 0 then return queue(writer_ttl) end
   local intent = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')

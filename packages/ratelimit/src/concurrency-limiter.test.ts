@@ -1,4 +1,4 @@
-import { InvalidArgumentError, WaitTimeoutError } from '@rp/core'
+import { InvalidArgumentError, keyspace, ScriptError, WaitTimeoutError } from '@rp/core'
 import { describeEachTarget, eventually, sleep, uniquePrefix } from '@rp/testing/vitest'
 import { afterAll, expect, it } from 'vitest'
 import { ConcurrencyLimiter } from './concurrency-limiter.js'
@@ -56,6 +56,14 @@ describeEachTarget('ConcurrencyLimiter', (target) => {
     })
     expect(result).toBe('done')
     expect(await slots.active('job')).toBe(0)
+  })
+
+  it('fails open only when Redis is unreachable, never over a data error', async () => {
+    const prefix = uniquePrefix('wrongtype')
+    const slots = new ConcurrencyLimiter({ redis, prefix, limit: 1, ttlMs: 1_000, failure: 'open' })
+    limiters.push(slots)
+    await redis.set(keyspace(prefix).key('job', 'leases'), 'not a zset', 'PX', 60_000)
+    await expect(slots.tryAcquire('job')).rejects.toBeInstanceOf(ScriptError)
   })
 
   it('names a bad key or wait', async () => {

@@ -7,6 +7,7 @@ import {
   HoldLostError,
   InvalidArgumentError,
   instrument,
+  isConnectionError,
   type Keyspace,
   keyspace,
   type LeaseKeys,
@@ -116,15 +117,22 @@ export class ConcurrencyLimiter {
         package: 'ratelimit',
         name: 'concurrency',
         call: (_operation, work) => work(),
-        release: () => Promise.resolve('expired' as const),
-        extend: () => Promise.resolve(0),
+        // If Redis did record it (the reply was lost), free it best-effort; it lapses anyway.
+        release: () =>
+          this.#leases.forget(this.#keys(key), id).then(
+            () => 'expired' as const,
+            () => 'expired' as const,
+          ),
+        // Nothing to renew: an untracked lease stays "held" for using() until it is released.
+        extend: () => Promise.resolve(Date.now() + this.#leaseMs),
       },
       { key, source: 'fail-open' as const },
     )
   }
 
   #failOpen(key: string, id: string, error: unknown): Lease {
-    if (error instanceof InvalidArgumentError || this.#failure === 'closed') throw error
+    // Only Redis being unreachable fails open; a data error or OOM is Redis answering: surface it.
+    if (this.#failure === 'closed' || !isConnectionError(error)) throw error
     return this.#untracked(key, id, error)
   }
 
