@@ -33,7 +33,7 @@ for (const dir of publishable) {
   const m = manifest(dir)
   entryPoints.set(
     m.name,
-    Object.keys(m.exports ?? { '.': null })
+    Object.getOwnPropertyNames(m.exports ?? { '.': null })
       .filter((k) => k !== './package.json')
       .map((k) => (k === '.' ? m.name : `${m.name}/${k.slice(2)}`)),
   )
