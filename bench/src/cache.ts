@@ -34,9 +34,9 @@ export function cacheHitContenders(): Contender[] {
     {
       name: '@rp/cache (L1 off)',
       library: '@rp/cache',
-      settings: `new Cache({ namespace, ttlMs: ${TTL_MS} }).get(key): one EVALSHA with the tag check`,
+      settings: `new Cache({ prefix, ttlMs: ${TTL_MS} }).get(key): one EVALSHA with the tag check`,
       async setup(redis, prefix) {
-        const cache = new Cache({ redis, namespace: prefix, ttlMs: TTL_MS })
+        const cache = new Cache({ redis, prefix, ttlMs: TTL_MS })
         await fill((k) => cache.set(k, VALUE))
         return { op: (i) => cache.get(`k${i % KEYS}`), close: () => cache.close() }
       },
@@ -85,7 +85,7 @@ export function cacheL1Contenders(): Contender[] {
       async setup(redis, prefix) {
         const cache = new Cache({
           redis,
-          namespace: prefix,
+          prefix,
           ttlMs: TTL_MS,
           l1: { maxEntries: 10_000, ttlMs: 60_000 },
           tracking: true,

@@ -21,7 +21,7 @@ let getOrSet: () => Promise<unknown>
 let close: () => Promise<unknown>
 const lib = process.env.RP_LIB
 if (lib === '@rp/cache') {
-  const cache = new Cache({ redis, namespace: ns, ttlMs: 60_000 })
+  const cache = new Cache({ redis, prefix: ns, ttlMs: 60_000 })
   getOrSet = () => cache.getOrSet('cold', factory)
   close = () => cache.close()
 } else if (lib === 'bentocache') {

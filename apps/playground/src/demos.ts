@@ -18,7 +18,7 @@ export function createDemos(redis: RedisClient) {
   const locks = new LockManager({ redis, prefix: 'playground:lock', ttlMs: 5_000 })
   const cache = new Cache({
     redis,
-    namespace: 'playground',
+    prefix: 'playground',
     ttlMs: 15_000,
     graceMs: 60_000,
     l1: { maxEntries: 100, ttlMs: 5_000 },
