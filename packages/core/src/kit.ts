@@ -24,6 +24,8 @@ export {
   requireBoolean,
   requireFunction,
   requireIntegerInRange,
+  requireJsonValue,
+  requireKnownOptions,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requireOneOf,

@@ -9,6 +9,7 @@ import { memory } from './memory.js'
 import { deleteByPattern } from './scan.js'
 import { installShutdownHandlers, shutdown } from './shutdown.js'
 import { Deadlines, withTimeout } from './timeout.js'
+import { requireJsonValue, requireKnownOptions } from './validate.js'
 
 const badDurations = ['2000', Number.NaN, Number.POSITIVE_INFINITY, -1, 0, 1.5, 2 ** 31]
 
@@ -91,5 +92,39 @@ describe('validation in core', () => {
     expect(() => installShutdownHandlers(redis, { signals: ['SIGKILL'] })).toThrow(/signals/)
     expect(() => installShutdownHandlers(redis, { timeoutMs: Number.NaN })).toThrow(/timeoutMs/)
     redis.disconnect()
+  })
+
+  it('requireKnownOptions names a misspelt option instead of ignoring it', () => {
+    expect(() => requireKnownOptions('options', { ttlMs: 1 }, ['ttlMs'])).not.toThrow()
+    expect(() => requireKnownOptions('options', { ttl: 1 }, ['ttlMs'])).toThrow(/^ttl: is not a known option/)
+    expect(() => requireKnownOptions('l1', { size: 1 }, ['maxEntries'])).toThrow(/^l1\.size:/)
+    // Inherited properties are not options.
+    expect(() => requireKnownOptions('options', Object.create({ inherited: 1 }), [])).not.toThrow()
+  })
+
+  it('requireJsonValue refuses what JSON would drop, change or throw on, naming the path', () => {
+    const cycle: Record<string, unknown> = {}
+    cycle.me = { again: cycle }
+    for (const [value, path] of [
+      [{ a: 10n }, /^data\.a:/],
+      [{ a: () => 1 }, /^data\.a:/],
+      [{ a: [1, Number.NaN] }, /^data\.a\[1\]:/],
+      [{ a: [undefined] }, /^data\.a\[0\]:/],
+      [{ a: Symbol('s') }, /^data\.a:/],
+      [{ a: new Map() }, /^data\.a:.*plain object/],
+      [cycle, /^data\.me\.again: is circular/],
+    ] as Array<[unknown, RegExp]>)
+      expect(() => requireJsonValue('data', value)).toThrow(path)
+    const shared = { x: 1 }
+    expect(() =>
+      requireJsonValue('data', {
+        a: shared,
+        b: shared,
+        d: new Date(0),
+        n: null,
+        u: undefined,
+        o: Object.create(null),
+      }),
+    ).not.toThrow()
   })
 })

@@ -119,3 +119,57 @@ export function describe(value: unknown): string {
   if (Array.isArray(value)) return 'an array'
   return typeof value
 }
+
+/**
+ * Refuses any own property of `options` that is not in `allowed`: a misspelt option (`idleTtl`
+ * for `idleTtlMs`) would otherwise be ignored and its default silently used.
+ */
+export function requireKnownOptions(name: string, options: object, allowed: readonly string[]): void {
+  for (const key in options) {
+    if (Object.hasOwn(options, key) && !allowed.includes(key))
+      throw new InvalidArgumentError(
+        name === 'options' ? key : `${name}.${key}`,
+        `is not a known option; the known ones are ${allowed.join(', ')}`,
+      )
+  }
+}
+
+/**
+ * A value JSON round-trips without loss: null, booleans, finite numbers, strings, arrays and plain
+ * objects of those (objects with toJSON, such as Date, count as what toJSON returns). JSON would
+ * silently drop functions and undefined, turn NaN into null and throw on BigInt or a cycle; this
+ * names the path instead.
+ */
+export function requireJsonValue(name: string, value: unknown): void {
+  const seen = new Set<object>()
+  const visit = (path: string, v: unknown, inArray: boolean): void => {
+    if (v === null || typeof v === 'string' || typeof v === 'boolean') return
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw new InvalidArgumentError(path, `JSON cannot encode ${v}`)
+      return
+    }
+    if (v === undefined && !inArray) return
+    if (typeof v !== 'object')
+      throw new InvalidArgumentError(path, `JSON cannot encode ${v === undefined ? 'undefined' : typeof v}`)
+    if (typeof (v as { toJSON?: unknown }).toJSON === 'function') {
+      visit(path, (v as { toJSON: () => unknown }).toJSON(), inArray)
+      return
+    }
+    if (seen.has(v)) throw new InvalidArgumentError(path, 'is circular: JSON cannot encode it')
+    seen.add(v)
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) visit(`${path}[${i}]`, v[i], true)
+    } else {
+      const proto = Object.getPrototypeOf(v)
+      if (proto !== Object.prototype && proto !== null)
+        throw new InvalidArgumentError(
+          path,
+          `must be a plain object, got ${proto?.constructor?.name ?? 'an object'}`,
+        )
+      for (const key in v)
+        if (Object.hasOwn(v, key)) visit(`${path}.${key}`, (v as Record<string, unknown>)[key], false)
+    }
+    seen.delete(v)
+  }
+  visit(name, value, false)
+}

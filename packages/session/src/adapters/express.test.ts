@@ -1,0 +1,222 @@
+import type { Server } from 'node:http'
+import { describeEachTarget, eventually, sleep, uniquePrefix } from '@rp/testing/vitest'
+import express from 'express'
+import session from 'express-session'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { SessionStore } from '../index.js'
+import { SessionKeys } from '../session-keys.js'
+import { ExpressSessionStore } from './express.js'
+import { Browser, gate, urlOf } from './http.test-helpers.js'
+
+declare module 'express-session' {
+  interface SessionData {
+    user?: string
+    fields?: never
+    [field: string]: unknown
+  }
+}
+
+describeEachTarget('ExpressSessionStore over HTTP', (target) => {
+  const redis = target.client()
+  const prefix = uniquePrefix('xs')
+  const sessions = new SessionStore({ redis, prefix, idleTtlMs: 60_000 })
+  const store = new ExpressSessionStore({ sessions })
+  const keys = new SessionKeys(prefix)
+  const gates = new Map<string, ReturnType<typeof gate>>()
+  let server: Server
+  let base: string
+
+  beforeAll(async () => {
+    const app = express()
+    app.use(express.json())
+    app.use(
+      session({
+        store,
+        secret: 'test secret',
+        resave: false,
+        saveUninitialized: false,
+        rolling: true,
+        cookie: { maxAge: 60_000 },
+      }),
+    )
+    app.post('/login', (req, res) => {
+      req.session.user = req.body.user
+      res.json({ ok: true })
+    })
+    app.get('/me', (req, res) => {
+      res.json({ session: { ...req.session, cookie: undefined }, expires: req.session.cookie.expires })
+    })
+    // Holds the request after the session is loaded until the test opens the named gate.
+    app.post('/slow/:gate', async (req, res) => {
+      const g = gate()
+      gates.set(req.params.gate, g)
+      await g.opened
+      req.session[req.body.field] = req.body.value
+      res.json({ ok: true })
+    })
+    app.post('/set', (req, res) => {
+      req.session[req.body.field] = req.body.value
+      res.json({ ok: true })
+    })
+    app.post('/logout', (req, res, next) => {
+      req.session.destroy((error) => (error ? next(error) : res.json({ ok: true })))
+    })
+    app.post('/regenerate', (req, res, next) => {
+      const user = req.session.user
+      req.session.regenerate((error) => {
+        if (error) return next(error)
+        req.session.user = user
+        res.json({ ok: true })
+      })
+    })
+    server = await new Promise<Server>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s))
+    })
+    base = urlOf(server)
+  })
+  afterAll(async () => {
+    store.close()
+    await new Promise((r) => server.close(r))
+  })
+
+  const sidOf = (browser: Browser) =>
+    decodeURIComponent(browser.cookies.get('connect.sid')!).slice(2).split('.')[0]!
+  const keyOf = (browser: Browser) => keys.session(SessionKeys.handle(sidOf(browser)))
+
+  it('logs in, reads, updates and logs out, with the id hashed in Redis', async () => {
+    const browser = new Browser(base)
+    await browser.request('POST', '/login', { user: 'ana' })
+    expect(browser.cookies.has('connect.sid')).toBe(true)
+    expect((await browser.request('GET', '/me')).json.session.user).toBe('ana')
+    await browser.request('POST', '/set', { field: 'theme', value: 'dark' })
+    expect((await browser.request('GET', '/me')).json.session).toMatchObject({ user: 'ana', theme: 'dark' })
+    expect(await redis.exists(keyOf(browser))).toBe(1)
+    await browser.request('POST', '/logout')
+    expect((await browser.request('GET', '/me')).json.session.user).toBeUndefined()
+  })
+
+  it('keeps both changes when two requests change different fields at once', async () => {
+    const browser = new Browser(base)
+    await browser.request('POST', '/login', { user: 'bo' })
+    await browser.request('POST', '/set', { field: 'a', value: 0 })
+    const a = browser.request('POST', '/slow/a', { field: 'a', value: 1 })
+    const b = browser.request('POST', '/slow/b', { field: 'b', value: 2 })
+    await eventually(() => gates.has('a') && gates.has('b'))
+    // a saves first; b loaded a = 0 before that, and must not write its stale copy back.
+    gates.get('a')!.open()
+    await a
+    gates.get('b')!.open()
+    await b
+    expect((await browser.request('GET', '/me')).json.session).toMatchObject({ user: 'bo', a: 1, b: 2 })
+  })
+
+  it('stays logged out when a slow request finishes after logout (connect-redis issue 328)', async () => {
+    const browser = new Browser(base)
+    await browser.request('POST', '/login', { user: 'cy' })
+    const key = keyOf(browser)
+    const slow = browser.request('POST', '/slow/logout-race', { field: 'cart', value: [1, 2] })
+    await eventually(() => gates.has('logout-race'))
+    const stale = new Browser(base)
+    stale.cookies.set('connect.sid', browser.cookies.get('connect.sid')!)
+    await browser.request('POST', '/logout')
+    gates.get('logout-race')!.open()
+    expect((await slow).status).toBe(200)
+    expect(await redis.hget(key, '@u')).toBeNull()
+    expect(await redis.hexists(key, '@x')).toBe(1)
+    const after = await stale.request('GET', '/me')
+    expect(after.json.session.user).toBeUndefined()
+    expect(after.json.session.cart).toBeUndefined()
+  })
+
+  it('moves cookie.expires and the Redis TTL together on every request (rolling)', async () => {
+    const browser = new Browser(base)
+    await browser.request('POST', '/login', { user: 'dee' })
+    const first = Date.parse((await browser.request('GET', '/me')).json.expires)
+    await sleep(300)
+    const seen = await browser.request('GET', '/me')
+    const second = Date.parse(seen.json.expires)
+    const cookieExpires = Date.parse(/Expires=([^;]+)/.exec(browser.lastSetCookie!)![1]!)
+    expect(second).toBeGreaterThan(first)
+    const storedExpiry = Number(await redis.hget(keyOf(browser), '@e'))
+    const ttlEnds = Date.now() + (await redis.pttl(keyOf(browser)))
+    expect(Math.abs(storedExpiry - ttlEnds)).toBeLessThan(100)
+    // The cookie the browser holds ends within a second of the stored expiry (cookie dates have
+    // one-second resolution).
+    expect(Math.abs(cookieExpires - storedExpiry)).toBeLessThan(1_500)
+  })
+
+  it('does not revive a session that expired while a request was in flight', async () => {
+    const shortSessions = new SessionStore({ redis, prefix: `${prefix}s`, idleTtlMs: 60_000 })
+    const shortStore = new ExpressSessionStore({ sessions: shortSessions })
+    const app = express()
+    app.use(express.json())
+    app.use(
+      session({
+        store: shortStore,
+        secret: 's',
+        resave: false,
+        saveUninitialized: false,
+        cookie: { maxAge: 400 },
+      }),
+    )
+    const g = gate()
+    app.post('/login', (req, res) => {
+      req.session.user = 'eve'
+      res.json({})
+    })
+    app.post('/slow', async (req, res) => {
+      await g.opened
+      req.session.late = true
+      res.json({})
+    })
+    const s = await new Promise<Server>((resolve) => {
+      const srv = app.listen(0, '127.0.0.1', () => resolve(srv))
+    })
+    try {
+      const browser = new Browser(urlOf(s))
+      await browser.request('POST', '/login')
+      const key = new SessionKeys(`${prefix}s`).session(SessionKeys.handle(sidOf(browser)))
+      const slow = browser.request('POST', '/slow')
+      await sleep(100)
+      await eventually(async () => (await redis.exists(key)) === 0, 2_000, 'the session to expire')
+      g.open()
+      await slow
+      expect(await redis.exists(key)).toBe(0)
+    } finally {
+      shortStore.close()
+      await new Promise((r) => s.close(r))
+    }
+  })
+
+  it('regenerates the id on login: the old cookie no longer works', async () => {
+    const browser = new Browser(base)
+    await browser.request('POST', '/login', { user: 'fay' })
+    const old = browser.cookies.get('connect.sid')!
+    await browser.request('POST', '/regenerate')
+    expect(browser.cookies.get('connect.sid')).not.toBe(old)
+    expect((await browser.request('GET', '/me')).json.session.user).toBe('fay')
+    const attacker = new Browser(base)
+    attacker.cookies.set('connect.sid', old)
+    expect((await attacker.request('GET', '/me')).json.session.user).toBeUndefined()
+  })
+
+  it('implements all, ids, length and clear over every master, with handles instead of ids', async () => {
+    const own = new SessionStore({ redis, prefix: `${prefix}a` })
+    const admin = new ExpressSessionStore({ sessions: own })
+    const call = <T>(fn: (cb: (e: unknown, v?: T) => void) => void) =>
+      new Promise<T>((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v as T))))
+    for (let i = 0; i < 30; i++)
+      await call<void>((cb) => admin.set(`sid-${i}`, { cookie: {}, n: i } as never, cb))
+    await call<void>((cb) => admin.destroy('sid-0', cb))
+    expect(await call<number>((cb) => admin.length(cb))).toBe(29)
+    const ids = await call<string[]>((cb) => admin.ids(cb))
+    expect(ids).toHaveLength(29)
+    expect(ids).toContain(SessionKeys.handle('sid-5'))
+    expect(ids).not.toContain('sid-5')
+    const all = await call<Array<{ n: number }>>((cb) => admin.all(cb as never))
+    expect(all.map((s) => s.n).sort((x, y) => x - y)).toEqual(Array.from({ length: 29 }, (_, i) => i + 1))
+    await call<void>((cb) => admin.clear(cb))
+    expect(await call<number>((cb) => admin.length(cb))).toBe(0)
+    admin.close()
+  })
+})

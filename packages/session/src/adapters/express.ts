@@ -1,0 +1,120 @@
+import session, { type SessionData } from 'express-session'
+import { scanSessionKeys, scanSessions } from '../engine.js'
+import { FrameworkSessions, type FrameworkStoreOptions, type LoadedBase, settle } from './framework.js'
+
+type Callback<T = void> = (error: unknown, value?: T) => void
+type RequestLike = Parameters<session.Store['createSession']>[0]
+
+export type ExpressSessionStoreOptions = FrameworkStoreOptions
+
+/**
+ * An express-session store on @rp/session: `app.use(session({ store: new ExpressSessionStore({
+ * sessions }), … }))`. Saves merge per field against the version the request loaded; a save or
+ * touch for a session destroyed or expired meanwhile is a no-op, so logout cannot be undone by a
+ * slow request. Emits `connect` / `disconnect` with the Redis connection (express-session's
+ * storeReady). ids(), all() and length() see the SHA-256 handles: the ids are never stored.
+ */
+export class ExpressSessionStore extends session.Store {
+  readonly #sessions: FrameworkSessions
+  /** How each loaded session was stored, by the object handed to express-session, then by request. */
+  readonly #loaded = new WeakMap<object, LoadedBase>()
+  readonly #bases = new WeakMap<object, LoadedBase>()
+  readonly #unwatch: () => void
+
+  constructor(options: ExpressSessionStoreOptions) {
+    super()
+    this.#sessions = new FrameworkSessions('session', options)
+    this.#unwatch = this.#sessions.watchConnection(
+      'session',
+      () => this.emit('connect'),
+      () => this.emit('disconnect'),
+    )
+  }
+
+  override get(sid: string, callback: Callback<SessionData | null>): void {
+    settle(
+      this.#sessions.load('express.get', sid).then((stored) => {
+        if (!stored) return null
+        this.#loaded.set(stored.data, { sid, encoded: stored.encoded })
+        return stored.data as unknown as SessionData
+      }),
+      callback,
+    )
+  }
+
+  override createSession(req: RequestLike, data: SessionData): session.Session & SessionData {
+    const base = this.#loaded.get(data)
+    const created = super.createSession(req, data)
+    if (base) this.#bases.set(req, base)
+    return created
+  }
+
+  override set(sid: string, data: SessionData, callback?: Callback): void {
+    const req = (data as { req?: object }).req
+    settle(this.#sessions.save('express.set', sid, data, req ? this.#bases.get(req) : undefined), callback)
+  }
+
+  override touch(sid: string, data: SessionData, callback?: Callback): void {
+    settle(this.#sessions.touch('express.touch', sid, data), callback)
+  }
+
+  override destroy(sid: string, callback?: Callback): void {
+    settle(this.#sessions.destroy(sid), callback)
+  }
+
+  /** Every live session's data (a SCAN of every master). */
+  override all(callback: Callback<SessionData[]>): void {
+    settle(
+      (async () => {
+        const list: SessionData[] = []
+        for await (const stored of scanSessions(this.#sessions.engine, 'express.all'))
+          list.push(stored.data as unknown as SessionData)
+        return list
+      })(),
+      callback,
+    )
+  }
+
+  /** The handles (SHA-256 of the ids) of every live session. */
+  ids(callback: Callback<string[]>): void {
+    settle(
+      (async () => {
+        const list: string[] = []
+        for await (const stored of scanSessions(this.#sessions.engine, 'express.ids'))
+          list.push(stored.handle)
+        return list
+      })(),
+      callback,
+    )
+  }
+
+  override length(callback: Callback<number>): void {
+    settle(
+      (async () => {
+        let count = 0
+        for await (const _ of scanSessions(this.#sessions.engine, 'express.length')) count++
+        return count
+      })(),
+      callback,
+    )
+  }
+
+  /** Deletes every session and tombstone of this store's prefix. */
+  override clear(callback?: Callback): void {
+    const engine = this.#sessions.engine
+    settle(
+      (async () => {
+        for await (const batch of scanSessionKeys(engine))
+          await Promise.all(
+            batch.map((key) => engine.call('express.clear', () => engine.options.redis.del(key))),
+          )
+      })(),
+      callback,
+    )
+  }
+
+  /** Stops following the Redis connection. The SessionStore and its client stay yours to close. */
+  close(): void {
+    this.#unwatch()
+  }
+}

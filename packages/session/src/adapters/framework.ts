@@ -1,0 +1,138 @@
+import { guarded, MAX_TIMER_MS, requireOptions } from '@rp/core/kit'
+import type { SessionEngine, StoredSession } from '../engine.js'
+import { requireId } from '../options.js'
+import { engineOf, type SessionStore } from '../store.js'
+
+/** The stored form of a framework session as it was loaded: what a save diffs against. */
+export interface LoadedBase {
+  sid: string
+  encoded: Map<string, string>
+}
+
+interface CookieLike {
+  expires?: unknown
+  toJSON?: () => unknown
+}
+
+/** The options both adapters take. */
+export interface FrameworkStoreOptions {
+  /** The SessionStore whose options (prefix, TTLs, codec, failure policy, …) the adapter uses. */
+  sessions: SessionStore
+}
+
+/**
+ * What the express-session and @fastify/session stores share: both run the same scripts as
+ * SessionStore. A save writes only the top-level fields that changed since the session was loaded
+ * (a three-way merge per field), so two requests that change different fields both keep their
+ * change; a save for a session that expired or was destroyed meanwhile writes nothing.
+ */
+export class FrameworkSessions {
+  readonly engine: SessionEngine
+  readonly store: SessionStore
+
+  constructor(pkg: string, options: FrameworkStoreOptions) {
+    const opts = requireOptions('options', options)
+    this.store = opts.sessions
+    this.engine = engineOf(opts.sessions)
+    void pkg
+  }
+
+  /** The session as a framework wants it: the data, with the cookie's expiry set to the stored one. */
+  async load(operation: string, sid: string): Promise<StoredSession | null> {
+    requireId('sid', sid)
+    const stored = await this.engine.read(operation, sid, false)
+    if (!stored) return null
+    const cookie = stored.data.cookie
+    if (cookie && typeof cookie === 'object')
+      (cookie as CookieLike).expires = new Date(stored.expiresAt).toISOString()
+    return stored
+  }
+
+  /** Saves a framework session; `base` is how it was loaded (undefined for a new one). */
+  async save(operation: string, sid: string, session: object, base: LoadedBase | undefined): Promise<void> {
+    requireId('sid', sid)
+    const data: Record<string, unknown> = {}
+    for (const field in session) {
+      if (!Object.hasOwn(session, field)) continue
+      const value = (session as Record<string, unknown>)[field]
+      if (typeof value !== 'function') data[field] = value
+    }
+    const { set } = await this.engine.encode('session', data)
+    const idleTtlMs = ttlFromCookie(data.cookie)
+    const known = base?.sid === sid ? base : undefined
+    if (known) {
+      const changed = new Map<string, string>()
+      for (const [field, text] of set) if (known.encoded.get(field) !== text) changed.set(field, text)
+      const del = [...known.encoded.keys()].filter((field) => !set.has(field))
+      const result = await this.engine.write(operation, sid, {
+        mode: 'merge',
+        set: changed,
+        del,
+        touch: true,
+        ...(idleTtlMs === undefined ? {} : { idleTtlMs }),
+      })
+      if (result.status === 'ok') known.encoded = set
+      return
+    }
+    await this.engine.write(operation, sid, {
+      mode: 'upsert',
+      set,
+      touch: true,
+      ...(idleTtlMs === undefined ? {} : { idleTtlMs }),
+    })
+  }
+
+  async touch(operation: string, sid: string, session: { cookie?: unknown } | undefined): Promise<void> {
+    requireId('sid', sid)
+    await this.engine.touch(operation, sid, ttlFromCookie(session?.cookie))
+  }
+
+  async destroy(sid: string): Promise<void> {
+    requireId('sid', sid)
+    await this.store.destroy(sid)
+  }
+
+  /** Follows the Redis connection, so a framework can tell when its store is usable. */
+  watchConnection(pkg: string, onConnect: () => void, onDisconnect: () => void): () => void {
+    const redis = this.engine.options.redis
+    const ready = guarded(pkg, 'connect', onConnect)
+    const gone = guarded(pkg, 'disconnect', onDisconnect)
+    redis.on('ready', ready)
+    redis.on('close', gone)
+    redis.on('end', gone)
+    return () => {
+      redis.off('ready', ready)
+      redis.off('close', gone)
+      redis.off('end', gone)
+    }
+  }
+}
+
+/**
+ * The idle TTL a framework cookie asks for: the time left until its `expires`, so the key's TTL and
+ * the cookie end together. Only a duration crosses from the app's clock; the script adds it to
+ * the server's. undefined (the store's idleTtlMs) for a browser-session cookie.
+ */
+export function ttlFromCookie(cookie: unknown): number | undefined {
+  if (!cookie || typeof cookie !== 'object') return undefined
+  const expires = (cookie as CookieLike).expires
+  if (expires === undefined || expires === null || expires === false) return undefined
+  const at = expires instanceof Date ? expires.getTime() : new Date(String(expires)).getTime()
+  if (!Number.isFinite(at)) return undefined
+  return Math.min(Math.max(1, at - Date.now()), MAX_TIMER_MS)
+}
+
+/** Calls a Node-style callback with a promise's outcome, exactly once, off the promise chain. */
+export function settle<T>(
+  promise: Promise<T>,
+  callback: ((error: unknown, value?: T) => void) | undefined,
+): void {
+  promise.then(
+    (value) => {
+      if (callback) queueMicrotask(() => callback(null, value))
+    },
+    (error: unknown) => {
+      if (callback) queueMicrotask(() => callback(error))
+    },
+  )
+}
