@@ -19,6 +19,7 @@ interface Manifest {
   private?: boolean
   version: string
   exports?: Record<string, unknown>
+  peerDependencies?: Record<string, string>
 }
 const manifest = (dir: string): Manifest => JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
 
@@ -29,8 +30,10 @@ const publishable = readdirSync(packagesDir)
 // Every entry point a user can import: the main one and each subpath (`@rp/ratelimit/express`, …).
 const entryPoints = new Map<string, string[]>()
 const tarballs = new Map<string, string>()
+const manifestByName = new Map<string, Manifest>()
 for (const dir of publishable) {
   const m = manifest(dir)
+  manifestByName.set(m.name, m)
   entryPoints.set(
     m.name,
     Object.getOwnPropertyNames(m.exports ?? { '.': null })
@@ -61,6 +64,10 @@ for (const [name, tarball] of tarballs) {
     '@types/node': typesNode,
   }
   dependencies['@rp/core'] = `file:${tarballs.get('@rp/core')}`
+  // A subpath adapter needs its framework at run time (@rp/session/express extends
+  // express-session's Store), as its user has it: install the optional peers at their ranges.
+  const peers = manifestByName.get(name)!.peerDependencies ?? {}
+  for (const peer in peers) if (peer !== 'ioredis') dependencies[peer] = peers[peer]!
   writeFileSync(
     join(project, 'package.json'),
     JSON.stringify({ name: 'probe', private: true, dependencies }, null, 2),

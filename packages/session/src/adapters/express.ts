@@ -1,9 +1,9 @@
-import session, { type SessionData } from 'express-session'
+import { type Session, type SessionData, Store } from 'express-session'
 import { scanSessionKeys, scanSessions } from '../engine.js'
 import { FrameworkSessions, type FrameworkStoreOptions, type LoadedBase, settle } from './framework.js'
 
 type Callback<T = void> = (error: unknown, value?: T) => void
-type RequestLike = Parameters<session.Store['createSession']>[0]
+type RequestLike = Parameters<Store['createSession']>[0]
 
 export type ExpressSessionStoreOptions = FrameworkStoreOptions
 
@@ -14,7 +14,7 @@ export type ExpressSessionStoreOptions = FrameworkStoreOptions
  * slow request. Emits `connect` / `disconnect` with the Redis connection (express-session's
  * storeReady). ids(), all() and length() see the SHA-256 handles: the ids are never stored.
  */
-export class ExpressSessionStore extends session.Store {
+export class ExpressSessionStore extends Store {
   readonly #sessions: FrameworkSessions
   /** How each loaded session was stored, by the object handed to express-session, then by request. */
   readonly #loaded = new WeakMap<object, LoadedBase>()
@@ -42,7 +42,7 @@ export class ExpressSessionStore extends session.Store {
     )
   }
 
-  override createSession(req: RequestLike, data: SessionData): session.Session & SessionData {
+  override createSession(req: RequestLike, data: SessionData): Session & SessionData {
     const base = this.#loaded.get(data)
     const created = super.createSession(req, data)
     if (base) this.#bases.set(req, base)
