@@ -12,8 +12,13 @@ import { cacheHitContenders, cacheL1Contenders, cacheStampede, stampedeTable } f
 import { type Context, compare, fmt, type Row, table } from './compare.js'
 import { handoffTable, lockContenders, lockHandoff } from './lock.js'
 import { ADMITTED, DENIED, KEYS, MINIMAL_LUA, rateLimitContenders, rateLimitMemory } from './ratelimit.js'
+import { SESSIONS, sessionFlowContenders, sessionGetContenders, sessionMemory } from './session.js'
 
 const quick = process.argv.includes('--quick')
+// `--only session` runs one section, to iterate on it; RESULTS.md is written only by a full run.
+const onlyAt = process.argv.indexOf('--only')
+const only = onlyAt > 0 ? process.argv[onlyAt + 1] : undefined
+const wants = (section: string) => only === undefined || only === section
 const server = await startBinaryServer()
 const admin = new Redis(server.url)
 const ctx: Context = {
@@ -66,78 +71,110 @@ function check(rows: Row[]): Row[] {
 }
 
 try {
-  md.push('## Rate limiting', '')
-  const rl = check(
-    await compare(
-      ctx,
-      `Rate-limit check, ${KEYS} hot keys, every check admitted, concurrency 64`,
-      rateLimitContenders(ADMITTED),
-    ),
-  )
-  const sha = (await admin.script('LOAD', MINIMAL_LUA)) as string
-  md.push(
-    ...table(rl),
-    ...redisBenchmark('EVALSHA (INCR + PEXPIRE)', ['EVALSHA', sha, '1', 'rb:__rand_int__', '60000']),
-  )
-  const denied = check(
-    await compare(
-      ctx,
-      `Rate-limit check, ${KEYS} keys spent to their limit of ${DENIED.limit}, every check denied, concurrency 64`,
-      rateLimitContenders(DENIED),
-    ),
-  )
-  md.push(
-    ...table(denied),
-    "Where a library can remember denied keys in process (@rp `blockCache`, rate-limiter-flexible `inMemoryBlockOnConsumed`, @upstash/ratelimit's ephemeral cache, on by default), a denial costs no round trip; the rows say which do.",
-    '',
-  )
-  const memClient = new Redis(server.url)
-  const memory = await rateLimitMemory(memClient, admin)
-  memClient.disconnect()
-  for (const m of memory) if (!(m.bytesPerKey > 0)) problems.push(`memory ${m.name}: no figure`)
-  md.push(
-    '### Rate-limit memory per key (one key at its limit of 100, MEMORY USAGE)',
-    '',
-    '| Library | bytes per key |',
-    '| --- | ---: |',
-  )
-  md.push(...memory.map((m) => `| ${m.name} | ${fmt(m.bytesPerKey)} |`), '')
+  if (wants('ratelimit')) {
+    md.push('## Rate limiting', '')
+    const rl = check(
+      await compare(
+        ctx,
+        `Rate-limit check, ${KEYS} hot keys, every check admitted, concurrency 64`,
+        rateLimitContenders(ADMITTED),
+      ),
+    )
+    const sha = (await admin.script('LOAD', MINIMAL_LUA)) as string
+    md.push(
+      ...table(rl),
+      ...redisBenchmark('EVALSHA (INCR + PEXPIRE)', ['EVALSHA', sha, '1', 'rb:__rand_int__', '60000']),
+    )
+    const denied = check(
+      await compare(
+        ctx,
+        `Rate-limit check, ${KEYS} keys spent to their limit of ${DENIED.limit}, every check denied, concurrency 64`,
+        rateLimitContenders(DENIED),
+      ),
+    )
+    md.push(
+      ...table(denied),
+      "Where a library can remember denied keys in process (@rp `blockCache`, rate-limiter-flexible `inMemoryBlockOnConsumed`, @upstash/ratelimit's ephemeral cache, on by default), a denial costs no round trip; the rows say which do.",
+      '',
+    )
+    const memClient = new Redis(server.url)
+    const memory = await rateLimitMemory(memClient, admin)
+    memClient.disconnect()
+    for (const m of memory) if (!(m.bytesPerKey > 0)) problems.push(`memory ${m.name}: no figure`)
+    md.push(
+      '### Rate-limit memory per key (one key at its limit of 100, MEMORY USAGE)',
+      '',
+      '| Library | bytes per key |',
+      '| --- | ---: |',
+    )
+    md.push(...memory.map((m) => `| ${m.name} | ${fmt(m.bytesPerKey)} |`), '')
+    Object.assign(json, { rateLimit: rl, rateLimitDenied: denied, rateLimitMemory: memory })
+  }
+  if (wants('lock')) {
+    md.push('## Locks', '')
+    const lk = check(
+      await compare(
+        ctx,
+        'Lock acquire + release, uncontended, distinct resources, concurrency 64',
+        lockContenders(),
+      ),
+    )
+    md.push(
+      ...table(lk),
+      ...redisBenchmark('SET NX PX', ['SET', 'lk:__rand_int__', 'v', 'PX', '10000', 'NX']),
+    )
+    const handoff = await lockHandoff(ctx)
+    for (const h of handoff) if (!Number.isFinite(h.p50Ms)) problems.push(`handoff ${h.name}: no figure`)
+    md.push(...handoffTable(handoff))
+    Object.assign(json, { lock: lk, lockHandoff: handoff })
+  }
+  if (wants('cache')) {
+    md.push('## Cache', '')
+    const hit = check(await compare(ctx, 'Cache hit from Redis, concurrency 64', cacheHitContenders()))
+    md.push(...table(hit), ...redisBenchmark('GET', ['GET', 'key:__rand_int__']))
+    const l1 = check(
+      await compare(ctx, 'Cache hit with the in-process tier, concurrency 64', cacheL1Contenders()),
+    )
+    md.push(...table(l1))
+    const stampede = await cacheStampede(ctx)
+    for (const s of stampede)
+      if (!(s.factoryCalls >= 1) || !(s.callers > 0)) problems.push(`stampede ${s.name}: no figure`)
+    md.push(...stampedeTable(stampede, quick ? 50 : 250))
 
-  md.push('## Locks', '')
-  const lk = check(
-    await compare(
-      ctx,
-      'Lock acquire + release, uncontended, distinct resources, concurrency 64',
-      lockContenders(),
-    ),
-  )
-  md.push(...table(lk), ...redisBenchmark('SET NX PX', ['SET', 'lk:__rand_int__', 'v', 'PX', '10000', 'NX']))
-  const handoff = await lockHandoff(ctx)
-  for (const h of handoff) if (!Number.isFinite(h.p50Ms)) problems.push(`handoff ${h.name}: no figure`)
-  md.push(...handoffTable(handoff))
-
-  md.push('## Cache', '')
-  const hit = check(await compare(ctx, 'Cache hit from Redis, concurrency 64', cacheHitContenders()))
-  md.push(...table(hit), ...redisBenchmark('GET', ['GET', 'key:__rand_int__']))
-  const l1 = check(
-    await compare(ctx, 'Cache hit with the in-process tier, concurrency 64', cacheL1Contenders()),
-  )
-  md.push(...table(l1))
-  const stampede = await cacheStampede(ctx)
-  for (const s of stampede)
-    if (!(s.factoryCalls >= 1) || !(s.callers > 0)) problems.push(`stampede ${s.name}: no figure`)
-  md.push(...stampedeTable(stampede, quick ? 50 : 250))
-
-  Object.assign(json, {
-    rateLimit: rl,
-    rateLimitDenied: denied,
-    rateLimitMemory: memory,
-    lock: lk,
-    lockHandoff: handoff,
-    cacheHit: hit,
-    cacheL1: l1,
-    cacheStampede: stampede,
-  })
+    Object.assign(json, { cacheHit: hit, cacheL1: l1, cacheStampede: stampede })
+  }
+  if (wants('session')) {
+    md.push('## Sessions', '')
+    const flow = check(
+      await compare(
+        ctx,
+        `Session request flow (express-session: get, then touch, or set 1 request in 4), ${SESSIONS} sessions of 1 KiB, concurrency 64`,
+        sessionFlowContenders(),
+      ),
+    )
+    md.push(...table(flow))
+    const get = check(
+      await compare(
+        ctx,
+        `Session get, ${SESSIONS} sessions of 1 KiB, concurrency 64`,
+        sessionGetContenders(),
+      ),
+    )
+    md.push(...table(get))
+    const memClient = new Redis(server.url)
+    const sessionMem = await sessionMemory(memClient, ctx)
+    memClient.disconnect()
+    for (const m of sessionMem) if (!(m.bytes > 0)) problems.push(`session memory ${m.name}: no figure`)
+    md.push(
+      `### Memory per session (a ${sessionMem[0]?.jsonBytes ?? 0}-byte session as JSON, MEMORY USAGE of every key it writes)`,
+      '',
+      '| Library | bytes per session |',
+      '| --- | ---: |',
+      ...sessionMem.map((m) => `| ${m.name} | ${fmt(m.bytes)} |`),
+      '',
+    )
+    Object.assign(json, { sessionFlow: flow, sessionGet: get, sessionMemory: sessionMem })
+  }
 } finally {
   admin.disconnect()
   await server.stop()
@@ -172,16 +209,17 @@ const all = [
     ...((json.lock as Row[]) ?? []),
     ...((json.cacheHit as Row[]) ?? []),
     ...((json.cacheL1 as Row[]) ?? []),
+    ...((json.sessionFlow as Row[]) ?? []),
   ].map((r) => `- ${r.name}: ${r.settings}`),
   '',
 ].join('\n')
 
 const results = new URL('../results/', import.meta.url)
 writeFileSync(
-  new URL(quick ? 'quick.json' : 'latest.json', results),
+  new URL(quick ? 'quick.json' : only ? `${only}.json` : 'latest.json', results),
   `${JSON.stringify({ machine, ...json }, null, 2)}\n`,
 )
-if (!quick) writeFileSync(new URL('../RESULTS.md', import.meta.url), all)
+if (!quick && only === undefined) writeFileSync(new URL('../RESULTS.md', import.meta.url), all)
 console.log(all)
 if (problems.length > 0) {
   console.error(`bench: incomplete figures:\n${problems.join('\n')}`)

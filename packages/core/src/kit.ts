@@ -34,6 +34,7 @@ export {
   requireSignal,
   requireStringArray,
   requireTimeoutMs,
+  toJson,
 } from './validate.js'
 export { type WaitLoop, waitForRelease } from './wait.js'
 export { type UsingOptions, Watchdog } from './watchdog.js'

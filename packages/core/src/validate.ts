@@ -135,41 +135,63 @@ export function requireKnownOptions(name: string, options: object, allowed: read
 }
 
 /**
- * A value JSON round-trips without loss: null, booleans, finite numbers, strings, arrays and plain
- * objects of those (objects with toJSON, such as Date, count as what toJSON returns). JSON would
- * silently drop functions and undefined, turn NaN into null and throw on BigInt or a cycle; this
- * names the path instead.
+ * JSON.stringify that refuses what JSON would lose instead of losing it: functions, symbols and
+ * undefined inside arrays (dropped or turned into null), NaN and ±Infinity (null), BigInt and
+ * cycles (a raw TypeError), and objects that are neither plain nor arrays (a Map becomes `{}`).
+ * Objects with toJSON (Date) count as what toJSON returns; undefined object properties are
+ * omitted, as JSON omits them. One pass: the check rides on the encoding. The error names the
+ * path, e.g. `data.cart[2].price`.
  */
-export function requireJsonValue(name: string, value: unknown): void {
-  const seen = new Set<object>()
-  const visit = (path: string, v: unknown, inArray: boolean): void => {
-    if (v === null || typeof v === 'string' || typeof v === 'boolean') return
-    if (typeof v === 'number') {
-      if (!Number.isFinite(v)) throw new InvalidArgumentError(path, `JSON cannot encode ${v}`)
-      return
+export function toJson(name: string, value: unknown): string {
+  const paths = new WeakMap<object, string>()
+  let current = name
+  const replacer = function (this: unknown, key: string, v: unknown): unknown {
+    const parent = typeof this === 'object' && this !== null ? paths.get(this) : undefined
+    const path = parent === undefined ? name : Array.isArray(this) ? `${parent}[${key}]` : `${parent}.${key}`
+    current = path
+    switch (typeof v) {
+      case 'string':
+      case 'boolean':
+        return v
+      case 'number':
+        if (!Number.isFinite(v)) throw new InvalidArgumentError(path, `JSON cannot encode ${v}`)
+        return v
+      case 'undefined':
+        if (Array.isArray(this))
+          throw new InvalidArgumentError(path, 'JSON cannot encode undefined in an array')
+        return v
+      case 'object': {
+        if (v === null) return v
+        if (!Array.isArray(v)) {
+          const proto = Object.getPrototypeOf(v)
+          if (proto !== Object.prototype && proto !== null)
+            throw new InvalidArgumentError(
+              path,
+              `must be a plain object, got ${(proto as { constructor?: { name?: string } })?.constructor?.name ?? 'an object'}`,
+            )
+        }
+        paths.set(v, path)
+        return v
+      }
+      default:
+        throw new InvalidArgumentError(path, `JSON cannot encode ${typeof v}`)
     }
-    if (v === undefined && !inArray) return
-    if (typeof v !== 'object')
-      throw new InvalidArgumentError(path, `JSON cannot encode ${v === undefined ? 'undefined' : typeof v}`)
-    if (typeof (v as { toJSON?: unknown }).toJSON === 'function') {
-      visit(path, (v as { toJSON: () => unknown }).toJSON(), inArray)
-      return
-    }
-    if (seen.has(v)) throw new InvalidArgumentError(path, 'is circular: JSON cannot encode it')
-    seen.add(v)
-    if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) visit(`${path}[${i}]`, v[i], true)
-    } else {
-      const proto = Object.getPrototypeOf(v)
-      if (proto !== Object.prototype && proto !== null)
-        throw new InvalidArgumentError(
-          path,
-          `must be a plain object, got ${proto?.constructor?.name ?? 'an object'}`,
-        )
-      for (const key in v)
-        if (Object.hasOwn(v, key)) visit(`${path}.${key}`, (v as Record<string, unknown>)[key], false)
-    }
-    seen.delete(v)
   }
-  visit(name, value, false)
+  try {
+    const text = JSON.stringify(value, replacer)
+    if (text === undefined) throw new InvalidArgumentError(name, 'JSON cannot encode undefined')
+    return text
+  } catch (error) {
+    if (error instanceof InvalidArgumentError) throw error
+    // JSON.stringify's own TypeError: a cycle (or a BigInt inside toJSON's result).
+    throw new InvalidArgumentError(
+      current,
+      `is circular or holds a BigInt: JSON cannot encode it (${(error as Error).message.split('\n')[0]})`,
+    )
+  }
+}
+
+/** Refuses a value JSON would not round-trip without loss (see toJson). */
+export function requireJsonValue(name: string, value: unknown): void {
+  if (value !== undefined) toJson(name, value)
 }

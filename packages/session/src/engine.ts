@@ -1,17 +1,18 @@
 import {
+  deleteByPattern,
   InvalidArgumentError,
   instrument,
   isConnectionError,
   RedisGuard,
   RpError,
-  requireJsonValue,
   scanKeys,
   TimeoutError,
+  toJson,
 } from '@rp/core/kit'
 import { SessionConflictError, SessionTooLargeError } from './errors.js'
 import { emit } from './events.js'
-import { MAX_FIELDS, type ResolvedSessionOptions } from './options.js'
-import { destroyScript, getScript, indexScript, touchScript, writeScript } from './scripts.js'
+import { MAX_FIELD_NAME, MAX_FIELDS, type ResolvedSessionOptions } from './options.js'
+import { clearScript, destroyScript, getScript, indexScript, touchScript, writeScript } from './scripts.js'
 import type { SessionMeta } from './session.js'
 import { SessionKeys } from './session-keys.js'
 
@@ -63,6 +64,27 @@ export type WriteResult =
 
 const FIELD = '.'
 
+/** A command refused because the key holds another type: a data error for that key alone. */
+export function isWrongType(error: unknown): boolean {
+  const cause = (error as { cause?: unknown })?.cause
+  const message = cause instanceof Error ? cause.message : error instanceof Error ? error.message : ''
+  return message.includes('WRONGTYPE')
+}
+
+/** A script's HGETALL reply (a flat array) as ioredis's hgetall would give it; null stays null. */
+export function pairsToObject(raw: readonly string[] | null): Record<string, string> | null {
+  if (!raw) return null
+  const fields: Record<string, string> = {}
+  for (let i = 0; i + 1 < raw.length; i += 2)
+    Object.defineProperty(fields, raw[i]!, {
+      value: raw[i + 1]!,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
+  return fields
+}
+
 /**
  * Everything that talks to Redis for a SessionStore and its framework adapters: one bounded call
  * path, the codec, and the translation of script replies into results and typed errors. The
@@ -94,34 +116,48 @@ export class SessionEngine {
       if (!Object.hasOwn(data, field)) continue
       if (++count > MAX_FIELDS)
         throw new InvalidArgumentError(argument, `must have at most ${MAX_FIELDS} top-level fields`)
+      if (field.length > MAX_FIELD_NAME)
+        throw new InvalidArgumentError(
+          argument,
+          `field names must be at most ${MAX_FIELD_NAME} characters, got ${field.length}`,
+        )
       const value = data[field]
       if (value === undefined) {
         del.push(field)
         continue
       }
-      if (jsonOnly) requireJsonValue(`${argument}.${field}`, value)
       let text: unknown
-      try {
-        text = await codec.encode(value)
-      } catch (error) {
-        throw new InvalidArgumentError(
-          `${argument}.${field}`,
-          `the codec could not encode it: ${String(error)}`,
-        )
+      if (jsonOnly) text = toJson(`${argument}.${field}`, value)
+      else {
+        try {
+          const encoded = codec.encode(value)
+          text = encoded instanceof Promise ? await encoded : encoded
+        } catch (error) {
+          throw new InvalidArgumentError(
+            `${argument}.${field}`,
+            `the codec could not encode it: ${String(error)}`,
+          )
+        }
+        if (typeof text !== 'string' || text.length === 0)
+          throw new InvalidArgumentError(
+            'codec.encode',
+            `must return a non-empty string, got ${JSON.stringify(text)}`,
+          )
       }
-      if (typeof text !== 'string')
-        throw new InvalidArgumentError('codec.encode', `must return a string, got ${typeof text}`)
-      set.set(field, text)
+      set.set(field, text as string)
     }
+    // As the script counts: the stored field name ('.' + name) and the value, in bytes.
     let bytes = 0
-    for (const text of set.values()) bytes += Buffer.byteLength(text)
+    for (const [field, text] of set) bytes += 1 + Buffer.byteLength(field) + Buffer.byteLength(text)
     if (bytes > this.options.maxBytes) throw new SessionTooLargeError(bytes, this.options.maxBytes)
     return { set, del }
   }
 
   /**
    * The live session with this id, or null. Connection trouble follows the failure policy; an
-   * undecodable session reads as null and is reported, never thrown at the request.
+   * undecodable session reads as null and is reported, never thrown at the request. Without a
+   * touch it is one HGETALL: the key's TTL is the stored expiry, so a key that exists is live, and
+   * a tombstone has no `@e`.
    */
   async read(
     operation: string,
@@ -130,17 +166,19 @@ export class SessionEngine {
     idleTtlMs?: number,
   ): Promise<StoredSession | null> {
     const handle = SessionKeys.handle(id)
-    const { keys, touchAfterMs } = this.options
-    let raw: string[] | null
+    const { keys, touchAfterMs, redis } = this.options
+    const key = keys.session(handle)
+    let fields: Record<string, string> | 'corrupt' | null
     try {
-      raw = await this.call(operation, () =>
-        getScript.run(
-          this.options.redis,
-          [keys.session(handle)],
-          [touch ? '1' : '0', touchAfterMs, idleTtlMs ?? ''],
-        ),
-      )
+      fields = touch
+        ? await this.call(operation, () =>
+            getScript
+              .run(redis, [key], ['1', touchAfterMs, idleTtlMs ?? ''])
+              .then((raw) => (raw?.length === 1 ? 'corrupt' : pairsToObject(raw))),
+          )
+        : await this.call(operation, () => redis.hgetall(key))
     } catch (error) {
+      if (isWrongType(error)) return this.corrupt(handle, operation, error)
       if (
         this.options.failure === 'anonymous' &&
         (isConnectionError(error) || error instanceof TimeoutError)
@@ -150,31 +188,68 @@ export class SessionEngine {
       }
       throw error
     }
-    return raw ? this.decode(handle, raw) : null
+    if (fields === 'corrupt') return this.corrupt(handle, operation, null)
+    if (!fields || fields['@x'] !== undefined) return null
+    let any = false
+    for (const _ in fields) {
+      any = true
+      break
+    }
+    if (!any) return null
+    return this.decode(handle, fields)
   }
 
-  async decode(handle: string, raw: readonly string[]): Promise<StoredSession | null> {
-    const fields = new Map<string, string>()
-    for (let i = 0; i + 1 < raw.length; i += 2) fields.set(raw[i]!, raw[i + 1]!)
-    const entries: Array<[string, unknown]> = []
+  /** A key this store cannot read: reported, and read as no session. */
+  corrupt(handle: string, operation: string, error: unknown): null {
+    emit({
+      package: 'session',
+      event: 'decode-error',
+      handle,
+      field: '*',
+      error: error ?? new Error(`${operation}: not a session this store wrote`),
+    })
+    return null
+  }
+
+  /** A stored hash as a session; null (and a `decode-error` event) when any part is unreadable. */
+  async decode(handle: string, fields: Record<string, string>): Promise<StoredSession | null> {
     const encoded = new Map<string, string>()
+    const { codec, jsonOnly } = this.options
     let field = '@m'
     try {
-      const meta = JSON.parse(fields.get('@m') ?? '{}') as SessionMeta
-      for (const [name, text] of fields) {
-        if (!name.startsWith(FIELD)) continue
-        field = name.slice(1)
-        encoded.set(field, text)
-        entries.push([field, await this.options.codec.decode(text)])
+      const metaText = fields['@m']
+      const meta = metaText ? (JSON.parse(metaText) as SessionMeta) : {}
+      let data: Record<string, unknown>
+      if (jsonOnly) {
+        // One JSON.parse of the fields spliced into an object costs less than one per field.
+        field = '*'
+        let text = '{'
+        for (const name in fields) {
+          if (name.charCodeAt(0) !== 46 /* '.' */) continue
+          const value = fields[name]!
+          encoded.set(name.slice(1), value)
+          text += `${text.length > 1 ? ',' : ''}${JSON.stringify(name.slice(1))}:${value}`
+        }
+        data = JSON.parse(`${text}}`) as Record<string, unknown>
+      } else {
+        const entries: Array<[string, unknown]> = []
+        for (const name in fields) {
+          if (name.charCodeAt(0) !== 46 /* '.' */) continue
+          field = name.slice(1)
+          const text = fields[name]!
+          encoded.set(field, text)
+          const value = codec.decode(text)
+          entries.push([field, value instanceof Promise ? await value : value])
+        }
+        // fromEntries defines own properties: a field named __proto__ stays data.
+        data = Object.fromEntries(entries)
       }
-      // fromEntries defines own properties: a field named __proto__ stays data.
-      const data = Object.fromEntries(entries)
       const number = (name: string) => {
-        const n = Number(fields.get(name))
+        const n = Number(fields[name])
         if (!Number.isFinite(n)) throw new Error(`field ${name} is not a number`)
         return n
       }
-      const userId = fields.get('@u')
+      const userId = fields['@u']
       return {
         handle,
         userId: userId ? userId : null,
@@ -210,6 +285,7 @@ export class SessionEngine {
       request.userId ?? '',
       request.meta ?? '{}',
       request.set.size,
+      MAX_FIELDS,
     ]
     for (const [field, text] of request.set) args.push(FIELD + field, text)
     for (const field of request.del ?? []) args.push(FIELD + field)
@@ -229,6 +305,11 @@ export class SessionEngine {
         throw new SessionConflictError(request.expectedVersion!, Number(reply[1]))
       case 'too-large':
         throw new SessionTooLargeError(Number(reply[1]), o.maxBytes)
+      case 'too-many':
+        throw new SessionTooLargeError(Number(reply[1]), MAX_FIELDS, 'fields')
+      case 'corrupt':
+        this.corrupt(handle, operation, null)
+        return { status: 'missing' }
       case 'gone':
         emit({ package: 'session', event: 'write-after-destroy', handle, operation })
         return { status }
@@ -240,58 +321,118 @@ export class SessionEngine {
     }
   }
 
-  touch(operation: string, id: string, idleTtlMs?: number): Promise<number | null> {
+  async touch(operation: string, id: string, idleTtlMs?: number): Promise<number | null> {
     const o = this.options
-    return this.call(operation, () =>
-      touchScript.run(o.redis, [o.keys.session(SessionKeys.handle(id))], [o.touchAfterMs, idleTtlMs ?? '']),
+    const handle = SessionKeys.handle(id)
+    const expiresAt = await this.call(operation, () =>
+      touchScript.run(o.redis, [o.keys.session(handle)], [o.touchAfterMs, idleTtlMs ?? '']),
     )
+    return expiresAt === -1 ? this.corrupt(handle, operation, null) : expiresAt
   }
 
   /** Ends the session behind a handle and leaves a tombstone; answers the stored fields, or null. */
-  destroyHandle(operation: string, handle: string, withFields: boolean): Promise<string | string[] | null> {
+  destroyHandle(
+    operation: string,
+    handle: string,
+    withFields: boolean,
+    force = false,
+  ): Promise<string | string[] | null> {
     const o = this.options
     return this.call(operation, () =>
-      destroyScript.run(o.redis, [o.keys.session(handle)], [o.tombstoneMs, withFields ? '1' : '0']),
+      destroyScript.run(
+        o.redis,
+        [o.keys.session(handle)],
+        [o.tombstoneMs, withFields ? '1' : '0', force ? '1' : '0'],
+      ),
     )
   }
 
   /** Adds a handle to, or removes handles from, a user's index; answers [handle, expiry, …] left. */
-  index(operation: string, userId: string, op: 'add' | 'remove', args: ReadonlyArray<string | number>) {
+  /** Adds a handle to a user's index; answers its absolute expiry (fixed on the server clock). */
+  indexAdd(operation: string, userId: string, handle: string, absoluteExpiresAt?: number): Promise<number> {
     const o = this.options
-    return this.call(operation, () => indexScript.run(o.redis, [o.keys.user(userId)], [op, ...args]))
+    return this.call(operation, () =>
+      indexScript.run(
+        o.redis,
+        [o.keys.user(userId)],
+        ['add', handle, absoluteExpiresAt ?? '', o.absoluteTtlMs],
+      ),
+    ) as Promise<number>
+  }
+
+  /** Removes handles from a user's index (none: just trims); answers [handle, expiry, …] left. */
+  indexRemove(operation: string, userId: string, handles: readonly string[]): Promise<string[]> {
+    const o = this.options
+    return this.call(operation, () =>
+      indexScript.run(o.redis, [o.keys.user(userId)], ['remove', ...handles]),
+    ) as Promise<string[]>
   }
 
   /** Index removals are tidying: a failure leaves an entry that listForUser and the trim drop later. */
   async forget(operation: string, userId: string, handles: readonly string[]): Promise<void> {
     for (let i = 0; i < handles.length; i += 500) {
-      await this.index(operation, userId, 'remove', handles.slice(i, i + 500)).catch((error: unknown) =>
+      await this.indexRemove(operation, userId, handles.slice(i, i + 500)).catch((error: unknown) =>
         emit({ package: 'session', event: 'failure-policy', operation: `${operation}.index`, error }),
       )
     }
   }
 }
 
-/** Walks every master's session keys of this store (tombstones included), a batch at a time. */
+/** Walks every master's session hashes of this store (tombstones included), a batch at a time. */
 export async function* scanSessionKeys(engine: SessionEngine): AsyncGenerator<string[]> {
   const { redis, keys, timeoutMs } = engine.options
-  for await (const batch of scanKeys(redis, { match: keys.sessionPattern(), count: 500, timeoutMs })) {
+  for await (const batch of scanKeys(redis, {
+    match: keys.sessionPattern(),
+    count: 500,
+    timeoutMs,
+    type: 'hash',
+  })) {
     const owned = batch.filter((key) => keys.handleOf(key) !== null)
     if (owned.length) yield owned
   }
 }
 
-/** Every live session of the store, decoded, with its handle (the ids are never stored). */
+/**
+ * Every live session of the store, decoded, with its handle (the ids are never stored). A key that
+ * vanished or changed type meanwhile is skipped: one odd key never fails the whole walk.
+ */
 export async function* scanSessions(engine: SessionEngine, operation: string): AsyncGenerator<StoredSession> {
   const { redis, keys } = engine.options
   for await (const batch of scanSessionKeys(engine)) {
-    const replies = await Promise.all(batch.map((key) => engine.call(operation, () => redis.hgetall(key))))
+    const replies = await Promise.all(
+      batch.map((key) =>
+        engine
+          .call(operation, () => redis.hgetall(key))
+          .catch((error: unknown) => {
+            if (isWrongType(error)) return null
+            throw error
+          }),
+      ),
+    )
     for (let i = 0; i < batch.length; i++) {
-      const fields = replies[i]!
-      if (!fields['@e']) continue
-      const flat: string[] = []
-      for (const name in fields) flat.push(name, fields[name]!)
-      const stored = await engine.decode(keys.handleOf(batch[i]!)!, flat)
+      const fields = replies[i]
+      if (!fields || fields['@e'] === undefined) continue
+      const stored = await engine.decode(keys.handleOf(batch[i]!)!, fields)
       if (stored) yield stored
     }
   }
+}
+
+/** Deletes the store's live sessions (not tombstones) and users' indexes, on every master. */
+export async function clearSessions(engine: SessionEngine): Promise<void> {
+  const { redis, keys, timeoutMs } = engine.options
+  for await (const batch of scanSessionKeys(engine)) {
+    await Promise.all(
+      batch.map((key) =>
+        // Only a live session goes: a tombstone keeps refusing writes until it expires.
+        engine.call('clear', () => clearScript.run(redis, [key])),
+      ),
+    )
+  }
+  await deleteByPattern(redis, {
+    match: keys.userPattern(),
+    timeoutMs,
+    type: 'zset',
+    filter: (found) => found.filter((key) => keys.isUser(key)),
+  })
 }

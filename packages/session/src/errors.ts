@@ -17,16 +17,24 @@ export class SessionConflictError extends RpError {
   }
 }
 
-/** The session's data would exceed `maxBytes` once encoded; nothing was written. */
+/**
+ * The session would grow past a limit once written: `maxBytes` of encoded data (field names
+ * included), or the most top-level fields a session holds (`what: 'fields'`). Nothing was written.
+ */
 export class SessionTooLargeError extends RpError {
-  readonly bytes: number
-  readonly maxBytes: number
-  constructor(bytes: number, maxBytes: number) {
+  /** The size the write would have reached, in `what`. */
+  readonly size: number
+  readonly limit: number
+  readonly what: 'bytes' | 'fields'
+  constructor(size: number, limit: number, what: 'bytes' | 'fields' = 'bytes') {
     super(
       'RP_SESSION_TOO_LARGE',
-      `the session's data would take ${bytes} bytes, more than maxBytes (${maxBytes})`,
+      what === 'bytes'
+        ? `the session's data would take ${size} bytes, more than maxBytes (${limit})`
+        : `the session would hold ${size} fields, more than ${limit}`,
     )
-    this.bytes = bytes
-    this.maxBytes = maxBytes
+    this.size = size
+    this.limit = limit
+    this.what = what
   }
 }

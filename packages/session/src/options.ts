@@ -1,9 +1,9 @@
 import {
   assertUsableClient,
   InvalidArgumentError,
-  MAX_TIMER_MS,
   type RedisClient,
   requireFunction,
+  requireIntegerInRange,
   requireKnownOptions,
   requireNonEmptyString,
   requireNonNegativeInteger,
@@ -78,8 +78,12 @@ export interface ResolvedSessionOptions {
 
 /** Longest id or user id accepted; longer ones are refused before they reach Redis. */
 export const MAX_ID_LENGTH = 256
-/** Most top-level fields one write may carry. */
+/** Most top-level data fields a session may hold (and one write may carry). */
 export const MAX_FIELDS = 1_000
+/** Longest top-level field name. */
+export const MAX_FIELD_NAME = 1_024
+/** Longest TTL the store takes: ten years of ms. */
+export const MAX_TTL_MS = 10 * 365 * 86_400_000
 
 export function resolveSessionOptions(options: SessionStoreOptions): ResolvedSessionOptions {
   if (!options || typeof options !== 'object' || Array.isArray(options))
@@ -87,20 +91,22 @@ export function resolveSessionOptions(options: SessionStoreOptions): ResolvedSes
   requireKnownOptions('options', options, SESSION_OPTION_NAMES)
   assertUsableClient(options.redis)
   const prefix = requireNonEmptyString('prefix', options.prefix ?? 'sess')
-  const idleTtlMs = requireTimeoutMs('idleTtlMs', options.idleTtlMs ?? 30 * 60_000)
-  const absoluteTtlMs = requirePositiveInteger('absoluteTtlMs', options.absoluteTtlMs ?? 7 * 86_400_000)
+  const idleTtlMs = requireTtlMs('idleTtlMs', options.idleTtlMs ?? 30 * 60_000)
+  const absoluteTtlMs = requireTtlMs('absoluteTtlMs', options.absoluteTtlMs ?? 7 * 86_400_000)
   if (absoluteTtlMs < idleTtlMs)
     throw new InvalidArgumentError(
       'absoluteTtlMs',
       `must be at least idleTtlMs (${idleTtlMs}), got ${absoluteTtlMs}`,
     )
-  if (absoluteTtlMs > 10 * 365 * 86_400_000)
-    throw new InvalidArgumentError('absoluteTtlMs', `must be at most 10 years of ms, got ${absoluteTtlMs}`)
   const rolling = options.rolling ?? true
   if (typeof rolling !== 'boolean') throw new InvalidArgumentError('rolling', 'must be true or false')
   const touchAfterMs = requireNonNegativeInteger('touchAfterMs', options.touchAfterMs ?? 0)
-  if (touchAfterMs > MAX_TIMER_MS)
-    throw new InvalidArgumentError('touchAfterMs', `must be at most ${MAX_TIMER_MS}`)
+  // A throttle as long as the idle TTL would let an active session expire between two writes.
+  if (touchAfterMs >= idleTtlMs)
+    throw new InvalidArgumentError(
+      'touchAfterMs',
+      `must be less than idleTtlMs (${idleTtlMs}), got ${touchAfterMs}`,
+    )
   const codec = options.codec ?? jsonCodec
   if (typeof codec !== 'object' || codec === null)
     throw new InvalidArgumentError('codec', 'must be an object')
@@ -114,13 +120,18 @@ export function resolveSessionOptions(options: SessionStoreOptions): ResolvedSes
     absoluteTtlMs,
     rolling,
     touchAfterMs,
-    tombstoneMs: requireTimeoutMs('tombstoneMs', options.tombstoneMs ?? idleTtlMs),
+    tombstoneMs: requireTtlMs('tombstoneMs', options.tombstoneMs ?? idleTtlMs),
     maxBytes: requirePositiveInteger('maxBytes', options.maxBytes ?? 64 * 1024),
     codec,
     jsonOnly: codec === jsonCodec,
     timeoutMs: requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000),
     failure: requireOneOf('failure', options.failure ?? 'throw', ['throw', 'anonymous'] as const),
   }
+}
+
+/** A TTL: a positive integer of ms, at most ten years (timers never hold it; Redis does). */
+function requireTtlMs(name: string, value: unknown): number {
+  return requireIntegerInRange(name, value, 1, MAX_TTL_MS)
 }
 
 /** A session id or user id: a non-empty string of at most MAX_ID_LENGTH characters. */

@@ -13,6 +13,19 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
+// The store's numeric fields of a hash, or nil when any is missing or not a number: a hash someone
+// else wrote at the key is reported as corrupt, never an arithmetic error thrown at the request.
+const META = `
+local function meta(k)
+  local m = redis.call('HMGET', k, '@e', '@a', '@l', '@i', '@v', '@z', '@c')
+  for i = 1, 7 do
+    m[i] = tonumber(m[i])
+    if not m[i] then return nil end
+  end
+  return m
+end
+`
+
 // New expiry of a live session on activity: now + idle, never past the absolute cap.
 const ROLL = `
 local function roll(k, now, idle, cap)
@@ -26,23 +39,28 @@ end
 /**
  * KEYS[1] session. ARGV[1] touch ('1' rolls the idle expiry), ARGV[2] touchAfterMs, ARGV[3] idle
  * TTL for this touch ('' = the session's own).
- * Reply: the hash as a flat array, or nil for no live session (missing, destroyed or expired).
+ * Reply: the hash as a flat array; nil for no live session (missing, destroyed or expired);
+ * {'corrupt'} for a hash this store did not write.
  * allow-oom: a touch rewrites two fixed-size fields and a TTL, so reads keep working at maxmemory.
  */
 export const getScript = defineScript<string[] | null>({
   name: 'session.get',
   keys: 1,
   flags: ['allow-oom'],
-  lua: `${NOW}${ROLL}
+  lua: `${NOW}${META}${ROLL}
 local k = KEYS[1]
-local m = redis.call('HMGET', k, '@e', '@a', '@l', '@i')
-if not m[1] then return false end
-if tonumber(m[1]) <= now then
+local kind = redis.call('TYPE', k).ok
+if kind == 'none' then return false end
+if kind ~= 'hash' then return {'corrupt'} end
+if redis.call('HEXISTS', k, '@x') == 1 then return false end
+local m = meta(k)
+if not m then return {'corrupt'} end
+if m[1] <= now then
   redis.call('DEL', k)
   return false
 end
-if ARGV[1] == '1' and now - tonumber(m[3]) >= tonumber(ARGV[2]) then
-  roll(k, now, ARGV[3] ~= '' and tonumber(ARGV[3]) or tonumber(m[4]), tonumber(m[2]))
+if ARGV[1] == '1' and now - m[3] >= tonumber(ARGV[2]) then
+  roll(k, now, ARGV[3] ~= '' and tonumber(ARGV[3]) or m[4], m[2])
 end
 return redis.call('HGETALL', k)
 `,
@@ -50,19 +68,24 @@ return redis.call('HGETALL', k)
 
 /**
  * KEYS[1] session. ARGV[1] touchAfterMs, ARGV[2] idle TTL for this touch ('' = the session's own).
- * Reply: the new expiresAt, the current one when throttled by touchAfterMs, or nil when there is no
- * live session: a touch never creates or revives one.
+ * Reply: the new expiresAt, the current one when throttled by touchAfterMs, nil when there is no
+ * live session (a touch never creates or revives one), or -1 for a hash this store did not write.
  */
 export const touchScript = defineScript<number | null>({
   name: 'session.touch',
   keys: 1,
   flags: ['allow-oom'],
-  lua: `${NOW}${ROLL}
+  lua: `${NOW}${META}${ROLL}
 local k = KEYS[1]
-local m = redis.call('HMGET', k, '@e', '@a', '@l', '@i')
-if not m[1] or tonumber(m[1]) <= now then return false end
-if now - tonumber(m[3]) < tonumber(ARGV[1]) then return tonumber(m[1]) end
-return roll(k, now, ARGV[2] ~= '' and tonumber(ARGV[2]) or tonumber(m[4]), tonumber(m[2]))
+local kind = redis.call('TYPE', k).ok
+if kind == 'none' then return false end
+if kind ~= 'hash' then return -1 end
+if redis.call('HEXISTS', k, '@x') == 1 then return false end
+local m = meta(k)
+if not m then return -1 end
+if m[1] <= now then return false end
+if now - m[3] < tonumber(ARGV[1]) then return m[1] end
+return roll(k, now, ARGV[2] ~= '' and tonumber(ARGV[2]) or m[4], m[2])
 `,
   decode: (raw) => (raw === null ? null : Number(raw)),
 })
@@ -77,28 +100,41 @@ return roll(k, now, ARGV[2] ~= '' and tonumber(ARGV[2]) or tonumber(m[4]), tonum
  * ARGV[7] absolute TTL of a new session (ms from now). ARGV[8] absolute expiry of a new session
  * (epoch ms, '' = now + ARGV[7]). ARGV[9] createdAt of a new session ('' = now). ARGV[10] user id.
  * ARGV[11] meta JSON. ARGV[12] n, then n pairs field, value to set, then fields to delete.
+ * ARGV[13] most data fields a session may hold (after ARGV[12]'s pairs and deletions: see FIRST).
+ * Size (@z) counts field names and values. Data values are never empty (encoded JSON, or a
+ * codec's output, checked non-empty), so HSTRLEN > 0 means the field exists.
  * Reply: {'ok', version, expiresAt, absoluteExpiresAt, now, createdAt} | {'gone'} (tombstone) |
- * {'missing'} | {'exists'} | {'conflict', version} | {'too-large', bytes}.
+ * {'missing'} | {'exists'} | {'conflict', version} | {'too-large', bytes} | {'too-many', fields} |
+ * {'corrupt'}.
  */
 export const writeScript = defineScript<Array<string | number>>({
   name: 'session.write',
   keys: 1,
-  lua: `${NOW}
+  lua: `${NOW}${META}
 local k = KEYS[1]
 local mode = ARGV[1]
-local m = redis.call('HMGET', k, '@e', '@a', '@v', '@z', '@x', '@i', '@c')
-if m[5] then return {'gone'} end
-local live = m[1] and tonumber(m[1]) > now
 local n = tonumber(ARGV[12])
-local first_del = 13 + 2 * n
-if not live then
-  if m[1] then redis.call('DEL', k) end
+local max_fields = tonumber(ARGV[13])
+local FIRST = 14
+local first_del = FIRST + 2 * n
+local kind = redis.call('TYPE', k).ok
+local exists = kind ~= 'none'
+if exists and kind ~= 'hash' then return {'corrupt'} end
+if exists and redis.call('HEXISTS', k, '@x') == 1 then return {'gone'} end
+local m = nil
+if exists then
+  m = meta(k)
+  if not m then return {'corrupt'} end
+end
+if not m or m[1] <= now then
+  if m then redis.call('DEL', k) end
   if mode ~= 'create' and mode ~= 'upsert' then return {'missing'} end
   if ARGV[2] ~= '' then return {'missing'} end
+  if n > max_fields then return {'too-many', n} end
   local size = 0
   local args = {}
-  for i = 13, 12 + 2 * n, 2 do
-    size = size + #ARGV[i + 1]
+  for i = FIRST, FIRST + 2 * n - 1, 2 do
+    size = size + #ARGV[i] + #ARGV[i + 1]
     args[#args + 1] = ARGV[i]
     args[#args + 1] = ARGV[i + 1]
   end
@@ -108,44 +144,75 @@ if not live then
   local created = ARGV[9] ~= '' and tonumber(ARGV[9]) or now
   local e = math.min(now + (ARGV[4] ~= '' and tonumber(ARGV[4]) or idle), cap)
   if e <= now then return {'missing'} end
-  redis.call('HSET', k, '@u', ARGV[10], '@c', created, '@l', now, '@e', e, '@a', cap, '@v', 1,
-    '@i', idle, '@z', size, '@m', ARGV[11], unpack(args))
+  -- An anonymous session (a framework's) has no user and no meta: fewer fields, less to read.
+  if ARGV[10] ~= '' then
+    args[#args + 1] = '@u'
+    args[#args + 1] = ARGV[10]
+  end
+  if ARGV[11] ~= '{}' then
+    args[#args + 1] = '@m'
+    args[#args + 1] = ARGV[11]
+  end
+  redis.call('HSET', k, '@c', created, '@l', now, '@e', e, '@a', cap, '@v', 1, '@i', idle, '@z', size,
+    unpack(args))
   redis.call('PEXPIREAT', k, e)
   return {'ok', 1, e, cap, now, created}
 end
 if mode == 'create' then return {'exists'} end
-local version = tonumber(m[3])
+local version = m[5]
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= version then return {'conflict', version} end
-local size = tonumber(m[4])
+local size = m[6]
+local count = 0
 local writing = {}
 local args = {}
-for i = 13, 12 + 2 * n, 2 do
+local function stored(f)
+  local len = redis.call('HSTRLEN', k, f)
+  if len > 0 then return #f + len end
+  return 0
+end
+for i = FIRST, FIRST + 2 * n - 1, 2 do
   writing[ARGV[i]] = true
-  size = size - redis.call('HSTRLEN', k, ARGV[i]) + #ARGV[i + 1]
+  local old = stored(ARGV[i])
+  if old == 0 then count = count + 1 end
+  size = size - old + #ARGV[i] + #ARGV[i + 1]
   args[#args + 1] = ARGV[i]
   args[#args + 1] = ARGV[i + 1]
 end
 local dels = {}
-for i = first_del, #ARGV do
-  if not writing[ARGV[i]] then dels[#dels + 1] = ARGV[i] end
-end
 if mode == 'replace' then
+  -- Every data field not written goes; the session holds at most max_fields, so HKEYS is bounded.
   for _, f in ipairs(redis.call('HKEYS', k)) do
     if string.sub(f, 1, 1) == '.' and not writing[f] then dels[#dels + 1] = f end
   end
+else
+  for i = first_del, #ARGV do
+    if not writing[ARGV[i]] then dels[#dels + 1] = ARGV[i] end
+  end
 end
-for _, f in ipairs(dels) do size = size - redis.call('HSTRLEN', k, f) end
+local removed = 0
+for _, f in ipairs(dels) do
+  local old = stored(f)
+  if old > 0 then removed = removed + 1 end
+  size = size - old
+end
 if size > tonumber(ARGV[5]) then return {'too-large', size} end
+-- Fields after the write: those there now (HLEN less the store's own), plus new, less removed.
+local own = 0
+for _, f in ipairs({'@c', '@l', '@e', '@a', '@v', '@i', '@z', '@u', '@m'}) do
+  own = own + redis.call('HEXISTS', k, f)
+end
+local fields = redis.call('HLEN', k) - own + count - removed
+if count > 0 and fields > max_fields then return {'too-many', fields} end
 if #dels > 0 then redis.call('HDEL', k, unpack(dels)) end
 version = version + 1
 args[#args + 1] = '@v'
 args[#args + 1] = version
 args[#args + 1] = '@z'
 args[#args + 1] = size
-local e = tonumber(m[1])
-local cap = tonumber(m[2])
+local e = m[1]
+local cap = m[2]
 if ARGV[3] == '1' then
-  e = math.min(now + (ARGV[4] ~= '' and tonumber(ARGV[4]) or tonumber(m[6])), cap)
+  e = math.min(now + (ARGV[4] ~= '' and tonumber(ARGV[4]) or m[4]), cap)
   args[#args + 1] = '@l'
   args[#args + 1] = now
   args[#args + 1] = '@e'
@@ -153,15 +220,19 @@ if ARGV[3] == '1' then
 end
 redis.call('HSET', k, unpack(args))
 if ARGV[3] == '1' then redis.call('PEXPIREAT', k, e) end
-return {'ok', version, e, cap, now, tonumber(m[7])}
+return {'ok', version, e, cap, now, m[7]}
 `,
 })
 
 /**
  * Ends a session and leaves a tombstone, so no write in flight (an update, a touch, a framework's
  * end-of-request save) can bring it back. KEYS[1] session. ARGV[1] tombstone TTL (ms).
- * ARGV[2] '1' to return the session's fields (regenerate moves them to a new id).
- * Reply: nil when there was no live session; else the user id, or the hash as a flat array.
+ * ARGV[2] '1' to return the session's fields (regenerate moves them to a new id). ARGV[3] '1' to
+ * leave a tombstone even where there is no key: only for handles taken from a user's index, whose
+ * session may be being created right now. Other ids get none, so logging out made-up ids cannot
+ * fill Redis with tombstones.
+ * Reply: nil when there was no live session; else the user id ('' if none), or the hash as a flat
+ * array.
  * allow-oom: logging out must work when Redis is full; the tombstone is smaller than the session.
  */
 export const destroyScript = defineScript<string | string[] | null>({
@@ -170,10 +241,14 @@ export const destroyScript = defineScript<string | string[] | null>({
   flags: ['allow-oom'],
   lua: `${NOW}
 local k = KEYS[1]
-local m = redis.call('HMGET', k, '@e', '@u')
+local exists = redis.call('EXISTS', k) == 1
+if not exists and ARGV[3] ~= '1' then return false end
 local reply = false
-if m[1] and tonumber(m[1]) > now then
-  if ARGV[2] == '1' then reply = redis.call('HGETALL', k) else reply = m[2] end
+if exists and redis.call('TYPE', k).ok == 'hash' and redis.call('HEXISTS', k, '@x') == 0 then
+  local e = tonumber(redis.call('HGET', k, '@e'))
+  if e and e > now then
+    if ARGV[2] == '1' then reply = redis.call('HGETALL', k) else reply = redis.call('HGET', k, '@u') or '' end
+  end
 end
 redis.call('DEL', k)
 redis.call('HSET', k, '@x', 1)
@@ -187,28 +262,46 @@ return reply
  * trimmed in the same call, and the key's TTL is the latest expiry in it.
  * KEYS[1] index. ARGV[1] 'add' or 'remove'; for 'add' ARGV[2] handle, ARGV[3] its absolute expiry
  * (epoch ms, or '' for now + ARGV[4] ms); for 'remove' ARGV[2..] handles.
- * Reply: the handles left, with their expiries, as a flat array.
+ * Reply: for 'add', the handle's absolute expiry; for 'remove', the handles left, with their
+ * expiries, as a flat array (ARGV[2..] empty just lists them).
  * allow-oom: "log out everywhere" must finish when Redis is full; an entry is a few dozen bytes, and
  * the session it indexes is written by a script that is refused at maxmemory.
  */
-export const indexScript = defineScript<string[]>({
+export const indexScript = defineScript<string[] | number>({
   name: 'session.index',
   keys: 1,
   flags: ['allow-oom'],
   lua: `${NOW}
 local k = KEYS[1]
 redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
+local added = nil
 if ARGV[1] == 'add' then
-  redis.call('ZADD', k, ARGV[3] ~= '' and ARGV[3] or now + tonumber(ARGV[4]), ARGV[2])
+  added = ARGV[3] ~= '' and tonumber(ARGV[3]) or now + tonumber(ARGV[4])
+  redis.call('ZADD', k, added, ARGV[2])
 elseif #ARGV > 1 then
   redis.call('ZREM', k, unpack(ARGV, 2))
 end
-local all = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
-if #all == 0 then
+local last = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')
+if #last == 0 then
   redis.call('DEL', k)
 else
-  redis.call('PEXPIREAT', k, all[#all])
+  redis.call('PEXPIREAT', k, last[2])
 end
-return all
+if added then return added end
+return redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
+`,
+})
+
+/**
+ * KEYS[1] session. Deletes it unless it is a tombstone. Reply: 1 if deleted.
+ * allow-oom: it only frees memory.
+ */
+export const clearScript = defineScript<number>({
+  name: 'session.clear',
+  keys: 1,
+  flags: ['allow-oom'],
+  lua: `
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' or redis.call('HEXISTS', KEYS[1], '@x') == 1 then return 0 end
+return redis.call('DEL', KEYS[1])
 `,
 })

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { type Keyspace, keyspace } from '@rp/core/kit'
+import { type Keyspace, keyspace, unescapeKeyPart } from '@rp/core/kit'
 
 /**
  * Where a session lives. The id itself is never written to Redis: the key holds its SHA-256
@@ -33,6 +33,19 @@ export class SessionKeys {
   /** Matches every session key of this store and nothing else (users' indexes end in `:u`). */
   sessionPattern(): string {
     return this.#keys.pattern('*', ':s')
+  }
+
+  /** Matches every user index of this store (and session keys never end in `:u`). */
+  userPattern(): string {
+    return this.#keys.pattern('*', ':u')
+  }
+
+  /** Whether a key that userPattern() matched is exactly a user index this store builds. */
+  isUser(key: string): boolean {
+    const tag = this.#keys.tagOf(key)
+    if (tag === null) return false
+    const userId = unescapeKeyPart(tag)
+    return userId !== null && key === this.user(userId)
   }
 
   /** The handle of a key that sessionPattern() matched, or null for a key this store did not write. */

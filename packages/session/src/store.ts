@@ -11,6 +11,8 @@ import {
 import { nanoid } from 'nanoid'
 import {
   type SessionEngine as Engine,
+  isWrongType,
+  pairsToObject,
   SessionEngine,
   type StoredSession,
   type WriteResult,
@@ -49,9 +51,9 @@ const ID_LENGTH = 32
 
 const engines = new WeakMap<SessionStore, Engine>()
 /** @internal The engine behind a store, for the framework adapters of this package. */
-export function engineOf(store: SessionStore): Engine {
-  const engine = engines.get(store)
-  if (!engine) throw new InvalidArgumentError('store', 'must be a SessionStore from @rp/session')
+export function engineOf(store: SessionStore, argument = 'sessions'): Engine {
+  const engine = typeof store === 'object' && store !== null ? engines.get(store) : undefined
+  if (!engine) throw new InvalidArgumentError(argument, 'must be a SessionStore from @rp/session')
   return engine
 }
 
@@ -192,34 +194,27 @@ export class SessionStore<Data extends object = Record<string, unknown>> {
       const oldHandle = SessionKeys.handle(id)
       const raw = await engine.destroyHandle('regenerate', oldHandle, true)
       if (!Array.isArray(raw)) return null
-      const stored = await engine.decode(oldHandle, raw)
+      const stored = await engine.decode(oldHandle, pairsToObject(raw)!)
       if (!stored) return null
-      for (let attempt = 1; ; attempt++) {
-        const next = nanoid(ID_LENGTH)
-        const handle = SessionKeys.handle(next)
-        if (stored.userId)
-          await engine.index('regenerate', stored.userId, 'add', [handle, stored.absoluteExpiresAt])
-        const result = await engine.write('regenerate', next, {
-          mode: 'create',
-          set: stored.encoded,
-          touch: false,
-          userId: stored.userId,
-          meta: JSON.stringify(stored.meta),
-          absoluteExpiresAt: stored.absoluteExpiresAt,
-          createdAt: stored.createdAt,
-          idleTtlMs: stored.idleTtlMs,
-        })
-        if (result.status === 'missing') return null // the absolute expiry passed meanwhile
-        if (result.status !== 'ok') {
-          if (attempt < 3) continue
-          throw new RpError(
-            'RP_SESSION_CREATE',
-            `regenerate: the new session could not be written (${result.status})`,
-          )
-        }
-        if (stored.userId) await engine.forget('regenerate', stored.userId, [oldHandle])
-        return this.#session(next, stored.userId, stored.data as Data, stored.meta, result)
-      }
+      const next = nanoid(ID_LENGTH)
+      const handle = SessionKeys.handle(next)
+      if (stored.userId) await engine.indexAdd('regenerate', stored.userId, handle, stored.absoluteExpiresAt)
+      const result = await engine.write('regenerate', next, {
+        mode: 'create',
+        set: stored.encoded,
+        touch: false,
+        userId: stored.userId,
+        meta: JSON.stringify(stored.meta),
+        absoluteExpiresAt: stored.absoluteExpiresAt,
+        createdAt: stored.createdAt,
+        idleTtlMs: stored.idleTtlMs,
+      })
+      if (stored.userId) await engine.forget('regenerate', stored.userId, [oldHandle])
+      // 'missing': the absolute expiry passed meanwhile. 'gone': a destroyAllForUser found the new
+      // handle in the index and ended it; the old id was already dead, so the logout came after
+      // this regenerate and must win. No retry with another id.
+      if (result.status !== 'ok') return null
+      return this.#session(next, stored.userId, stored.data as Data, stored.meta, result)
     })
   }
 
@@ -237,29 +232,36 @@ export class SessionStore<Data extends object = Record<string, unknown>> {
     })
   }
 
-  /** The user's live sessions, most recently seen first. Works on Cluster: one call per session. */
+  /**
+   * The user's live sessions, most recently seen first. Works on Cluster: one call per session,
+   * 100 at a time. Entries of destroyed sessions leave the index here; entries that point at
+   * nothing are left alone (the session may be being created), and go at their absolute expiry.
+   */
   listForUser(userId: string): Promise<SessionDevice[]> {
     return promised(async () => {
       requireId('userId', userId)
-      const entries = await this.#engine.index('listForUser', userId, 'remove', [])
+      const entries = await this.#engine.indexRemove('listForUser', userId, [])
       const handles = entries.filter((_, i) => i % 2 === 0)
       const devices: SessionDevice[] = []
       const dead: string[] = []
-      await Promise.all(
-        handles.map(async (handle) => {
-          const device = await this.#device(handle)
-          if (device) devices.push(device)
-          else dead.push(handle)
-        }),
-      )
+      for (let i = 0; i < handles.length; i += 100) {
+        await Promise.all(
+          handles.slice(i, i + 100).map(async (handle) => {
+            const device = await this.#device(handle)
+            if (device === 'destroyed') dead.push(handle)
+            else if (device) devices.push(device)
+          }),
+        )
+      }
       if (dead.length) await this.#engine.forget('listForUser', userId, dead)
       return devices.sort((a, b) => b.lastSeenAt - a.lastSeenAt)
     })
   }
 
   /**
-   * Ends every session of a user ("log out everywhere"), except `except`. Each session is
-   * tombstoned before its index entry goes. Resolves to how many live sessions ended.
+   * Ends every session of a user ("log out everywhere"), except `except`. Each handle in the index
+   * is tombstoned, even one whose session is still being created, before its index entry goes.
+   * Resolves to how many live sessions ended.
    */
   destroyAllForUser(userId: string, options?: DestroyAllOptions): Promise<number> {
     return promised(async () => {
@@ -267,13 +269,14 @@ export class SessionStore<Data extends object = Record<string, unknown>> {
       const opts = requireOptions('options', options)
       requireKnownOptions('options', opts, ['except'])
       const keep = opts.except === undefined ? null : SessionKeys.handle(requireId('except', opts.except))
-      const entries = await this.#engine.index('destroyAllForUser', userId, 'remove', [])
+      const entries = await this.#engine.indexRemove('destroyAllForUser', userId, [])
       const handles = entries.filter((h, i) => i % 2 === 0 && h !== keep)
       let ended = 0
       for (let i = 0; i < handles.length; i += 100) {
-        const batch = handles.slice(i, i + 100)
         const replies = await Promise.all(
-          batch.map((handle) => this.#engine.destroyHandle('destroyAllForUser', handle, false)),
+          handles
+            .slice(i, i + 100)
+            .map((handle) => this.#engine.destroyHandle('destroyAllForUser', handle, false, true)),
         )
         ended += replies.filter((r) => r !== null).length
       }
@@ -314,30 +317,31 @@ export class SessionStore<Data extends object = Record<string, unknown>> {
   async #indexNew(userId: string, handle: string): Promise<number> {
     // The index script fixes the absolute expiry on the server clock; the session gets the same
     // number, so the index entry and the session always end together.
-    const entries = await this.#engine.index('create', userId, 'add', [
-      handle,
-      '',
-      this.#engine.options.absoluteTtlMs,
-    ])
-    const at = entries.indexOf(handle)
-    return Number(entries[at + 1])
+    return this.#engine.indexAdd('create', userId, handle)
   }
 
-  async #device(handle: string): Promise<SessionDevice | null> {
+  async #device(handle: string): Promise<SessionDevice | 'destroyed' | null> {
     const o = this.#engine.options
-    const fields = await this.#engine.call('listForUser', () =>
-      o.redis.hmget(o.keys.session(handle), '@c', '@l', '@e', '@a', '@m'),
-    )
-    if (fields.some((f) => f === null)) return null
+    const fields = await this.#engine
+      .call('listForUser', () => o.redis.hmget(o.keys.session(handle), '@c', '@l', '@e', '@a', '@m', '@x'))
+      .catch((error: unknown) => {
+        // One unreadable key (another type) must not hide the user's other sessions.
+        if (isWrongType(error)) return null
+        throw error
+      })
+    if (!fields) return null
+    if (fields[5] !== null) return 'destroyed'
+    if (fields.slice(0, 4).some((f) => f === null)) return null
     const [createdAt, lastSeenAt, expiresAt, absoluteExpiresAt] = fields.slice(0, 4).map(Number) as [
       number,
       number,
       number,
       number,
     ]
+    if (![createdAt, lastSeenAt, expiresAt, absoluteExpiresAt].every(Number.isFinite)) return null
     let meta: SessionMeta = {}
     try {
-      meta = JSON.parse(fields[4]!) as SessionMeta
+      if (fields[4]) meta = JSON.parse(fields[4]) as SessionMeta
     } catch {}
     return { handle, idHint: handle.slice(0, 8), createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, meta }
   }

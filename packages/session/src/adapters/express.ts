@@ -1,6 +1,12 @@
 import { type Session, type SessionData, Store } from 'express-session'
-import { scanSessionKeys, scanSessions } from '../engine.js'
-import { FrameworkSessions, type FrameworkStoreOptions, type LoadedBase, settle } from './framework.js'
+import { clearSessions, scanSessions } from '../engine.js'
+import {
+  attempt,
+  FrameworkSessions,
+  type FrameworkStoreOptions,
+  type LoadedBase,
+  settle,
+} from './framework.js'
 
 type Callback<T = void> = (error: unknown, value?: T) => void
 type RequestLike = Parameters<Store['createSession']>[0]
@@ -23,7 +29,7 @@ export class ExpressSessionStore extends Store {
 
   constructor(options: ExpressSessionStoreOptions) {
     super()
-    this.#sessions = new FrameworkSessions('session', options)
+    this.#sessions = new FrameworkSessions(options)
     this.#unwatch = this.#sessions.watchConnection(
       'session',
       () => this.emit('connect'),
@@ -33,7 +39,7 @@ export class ExpressSessionStore extends Store {
 
   override get(sid: string, callback: Callback<SessionData | null>): void {
     settle(
-      this.#sessions.load('express.get', sid).then((stored) => {
+      attempt(() => this.#sessions.load('express.get', sid)).then((stored) => {
         if (!stored) return null
         this.#loaded.set(stored.data, { sid, encoded: stored.encoded })
         return stored.data as unknown as SessionData
@@ -50,16 +56,27 @@ export class ExpressSessionStore extends Store {
   }
 
   override set(sid: string, data: SessionData, callback?: Callback): void {
-    const req = (data as { req?: object }).req
-    settle(this.#sessions.save('express.set', sid, data, req ? this.#bases.get(req) : undefined), callback)
+    settle(
+      attempt(() => {
+        const req = (data as { req?: object } | null)?.req
+        return this.#sessions.save('express.set', sid, data, req ? this.#bases.get(req) : undefined)
+      }),
+      callback,
+    )
   }
 
   override touch(sid: string, data: SessionData, callback?: Callback): void {
-    settle(this.#sessions.touch('express.touch', sid, data), callback)
+    settle(
+      attempt(() => this.#sessions.touch('express.touch', sid, data)),
+      callback,
+    )
   }
 
   override destroy(sid: string, callback?: Callback): void {
-    settle(this.#sessions.destroy(sid), callback)
+    settle(
+      attempt(() => this.#sessions.destroy(sid)),
+      callback,
+    )
   }
 
   /** Every live session's data (a SCAN of every master). */
@@ -99,18 +116,12 @@ export class ExpressSessionStore extends Store {
     )
   }
 
-  /** Deletes every session and tombstone of this store's prefix. */
+  /**
+   * Deletes every live session of this store's prefix, and every user index. Tombstones stay until
+   * they expire, so a request in flight still cannot bring a cleared session back.
+   */
   override clear(callback?: Callback): void {
-    const engine = this.#sessions.engine
-    settle(
-      (async () => {
-        for await (const batch of scanSessionKeys(engine))
-          await Promise.all(
-            batch.map((key) => engine.call('express.clear', () => engine.options.redis.del(key))),
-          )
-      })(),
-      callback,
-    )
+    settle(clearSessions(this.#sessions.engine), callback)
   }
 
   /** Stops following the Redis connection. The SessionStore and its client stay yours to close. */

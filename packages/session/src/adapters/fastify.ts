@@ -1,39 +1,48 @@
-import { FrameworkSessions, type FrameworkStoreOptions, type LoadedBase, settle } from './framework.js'
+import {
+  attempt,
+  FrameworkSessions,
+  type FrameworkStoreOptions,
+  type LoadedBase,
+  sessionFields,
+  settle,
+} from './framework.js'
 
 // @fastify/session types its callbacks with its own Session class; the store hands back plain data.
 // biome-ignore lint/suspicious/noExplicitAny: matches @fastify/session's callback types without importing them.
-type Callback<_T = void> = (error?: any, value?: any) => void
+type Callback = (error?: any, value?: any) => void
 
 export type FastifySessionStoreOptions = FrameworkStoreOptions
 
-/** Loaded bases kept per session id, oldest dropped first. */
-const MAX_BASES = 10_000
+/** A loaded session not yet saved: kept at most this long (a request in flight longer saves all fields). */
+const BASE_TTL_MS = 10 * 60_000
+/** Loads of one session id remembered at once; more concurrent requests of one id share the oldest. */
+const BASES_PER_ID = 16
+
+interface Pending extends LoadedBase {
+  at: number
+}
 
 /**
  * A @fastify/session store on @rp/session: `fastify.register(fastifySession, { store: new
- * FastifySessionStore({ sessions }), … })`. It runs the same scripts as SessionStore. A save merges
- * per field against the session as this process last loaded it (@fastify/session gives a store no
- * handle on the request, so the base is kept per id); a save for a session destroyed or expired
- * meanwhile writes nothing.
+ * FastifySessionStore({ sessions }), … })`. It runs the same scripts as SessionStore. A save
+ * merges per field against the load it came from, so concurrent requests that change different
+ * fields keep both changes, and a save for a session destroyed or expired meanwhile writes
+ * nothing. @fastify/session gives a store no handle on the request, so each load of an id is kept
+ * until a save consumes it, and a save is matched to the load its data differs least from.
  */
 export class FastifySessionStore {
   readonly #sessions: FrameworkSessions
-  readonly #bases = new Map<string, LoadedBase>()
+  readonly #pending = new Map<string, Pending[]>()
 
   constructor(options: FastifySessionStoreOptions) {
-    this.#sessions = new FrameworkSessions('session', options)
+    this.#sessions = new FrameworkSessions(options)
   }
 
-  get(sessionId: string, callback: Callback<Record<string, unknown> | null>): void {
+  get(sessionId: string, callback: Callback): void {
     settle(
-      this.#sessions.load('fastify.get', sessionId).then((stored) => {
-        if (!stored) {
-          this.#bases.delete(sessionId)
-          return null
-        }
-        this.#bases.delete(sessionId)
-        this.#bases.set(sessionId, { sid: sessionId, encoded: stored.encoded })
-        if (this.#bases.size > MAX_BASES) this.#bases.delete(this.#bases.keys().next().value!)
+      attempt(() => this.#sessions.load('fastify.get', sessionId)).then((stored) => {
+        if (!stored) return null
+        this.#remember(sessionId, { sid: sessionId, encoded: stored.encoded, at: performance.now() })
         return stored.data
       }),
       callback,
@@ -41,11 +50,62 @@ export class FastifySessionStore {
   }
 
   set(sessionId: string, session: object, callback: Callback): void {
-    settle(this.#sessions.save('fastify.set', sessionId, session, this.#bases.get(sessionId)), callback)
+    settle(
+      attempt(async () => {
+        const base = await this.#take(sessionId, session)
+        await this.#sessions.save('fastify.set', sessionId, session, base)
+      }),
+      callback,
+    )
   }
 
   destroy(sessionId: string, callback: Callback): void {
-    this.#bases.delete(sessionId)
-    settle(this.#sessions.destroy(sessionId), callback)
+    this.#pending.delete(sessionId)
+    settle(
+      attempt(() => this.#sessions.destroy(sessionId)),
+      callback,
+    )
+  }
+
+  #remember(sid: string, base: Pending): void {
+    this.#sweep()
+    const list = this.#pending.get(sid) ?? []
+    list.push(base)
+    if (list.length > BASES_PER_ID) list.shift()
+    this.#pending.set(sid, list)
+  }
+
+  /**
+   * The load a save came from: the one whose stored fields its data differs from least (a request
+   * changes few fields). Without one (a new session, or a load older than BASE_TTL_MS), the save
+   * writes every field, but still only into a live session: see FrameworkSessions.save.
+   */
+  async #take(sid: string, session: object): Promise<LoadedBase | undefined> {
+    const list = this.#pending.get(sid)
+    if (!list?.length || typeof session !== 'object' || session === null) return undefined
+    const { set } = await this.#sessions.engine.encode('session', sessionFields(session))
+    let best = 0
+    let bestDiff = Number.POSITIVE_INFINITY
+    for (const [i, base] of list.entries()) {
+      let diff = 0
+      for (const [field, text] of set) if (base.encoded.get(field) !== text) diff++
+      for (const field of base.encoded.keys()) if (!set.has(field)) diff++
+      if (diff < bestDiff) {
+        best = i
+        bestDiff = diff
+      }
+    }
+    const [base] = list.splice(best, 1)
+    if (list.length === 0) this.#pending.delete(sid)
+    return base
+  }
+
+  #sweep(): void {
+    const oldest = performance.now() - BASE_TTL_MS
+    for (const [sid, list] of this.#pending) {
+      while (list.length && list[0]!.at < oldest) list.shift()
+      if (list.length === 0) this.#pending.delete(sid)
+      else break // ids are kept in first-load order: the rest are younger
+    }
   }
 }

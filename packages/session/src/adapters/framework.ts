@@ -1,6 +1,6 @@
-import { guarded, MAX_TIMER_MS, requireOptions } from '@rp/core/kit'
+import { guarded, InvalidArgumentError, promised, requireKnownOptions, requireOptions } from '@rp/core/kit'
 import type { SessionEngine, StoredSession } from '../engine.js'
-import { requireId } from '../options.js'
+import { MAX_TTL_MS, requireId } from '../options.js'
 import { engineOf, type SessionStore } from '../store.js'
 
 /** The stored form of a framework session as it was loaded: what a save diffs against. */
@@ -30,11 +30,11 @@ export class FrameworkSessions {
   readonly engine: SessionEngine
   readonly store: SessionStore
 
-  constructor(pkg: string, options: FrameworkStoreOptions) {
+  constructor(options: FrameworkStoreOptions) {
     const opts = requireOptions('options', options)
+    requireKnownOptions('options', opts, ['sessions'])
+    this.engine = engineOf(opts.sessions, 'sessions')
     this.store = opts.sessions
-    this.engine = engineOf(opts.sessions)
-    void pkg
   }
 
   /** The session as a framework wants it: the data, with the cookie's expiry set to the stored one. */
@@ -51,12 +51,9 @@ export class FrameworkSessions {
   /** Saves a framework session; `base` is how it was loaded (undefined for a new one). */
   async save(operation: string, sid: string, session: object, base: LoadedBase | undefined): Promise<void> {
     requireId('sid', sid)
-    const data: Record<string, unknown> = {}
-    for (const field in session) {
-      if (!Object.hasOwn(session, field)) continue
-      const value = (session as Record<string, unknown>)[field]
-      if (typeof value !== 'function') data[field] = value
-    }
+    if (typeof session !== 'object' || session === null || Array.isArray(session))
+      throw new InvalidArgumentError('session', 'must be a session object')
+    const data = sessionFields(session)
     const { set } = await this.engine.encode('session', data)
     const idleTtlMs = ttlFromCookie(data.cookie)
     const known = base?.sid === sid ? base : undefined
@@ -108,6 +105,17 @@ export class FrameworkSessions {
   }
 }
 
+/** A framework session's own data fields: its own enumerable properties, methods left out. */
+export function sessionFields(session: object): Record<string, unknown> {
+  const data: Record<string, unknown> = {}
+  for (const field in session) {
+    if (!Object.hasOwn(session, field)) continue
+    const value = (session as Record<string, unknown>)[field]
+    if (typeof value !== 'function') data[field] = value
+  }
+  return data
+}
+
 /**
  * The idle TTL a framework cookie asks for: the time left until its `expires`, so the key's TTL and
  * the cookie end together. Only a duration crosses from the app's clock; the script adds it to
@@ -119,20 +127,28 @@ export function ttlFromCookie(cookie: unknown): number | undefined {
   if (expires === undefined || expires === null || expires === false) return undefined
   const at = expires instanceof Date ? expires.getTime() : new Date(String(expires)).getTime()
   if (!Number.isFinite(at)) return undefined
-  return Math.min(Math.max(1, at - Date.now()), MAX_TIMER_MS)
+  return Math.min(Math.max(1, at - Date.now()), MAX_TTL_MS)
 }
 
-/** Calls a Node-style callback with a promise's outcome, exactly once, off the promise chain. */
+/**
+ * Calls a Node-style callback with a promise's outcome, exactly once, off the promise chain. The
+ * callback is the framework's (or the app's): what it throws becomes an rp:event, never an
+ * uncaught exception from inside this package.
+ */
 export function settle<T>(
   promise: Promise<T>,
   callback: ((error: unknown, value?: T) => void) | undefined,
 ): void {
+  const call = guarded('session', 'store callback', (error: unknown, value?: T) => {
+    if (callback !== undefined) callback(error, value)
+  })
   promise.then(
-    (value) => {
-      if (callback) queueMicrotask(() => callback(null, value))
-    },
-    (error: unknown) => {
-      if (callback) queueMicrotask(() => callback(error))
-    },
+    (value) => queueMicrotask(() => call(null, value)),
+    (error: unknown) => queueMicrotask(() => call(error)),
   )
+}
+
+/** Runs `fn` so that a synchronous throw (a bad argument) still reaches the callback. */
+export function attempt<T>(fn: () => Promise<T>): Promise<T> {
+  return promised(fn)
 }
