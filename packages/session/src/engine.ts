@@ -21,8 +21,8 @@ export interface StoredSession {
   handle: string
   userId: string | null
   data: Record<string, unknown>
-  /** The encoded fields as stored, by data field name: the base a framework adapter diffs against. */
-  encoded: Map<string, string>
+  /** The encoded fields as stored, by stored field name (fieldName): what a framework save diffs against. */
+  readonly encoded: Map<string, string>
   meta: SessionMeta
   createdAt: number
   lastSeenAt: number
@@ -32,13 +32,84 @@ export interface StoredSession {
   idleTtlMs: number
 }
 
+/** A StoredSession whose per-field encodings are split out of the read's JSON text only if asked. */
+class Stored implements StoredSession {
+  #text: string | null
+  #pairs: Map<string, string> | null
+  createdAt: number
+  lastSeenAt: number
+  expiresAt: number
+  absoluteExpiresAt: number
+  version: number
+  idleTtlMs: number
+
+  constructor(
+    readonly handle: string,
+    readonly userId: string | null,
+    readonly data: Record<string, unknown>,
+    text: string | null,
+    pairs: Map<string, string> | null,
+    readonly meta: SessionMeta,
+    times: Pick<
+      StoredSession,
+      'createdAt' | 'lastSeenAt' | 'expiresAt' | 'absoluteExpiresAt' | 'version' | 'idleTtlMs'
+    >,
+  ) {
+    this.#text = text
+    this.#pairs = pairs
+    this.createdAt = times.createdAt
+    this.lastSeenAt = times.lastSeenAt
+    this.expiresAt = times.expiresAt
+    this.absoluteExpiresAt = times.absoluteExpiresAt
+    this.version = times.version
+    this.idleTtlMs = times.idleTtlMs
+  }
+
+  get encoded(): Map<string, string> {
+    this.#pairs ??= splitJsonObject(this.#text ?? '{}')
+    return this.#pairs
+  }
+}
+
+/**
+ * The members of a JSON object text as stored field names ('.' and the name's JSON string, as
+ * written) and value texts, without parsing the values: the read script spliced them verbatim.
+ */
+export function splitJsonObject(text: string): Map<string, string> {
+  const members = new Map<string, string>()
+  let depth = 0
+  let inString = false
+  let start = 1
+  let colon = -1
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 92 /* \\ */) i++
+      else if (c === 34 /* " */) inString = false
+      continue
+    }
+    if (c === 34) inString = true
+    else if (c === 123 /* { */ || c === 91 /* [ */) depth++
+    else if (c === 125 /* } */ || c === 93 /* ] */) {
+      depth--
+      if (depth === 0 && colon > 0)
+        members.set(`.${text.slice(start, colon).trim()}`, text.slice(colon + 1, i).trim())
+    } else if (depth === 1 && c === 58 /* : */ && colon < start) colon = i
+    else if (depth === 1 && c === 44 /* , */) {
+      members.set(`.${text.slice(start, colon).trim()}`, text.slice(colon + 1, i).trim())
+      start = i + 1
+    }
+  }
+  return members
+}
+
 export type WriteMode = 'create' | 'upsert' | 'merge' | 'replace'
 
 export interface WriteRequest {
   mode: WriteMode
-  /** Encoded data fields to set, by field name. */
+  /** Encoded data fields to set, by stored field name (fieldName). */
   set: ReadonlyMap<string, string>
-  /** Data fields to remove. */
+  /** Stored names of data fields to remove. */
   del?: readonly string[]
   expectedVersion?: number
   /** Roll the idle expiry as part of the write. */
@@ -62,7 +133,13 @@ export type WriteResult =
     }
   | { status: 'gone' | 'missing' | 'exists' }
 
-const FIELD = '.'
+/**
+ * A data field's name in the hash: '.' and the name as a JSON string (`."cart"`), so a read
+ * splices fields into one JSON object text and parses once.
+ */
+export function fieldName(name: string): string {
+  return `.${JSON.stringify(name)}`
+}
 
 /** A command refused because the key holds another type: a data error for that key alone. */
 export function isWrongType(error: unknown): boolean {
@@ -103,7 +180,7 @@ export class SessionEngine {
     return instrument({ package: 'session', operation }, () => this.#guard.run(operation, work))
   }
 
-  /** Encodes a data object's top-level fields; undefined values are deletions. */
+  /** Encodes a data object's top-level fields, keyed by stored name; undefined values are deletions. */
   async encode(
     argument: string,
     data: Record<string, unknown>,
@@ -123,7 +200,7 @@ export class SessionEngine {
         )
       const value = data[field]
       if (value === undefined) {
-        del.push(field)
+        del.push(fieldName(field))
         continue
       }
       let text: unknown
@@ -144,11 +221,11 @@ export class SessionEngine {
             `must return a non-empty string, got ${JSON.stringify(text)}`,
           )
       }
-      set.set(field, text as string)
+      set.set(fieldName(field), text as string)
     }
     // As the script counts: the stored field name ('.' + name) and the value, in bytes.
     let bytes = 0
-    for (const [field, text] of set) bytes += 1 + Buffer.byteLength(field) + Buffer.byteLength(text)
+    for (const [field, text] of set) bytes += Buffer.byteLength(field) + Buffer.byteLength(text)
     if (bytes > this.options.maxBytes) throw new SessionTooLargeError(bytes, this.options.maxBytes)
     return { set, del }
   }
@@ -166,17 +243,16 @@ export class SessionEngine {
     idleTtlMs?: number,
   ): Promise<StoredSession | null> {
     const handle = SessionKeys.handle(id)
-    const { keys, touchAfterMs, redis } = this.options
-    const key = keys.session(handle)
-    let fields: Record<string, string> | 'corrupt' | null
+    const { keys, touchAfterMs, redis, jsonOnly } = this.options
+    let reply: Array<string | number> | null
     try {
-      fields = touch
-        ? await this.call(operation, () =>
-            getScript
-              .run(redis, [key], ['1', touchAfterMs, idleTtlMs ?? ''])
-              .then((raw) => (raw?.length === 1 ? 'corrupt' : pairsToObject(raw))),
-          )
-        : await this.call(operation, () => redis.hgetall(key))
+      reply = await this.call(operation, () =>
+        getScript.run(
+          redis,
+          [keys.session(handle)],
+          [touch ? '1' : '0', touchAfterMs, idleTtlMs ?? '', jsonOnly ? 'j' : 'p'],
+        ),
+      )
     } catch (error) {
       if (isWrongType(error)) return this.corrupt(handle, operation, error)
       if (
@@ -188,15 +264,16 @@ export class SessionEngine {
       }
       throw error
     }
-    if (fields === 'corrupt') return this.corrupt(handle, operation, null)
-    if (!fields || fields['@x'] !== undefined) return null
-    let any = false
-    for (const _ in fields) {
-      any = true
-      break
+    if (!reply) return null
+    if (reply.length < 9) return this.corrupt(handle, operation, null)
+    const mode = reply[0]
+    let data: string | Map<string, string>
+    if (mode === 'j') data = String(reply[9])
+    else {
+      data = new Map()
+      for (let i = 9; i + 1 < reply.length; i += 2) data.set(String(reply[i]), String(reply[i + 1]))
     }
-    if (!any) return null
-    return this.decode(handle, fields)
+    return this.#build(handle, reply.slice(1, 7) as number[], String(reply[7]), String(reply[8]), data)
   }
 
   /** A key this store cannot read: reported, and read as no session. */
@@ -211,58 +288,75 @@ export class SessionEngine {
     return null
   }
 
-  /** A stored hash as a session; null (and a `decode-error` event) when any part is unreadable. */
-  async decode(handle: string, fields: Record<string, string>): Promise<StoredSession | null> {
-    const encoded = new Map<string, string>()
+  /** A stored hash (HGETALL) as a session; null (and a `decode-error` event) when unreadable. */
+  decode(handle: string, fields: Record<string, string>): Promise<StoredSession | null> {
+    const pairs = new Map<string, string>()
+    for (const name in fields) if (name.charCodeAt(0) === 46 /* '.' */) pairs.set(name, fields[name]!)
+    const nums = ['@c', '@l', '@e', '@a', '@v', '@i'].map((name) => Number(fields[name] ?? Number.NaN))
+    return this.#build(handle, nums, fields['@u'] ?? '', fields['@m'] ?? '', pairs)
+  }
+
+  /**
+   * A session from its parts. `data` is the data fields spliced into one JSON object text by the
+   * read script (the JSON codec), or the stored pairs (any codec, or a hash read whole).
+   */
+  async #build(
+    handle: string,
+    nums: readonly number[],
+    userId: string,
+    metaText: string,
+    data: string | Map<string, string>,
+  ): Promise<StoredSession | null> {
     const { codec, jsonOnly } = this.options
     let field = '@m'
     try {
-      const metaText = fields['@m']
       const meta = metaText ? (JSON.parse(metaText) as SessionMeta) : {}
-      let data: Record<string, unknown>
-      if (jsonOnly) {
-        // One JSON.parse of the fields spliced into an object costs less than one per field.
+      field = '@c'
+      if (nums.length !== 6 || !nums.every(Number.isFinite))
+        throw new Error('a number field is missing or not a number')
+      let decoded: Record<string, unknown>
+      let text: string | null = null
+      let pairs: Map<string, string> | null = null
+      if (typeof data === 'string') {
         field = '*'
-        let text = '{'
-        for (const name in fields) {
-          if (name.charCodeAt(0) !== 46 /* '.' */) continue
-          const value = fields[name]!
-          encoded.set(name.slice(1), value)
-          text += `${text.length > 1 ? ',' : ''}${JSON.stringify(name.slice(1))}:${value}`
-        }
-        data = JSON.parse(`${text}}`) as Record<string, unknown>
+        text = data
+        // JSON.parse defines own properties: a field named __proto__ stays data.
+        decoded = JSON.parse(data) as Record<string, unknown>
+      } else if (jsonOnly) {
+        field = '*'
+        pairs = data
+        let spliced = '{'
+        for (const [name, value] of data)
+          spliced += `${spliced.length > 1 ? ',' : ''}${name.slice(1)}:${value}`
+        decoded = JSON.parse(`${spliced}}`) as Record<string, unknown>
       } else {
+        pairs = data
         const entries: Array<[string, unknown]> = []
-        for (const name in fields) {
-          if (name.charCodeAt(0) !== 46 /* '.' */) continue
-          field = name.slice(1)
-          const text = fields[name]!
-          encoded.set(field, text)
-          const value = codec.decode(text)
-          entries.push([field, value instanceof Promise ? await value : value])
+        for (const [name, value] of data) {
+          field = name
+          const key = JSON.parse(name.slice(1)) as string
+          const result = codec.decode(value)
+          entries.push([key, result instanceof Promise ? await result : result])
         }
         // fromEntries defines own properties: a field named __proto__ stays data.
-        data = Object.fromEntries(entries)
+        decoded = Object.fromEntries(entries)
       }
-      const number = (name: string) => {
-        const n = Number(fields[name])
-        if (!Number.isFinite(n)) throw new Error(`field ${name} is not a number`)
-        return n
-      }
-      const userId = fields['@u']
-      return {
-        handle,
-        userId: userId ? userId : null,
-        data,
-        encoded,
-        meta,
-        createdAt: number('@c'),
-        lastSeenAt: number('@l'),
-        expiresAt: number('@e'),
-        absoluteExpiresAt: number('@a'),
-        version: number('@v'),
-        idleTtlMs: number('@i'),
-      }
+      const [createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, version, idleTtlMs] = nums as [
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+      ]
+      return new Stored(handle, userId || null, decoded, text, pairs, meta, {
+        createdAt,
+        lastSeenAt,
+        expiresAt,
+        absoluteExpiresAt,
+        version,
+        idleTtlMs,
+      })
     } catch (error) {
       emit({ package: 'session', event: 'decode-error', handle, field, error })
       return null
@@ -287,9 +381,15 @@ export class SessionEngine {
       request.set.size,
       MAX_FIELDS,
     ]
-    for (const [field, text] of request.set) args.push(FIELD + field, text)
-    for (const field of request.del ?? []) args.push(FIELD + field)
-    const reply = await this.call(operation, () => writeScript.run(o.redis, [o.keys.session(handle)], args))
+    for (const [field, text] of request.set) args.push(field, text)
+    for (const field of request.del ?? []) args.push(field)
+    let reply: Array<string | number>
+    try {
+      reply = await this.call(operation, () => writeScript.run(o.redis, [o.keys.session(handle)], args))
+    } catch (error) {
+      if (!isWrongType(error)) throw error
+      reply = ['corrupt']
+    }
     const status = String(reply[0])
     switch (status) {
       case 'ok':
@@ -324,9 +424,15 @@ export class SessionEngine {
   async touch(operation: string, id: string, idleTtlMs?: number): Promise<number | null> {
     const o = this.options
     const handle = SessionKeys.handle(id)
-    const expiresAt = await this.call(operation, () =>
-      touchScript.run(o.redis, [o.keys.session(handle)], [o.touchAfterMs, idleTtlMs ?? '']),
-    )
+    let expiresAt: number | null
+    try {
+      expiresAt = await this.call(operation, () =>
+        touchScript.run(o.redis, [o.keys.session(handle)], [o.touchAfterMs, idleTtlMs ?? '']),
+      )
+    } catch (error) {
+      if (!isWrongType(error)) throw error
+      expiresAt = -1
+    }
     return expiresAt === -1 ? this.corrupt(handle, operation, null) : expiresAt
   }
 

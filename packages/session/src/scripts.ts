@@ -13,15 +13,22 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
-// The store's numeric fields of a hash, or nil when any is missing or not a number: a hash someone
-// else wrote at the key is reported as corrupt, never an arithmetic error thrown at the request.
+// One HMGET of the store's own fields. Reply: nil for no key (or a tombstone: x is set), else
+// m[1..7] = e, a, l, i, v, z, c as numbers (or nil where a hash this store did not write lacks
+// them), with m.x the tombstone mark and m.own how many of the store's fields are present. A key
+// of another type fails here with WRONGTYPE: a data error the client reports for that key.
 const META = `
+local OWN = {'@e', '@a', '@l', '@i', '@v', '@z', '@c', '@u', '@m', '@x'}
 local function meta(k)
-  local m = redis.call('HMGET', k, '@e', '@a', '@l', '@i', '@v', '@z', '@c')
-  for i = 1, 7 do
-    m[i] = tonumber(m[i])
-    if not m[i] then return nil end
+  local raw = redis.call('HMGET', k, unpack(OWN))
+  local own = 0
+  for i = 1, 10 do
+    if raw[i] then own = own + 1 end
   end
+  if own == 0 then return nil end
+  local m = {x = raw[10], own = own}
+  for i = 1, 7 do m[i] = tonumber(raw[i]) end
+  m.valid = m[1] and m[2] and m[3] and m[4] and m[5] and m[6] and m[7]
   return m
 end
 `
@@ -37,32 +44,60 @@ end
 `
 
 /**
- * KEYS[1] session. ARGV[1] touch ('1' rolls the idle expiry), ARGV[2] touchAfterMs, ARGV[3] idle
- * TTL for this touch ('' = the session's own).
- * Reply: the hash as a flat array; nil for no live session (missing, destroyed or expired);
- * {'corrupt'} for a hash this store did not write.
+ * Reads a session in one HGETALL, and with ARGV[1] = '1' rolls its idle expiry.
+ * KEYS[1] session. ARGV[1] touch, ARGV[2] touchAfterMs, ARGV[3] idle TTL for this touch ('' = the
+ * session's own), ARGV[4] 'j' to splice the data fields into one JSON object text (the JSON
+ * codec: the client parses once), 'p' to return them as pairs (any other codec).
+ * Reply: nil for no live session (missing, destroyed or expired); {'corrupt'} for a key this store
+ * did not write; else {mode, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, version, idle,
+ * user id or '', meta or '', then the JSON text ('j') or name, value pairs ('p')}.
+ * A key of another type is refused by HGETALL (WRONGTYPE): a data error the client reports.
  * allow-oom: a touch rewrites two fixed-size fields and a TTL, so reads keep working at maxmemory.
  */
-export const getScript = defineScript<string[] | null>({
+export const getScript = defineScript<Array<string | number> | null>({
   name: 'session.get',
   keys: 1,
   flags: ['allow-oom'],
-  lua: `${NOW}${META}${ROLL}
+  lua: `${NOW}
 local k = KEYS[1]
-local kind = redis.call('TYPE', k).ok
-if kind == 'none' then return false end
-if kind ~= 'hash' then return {'corrupt'} end
-if redis.call('HEXISTS', k, '@x') == 1 then return false end
-local m = meta(k)
-if not m then return {'corrupt'} end
-if m[1] <= now then
+local all = redis.call('HGETALL', k)
+if #all == 0 then return false end
+local f = {}
+local data = {}
+for i = 1, #all, 2 do
+  local name = all[i]
+  if string.byte(name, 1) == 46 then
+    if ARGV[4] == 'j' then
+      data[#data + 1] = string.sub(name, 2) .. ':' .. all[i + 1]
+    else
+      data[#data + 1] = name
+      data[#data + 1] = all[i + 1]
+    end
+  else
+    f[name] = all[i + 1]
+  end
+end
+if f['@x'] then return false end
+local e, cap, seen, idle = tonumber(f['@e']), tonumber(f['@a']), tonumber(f['@l']), tonumber(f['@i'])
+local created, version = tonumber(f['@c']), tonumber(f['@v'])
+if not (e and cap and seen and idle and created and version) then return {'corrupt'} end
+if e <= now then
   redis.call('DEL', k)
   return false
 end
-if ARGV[1] == '1' and now - m[3] >= tonumber(ARGV[2]) then
-  roll(k, now, ARGV[3] ~= '' and tonumber(ARGV[3]) or m[4], m[2])
+if ARGV[1] == '1' and now - seen >= tonumber(ARGV[2]) then
+  seen = now
+  e = math.min(now + (ARGV[3] ~= '' and tonumber(ARGV[3]) or idle), cap)
+  redis.call('HSET', k, '@l', seen, '@e', e)
+  redis.call('PEXPIREAT', k, e)
 end
-return redis.call('HGETALL', k)
+local reply = {ARGV[4], created, seen, e, cap, version, idle, f['@u'] or '', f['@m'] or ''}
+if ARGV[4] == 'j' then
+  reply[10] = '{' .. table.concat(data, ',') .. '}'
+else
+  for i = 1, #data do reply[9 + i] = data[i] end
+end
+return reply
 `,
 })
 
@@ -77,12 +112,9 @@ export const touchScript = defineScript<number | null>({
   flags: ['allow-oom'],
   lua: `${NOW}${META}${ROLL}
 local k = KEYS[1]
-local kind = redis.call('TYPE', k).ok
-if kind == 'none' then return false end
-if kind ~= 'hash' then return -1 end
-if redis.call('HEXISTS', k, '@x') == 1 then return false end
 local m = meta(k)
-if not m then return -1 end
+if not m or m.x then return false end
+if not m.valid then return -1 end
 if m[1] <= now then return false end
 if now - m[3] < tonumber(ARGV[1]) then return m[1] end
 return roll(k, now, ARGV[2] ~= '' and tonumber(ARGV[2]) or m[4], m[2])
@@ -117,15 +149,11 @@ local n = tonumber(ARGV[12])
 local max_fields = tonumber(ARGV[13])
 local FIRST = 14
 local first_del = FIRST + 2 * n
-local kind = redis.call('TYPE', k).ok
-local exists = kind ~= 'none'
-if exists and kind ~= 'hash' then return {'corrupt'} end
-if exists and redis.call('HEXISTS', k, '@x') == 1 then return {'gone'} end
-local m = nil
-if exists then
-  m = meta(k)
-  if not m then return {'corrupt'} end
-end
+local m = meta(k)
+if m and m.x then return {'gone'} end
+if m and not m.valid then return {'corrupt'} end
+-- None of the store's fields, yet a key: a hash (or another type) someone else wrote.
+if not m and redis.call('EXISTS', k) == 1 then return {'corrupt'} end
 if not m or m[1] <= now then
   if m then redis.call('DEL', k) end
   if mode ~= 'create' and mode ~= 'upsert' then return {'missing'} end
@@ -197,11 +225,7 @@ for _, f in ipairs(dels) do
 end
 if size > tonumber(ARGV[5]) then return {'too-large', size} end
 -- Fields after the write: those there now (HLEN less the store's own), plus new, less removed.
-local own = 0
-for _, f in ipairs({'@c', '@l', '@e', '@a', '@v', '@i', '@z', '@u', '@m'}) do
-  own = own + redis.call('HEXISTS', k, f)
-end
-local fields = redis.call('HLEN', k) - own + count - removed
+local fields = redis.call('HLEN', k) - m.own + count - removed
 if count > 0 and fields > max_fields then return {'too-many', fields} end
 if #dels > 0 then redis.call('HDEL', k, unpack(dels)) end
 version = version + 1

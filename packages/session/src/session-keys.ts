@@ -1,4 +1,11 @@
-import { createHash } from 'node:crypto'
+import * as crypto from 'node:crypto'
+
+// crypto.hash (Node >= 20.12) hashes in one call, without a Hash object: a third of the cost.
+const sha256: (id: string) => string =
+  typeof crypto.hash === 'function'
+    ? (id) => crypto.hash('sha256', id, 'base64url')
+    : (id) => crypto.createHash('sha256').update(id).digest('base64url')
+
 import { type Keyspace, keyspace, unescapeKeyPart } from '@rp/core/kit'
 
 /**
@@ -19,7 +26,7 @@ export class SessionKeys {
 
   /** The SHA-256 of an id, base64url: what Redis sees instead of the id. */
   static handle(id: string): string {
-    return createHash('sha256').update(id).digest('base64url')
+    return sha256(id)
   }
 
   session(handle: string): string {

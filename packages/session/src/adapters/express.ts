@@ -1,12 +1,6 @@
 import { type Session, type SessionData, Store } from 'express-session'
 import { clearSessions, scanSessions } from '../engine.js'
-import {
-  attempt,
-  FrameworkSessions,
-  type FrameworkStoreOptions,
-  type LoadedBase,
-  settle,
-} from './framework.js'
+import { attempt, FrameworkSessions, type FrameworkStoreOptions, LoadedBase, settle } from './framework.js'
 
 type Callback<T = void> = (error: unknown, value?: T) => void
 type RequestLike = Parameters<Store['createSession']>[0]
@@ -41,7 +35,7 @@ export class ExpressSessionStore extends Store {
     settle(
       attempt(() => this.#sessions.load('express.get', sid)).then((stored) => {
         if (!stored) return null
-        this.#loaded.set(stored.data, { sid, encoded: stored.encoded })
+        this.#loaded.set(stored.data, new LoadedBase(sid, stored))
         return stored.data as unknown as SessionData
       }),
       callback,

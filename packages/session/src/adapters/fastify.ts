@@ -2,7 +2,7 @@ import {
   attempt,
   FrameworkSessions,
   type FrameworkStoreOptions,
-  type LoadedBase,
+  LoadedBase,
   sessionFields,
   settle,
 } from './framework.js'
@@ -18,10 +18,6 @@ const BASE_TTL_MS = 10 * 60_000
 /** Loads of one session id remembered at once; more concurrent requests of one id share the oldest. */
 const BASES_PER_ID = 16
 
-interface Pending extends LoadedBase {
-  at: number
-}
-
 /**
  * A @fastify/session store on @rp/session: `fastify.register(fastifySession, { store: new
  * FastifySessionStore({ sessions }), … })`. It runs the same scripts as SessionStore. A save
@@ -32,7 +28,7 @@ interface Pending extends LoadedBase {
  */
 export class FastifySessionStore {
   readonly #sessions: FrameworkSessions
-  readonly #pending = new Map<string, Pending[]>()
+  readonly #pending = new Map<string, Array<{ base: LoadedBase; at: number }>>()
 
   constructor(options: FastifySessionStoreOptions) {
     this.#sessions = new FrameworkSessions(options)
@@ -42,7 +38,7 @@ export class FastifySessionStore {
     settle(
       attempt(() => this.#sessions.load('fastify.get', sessionId)).then((stored) => {
         if (!stored) return null
-        this.#remember(sessionId, { sid: sessionId, encoded: stored.encoded, at: performance.now() })
+        this.#remember(sessionId, { base: new LoadedBase(sessionId, stored), at: performance.now() })
         return stored.data
       }),
       callback,
@@ -67,7 +63,7 @@ export class FastifySessionStore {
     )
   }
 
-  #remember(sid: string, base: Pending): void {
+  #remember(sid: string, base: { base: LoadedBase; at: number }): void {
     this.#sweep()
     const list = this.#pending.get(sid) ?? []
     list.push(base)
@@ -86,18 +82,18 @@ export class FastifySessionStore {
     const { set } = await this.#sessions.engine.encode('session', sessionFields(session))
     let best = 0
     let bestDiff = Number.POSITIVE_INFINITY
-    for (const [i, base] of list.entries()) {
+    for (const [i, { base }] of list.entries()) {
       let diff = 0
-      for (const [field, text] of set) if (base.encoded.get(field) !== text) diff++
-      for (const field of base.encoded.keys()) if (!set.has(field)) diff++
+      for (const [field, text] of set) if (base.fields.get(field) !== text) diff++
+      for (const field of base.fields.keys()) if (!set.has(field)) diff++
       if (diff < bestDiff) {
         best = i
         bestDiff = diff
       }
     }
-    const [base] = list.splice(best, 1)
+    const [taken] = list.splice(best, 1)
     if (list.length === 0) this.#pending.delete(sid)
-    return base
+    return taken?.base
   }
 
   #sweep(): void {

@@ -1,12 +1,41 @@
-import { guarded, InvalidArgumentError, promised, requireKnownOptions, requireOptions } from '@rp/core/kit'
+import {
+  guarded,
+  InvalidArgumentError,
+  promised,
+  publishEvent,
+  requireKnownOptions,
+  requireOptions,
+} from '@rp/core/kit'
 import type { SessionEngine, StoredSession } from '../engine.js'
 import { MAX_TTL_MS, requireId } from '../options.js'
 import { engineOf, type SessionStore } from '../store.js'
 
-/** The stored form of a framework session as it was loaded: what a save diffs against. */
-export interface LoadedBase {
-  sid: string
-  encoded: Map<string, string>
+/**
+ * How a framework session was stored when it was loaded: what a save diffs against. The per-field
+ * encodings are split out of the read only when a save asks for them (most requests never save).
+ */
+export class LoadedBase {
+  readonly sid: string
+  #stored: Pick<StoredSession, 'encoded'> | null
+  #fields: Map<string, string> | null = null
+
+  constructor(sid: string, stored: Pick<StoredSession, 'encoded'>) {
+    this.sid = sid
+    this.#stored = stored
+  }
+
+  get fields(): Map<string, string> {
+    if (!this.#fields) {
+      this.#fields = this.#stored!.encoded
+      this.#stored = null
+    }
+    return this.#fields
+  }
+
+  set fields(fields: Map<string, string>) {
+    this.#fields = fields
+    this.#stored = null
+  }
 }
 
 interface CookieLike {
@@ -59,8 +88,8 @@ export class FrameworkSessions {
     const known = base?.sid === sid ? base : undefined
     if (known) {
       const changed = new Map<string, string>()
-      for (const [field, text] of set) if (known.encoded.get(field) !== text) changed.set(field, text)
-      const del = [...known.encoded.keys()].filter((field) => !set.has(field))
+      for (const [field, text] of set) if (known.fields.get(field) !== text) changed.set(field, text)
+      const del = [...known.fields.keys()].filter((field) => !set.has(field))
       const result = await this.engine.write(operation, sid, {
         mode: 'merge',
         set: changed,
@@ -68,7 +97,7 @@ export class FrameworkSessions {
         touch: true,
         ...(idleTtlMs === undefined ? {} : { idleTtlMs }),
       })
-      if (result.status === 'ok') known.encoded = set
+      if (result.status === 'ok') known.fields = set
       return
     }
     await this.engine.write(operation, sid, {
@@ -131,21 +160,31 @@ export function ttlFromCookie(cookie: unknown): number | undefined {
 }
 
 /**
- * Calls a Node-style callback with a promise's outcome, exactly once, off the promise chain. The
- * callback is the framework's (or the app's): what it throws becomes an rp:event, never an
- * uncaught exception from inside this package.
+ * Calls a Node-style callback with a promise's outcome, exactly once. The callback is the
+ * framework's (or the app's): what it throws becomes an rp:event `callback-error`, never an
+ * unhandled rejection or an uncaught exception from inside this package.
  */
 export function settle<T>(
   promise: Promise<T>,
   callback: ((error: unknown, value?: T) => void) | undefined,
 ): void {
-  const call = guarded('session', 'store callback', (error: unknown, value?: T) => {
-    if (callback !== undefined) callback(error, value)
-  })
   promise.then(
-    (value) => queueMicrotask(() => call(null, value)),
-    (error: unknown) => queueMicrotask(() => call(error)),
+    (value) => deliver(callback, null, value),
+    (error: unknown) => deliver(callback, error),
   )
+}
+
+function deliver<T>(
+  callback: ((error: unknown, value?: T) => void) | undefined,
+  error: unknown,
+  value?: T,
+): void {
+  if (callback === undefined) return
+  try {
+    callback(error, value)
+  } catch (thrown) {
+    publishEvent({ package: 'session', event: 'callback-error', callback: 'store callback', error: thrown })
+  }
 }
 
 /** Runs `fn` so that a synchronous throw (a bad argument) still reaches the callback. */
