@@ -1,4 +1,9 @@
-import { keyspace } from '@rp/core/kit'
-
-/** Placeholder until the @rp/leaderboard issue lands: the namespace its keys will live in. */
-export const defaultKeyspace = keyspace('leaderboard')
+export {
+  type AmongEntry,
+  type IncrementResult,
+  Leaderboard,
+  type LeaderboardEntry,
+  type RankedEntry,
+  type SubmitResult,
+} from './leaderboard.js'
+export type { LeaderboardOptions, Order, Ranking, TiePolicy, UpdatePolicy } from './options.js'

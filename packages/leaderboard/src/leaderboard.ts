@@ -1,0 +1,412 @@
+import {
+  InvalidArgumentError,
+  instrument,
+  keyspace,
+  promised,
+  RedisGuard,
+  requireArray,
+  requireBoolean,
+  requireKnownOptions,
+  requireNonEmptyString,
+  requireOptions,
+  requirePositiveInteger,
+  type Script,
+  type ScriptArg,
+} from '@rp/core/kit'
+import { nanoid } from 'nanoid'
+import {
+  type LeaderboardOptions,
+  MAX_BATCH,
+  type ResolvedLeaderboardOptions,
+  requireCount,
+  requireMember,
+  requireScore,
+  resolveLeaderboardOptions,
+} from './options.js'
+import {
+  amongScript,
+  aroundScript,
+  entryScript,
+  pageScript,
+  removeScript,
+  snapshotScript,
+  submitManyScript,
+  submitScript,
+} from './scripts.js'
+
+export interface RankedEntry {
+  readonly member: string
+  readonly score: number
+  /** 1-based, per the board's ranking policy. */
+  readonly rank: number
+}
+
+export interface LeaderboardEntry extends RankedEntry {
+  /** 0–100: the share of members ranked at or below this one; the best is 100. */
+  readonly percentile: number
+}
+
+export interface SubmitResult {
+  /** The member's score after the submit (the better one, under `update: 'best'`). */
+  readonly score: number
+  /** Its rank after the submit; null if maxMembers trimmed it off the board. */
+  readonly rank: number | null
+  /** Whether the stored score changed (false for a retried submissionId, too). */
+  readonly changed: boolean
+}
+
+export interface IncrementResult {
+  readonly score: number
+  readonly rank: number | null
+}
+
+export interface AmongEntry extends RankedEntry {
+  /** The member's rank on the whole board. */
+  readonly globalRank: number
+}
+
+const PKG = 'leaderboard'
+
+/**
+ * A leaderboard on one sorted set: exact ranks under a tie and ranking policy, computed in the
+ * script that reads or writes the score, so every call is one round trip.
+ */
+export class Leaderboard {
+  readonly #o: ResolvedLeaderboardOptions
+  readonly #guard: RedisGuard
+  readonly #keys: string[]
+  readonly #policy: [string, string, string]
+  readonly #snapshot: (id: string) => string
+  /** @internal Expiry of every key, for periodic boards. */
+  readonly #expireAt: number | null
+
+  /** @throws InvalidArgumentError for a bad or unknown option. */
+  constructor(options: LeaderboardOptions) {
+    this.#o = resolveLeaderboardOptions(options, ['expireAt'])
+    const expireAt = (options as { expireAt?: unknown }).expireAt
+    this.#expireAt = expireAt === undefined ? null : requirePositiveInteger('expireAt', expireAt)
+    const ks = keyspace(this.#o.prefix)
+    const name = this.#o.name
+    this.#keys = ['z', 'r', 'q', 'd', 'dc', 'sub'].map((part) => ks.key(name, part))
+    this.#snapshot = (id) => ks.key(name, 'snap', id)
+    this.#policy = [this.#o.order, this.#o.ties, this.#o.ranking]
+    this.#guard = new RedisGuard(this.#o.redis, this.#o.timeoutMs)
+  }
+
+  /** The board's resolved policy. */
+  get options(): Omit<ResolvedLeaderboardOptions, 'redis'> {
+    const { redis: _, ...rest } = this.#o
+    return rest
+  }
+
+  #run<T>(operation: string, script: Script<T>, args: readonly ScriptArg[], keys = this.#keys): Promise<T> {
+    return instrument({ package: PKG, operation }, () =>
+      this.#guard.run(operation, () => script.run(this.#o.redis, keys, [...this.#policy, ...args])),
+    )
+  }
+
+  /**
+   * Submits a score under the board's update policy, in one round trip, and answers the score and
+   * rank after it. With a submissionId, a retry of the same submission is a no-op.
+   */
+  submit(member: string, score: number, options?: { submissionId?: string }): Promise<SubmitResult> {
+    return promised(async () => {
+      requireMember('member', member)
+      requireScore('score', score)
+      const opts = requireOptions('options', options)
+      requireKnownOptions('options', opts, ['submissionId'])
+      const sid =
+        opts.submissionId === undefined ? '' : requireNonEmptyString('submissionId', opts.submissionId)
+      if (sid.length > 256) throw new InvalidArgumentError('submissionId', 'must be at most 256 characters')
+      return this.#submit('submit', member, score, this.#o.update, sid)
+    })
+  }
+
+  /** Adds `by` to the member's score (from 0), whatever the board's update policy. */
+  increment(member: string, by: number): Promise<IncrementResult> {
+    return promised(async () => {
+      requireMember('member', member)
+      requireScore('by', by)
+      const { score, rank } = await this.#submit('increment', member, by, 'increment', '')
+      return { score, rank }
+    })
+  }
+
+  async #submit(
+    operation: string,
+    member: string,
+    score: number,
+    update: string,
+    sid: string,
+  ): Promise<SubmitResult> {
+    const reply = await this.#run(operation, submitScript, [
+      member,
+      score,
+      update,
+      sid,
+      this.#o.submissionTtlMs,
+      this.#o.maxMembers ?? '',
+      this.#expireAt ?? '',
+    ])
+    if (reply[0] === 'range')
+      throw new InvalidArgumentError(
+        operation === 'increment' ? 'by' : 'score',
+        `the result ${reply[1]} would leave ±${Number.MAX_SAFE_INTEGER}, where scores stay exact`,
+      )
+    const rank = reply[2] === null ? null : Number(reply[2])
+    if (reply[0] === 'dup')
+      return { score: reply[1] === null ? score : Number(reply[1]), rank, changed: false }
+    return { score: Number(reply[1]), rank, changed: reply[3] === 1 }
+  }
+
+  /**
+   * Many submits under the update policy, in order, in batches of at most 10,000: each batch one
+   * round trip. Resolves to how many changed a score.
+   */
+  submitMany(entries: ReadonlyArray<{ member: string; score: number }>): Promise<number> {
+    return promised(async () => {
+      const list = requireArray<{ member: string; score: number }>('entries', entries)
+      const args: Array<string | number> = []
+      for (const [i, e] of list.entries()) {
+        if (typeof e !== 'object' || e === null)
+          throw new InvalidArgumentError(`entries[${i}]`, 'must be { member, score }')
+        args.push(
+          requireMember(`entries[${i}].member`, e.member),
+          requireScore(`entries[${i}].score`, e.score),
+        )
+      }
+      let changed = 0
+      for (let i = 0; i < args.length; i += 2 * 1_000) {
+        const reply = await this.#run('submitMany', submitManyScript, [
+          this.#o.update,
+          this.#o.maxMembers ?? '',
+          this.#expireAt ?? '',
+          ...args.slice(i, i + 2 * 1_000),
+        ])
+        if (Array.isArray(reply))
+          throw new InvalidArgumentError(
+            'entries',
+            `the increment of ${reply[1]} would leave ±${Number.MAX_SAFE_INTEGER}`,
+          )
+        changed += reply
+      }
+      return changed
+    })
+  }
+
+  /** The first `count` entries (from `offset`), best first. */
+  top(count: number, options?: { offset?: number }): Promise<RankedEntry[]> {
+    return promised(async () => {
+      requireCount('count', count)
+      const opts = requireOptions('options', options)
+      requireKnownOptions('options', opts, ['offset'])
+      const offset = opts.offset === undefined ? 0 : requireCount('offset', opts.offset)
+      return triples(await this.#run('top', pageScript, [offset, count]))
+    })
+  }
+
+  /** Page `page` (1-based) of `pageSize` entries (default 50). */
+  page(page: number, options?: { pageSize?: number }): Promise<RankedEntry[]> {
+    return promised(async () => {
+      requirePositiveInteger('page', page)
+      const size = this.#pageSize(options)
+      return triples(await this.#run('page', pageScript, [(page - 1) * size, size]))
+    })
+  }
+
+  /** The page (1-based) the member is on, by position, or null when not on the board. */
+  pageOf(member: string, options?: { pageSize?: number }): Promise<number | null> {
+    return promised(async () => {
+      requireMember('member', member)
+      const size = this.#pageSize(options)
+      const around = await this.#run('pageOf', aroundScript, [member, 0, '0'])
+      return around === null ? null : Math.floor(Number(around[0]) / size) + 1
+    })
+  }
+
+  #pageSize(options: { pageSize?: number } | undefined): number {
+    const opts = requireOptions('options', options)
+    requireKnownOptions('options', opts, ['pageSize'])
+    return opts.pageSize === undefined ? 50 : requireCount('pageSize', opts.pageSize, 1)
+  }
+
+  async rank(member: string): Promise<number | null> {
+    return (await this.entry(member))?.rank ?? null
+  }
+
+  async score(member: string): Promise<number | null> {
+    return (await this.entry(member))?.score ?? null
+  }
+
+  async percentile(member: string): Promise<number | null> {
+    return (await this.entry(member))?.percentile ?? null
+  }
+
+  /** Score, rank and percentile in one round trip; null when the member is not on the board. */
+  entry(member: string): Promise<LeaderboardEntry | null> {
+    return promised(async () => {
+      requireMember('member', member)
+      const reply = await this.#run('entry', entryScript, [member])
+      if (!reply) return null
+      const [score, rank, better, count] = reply.map(Number) as [number, number, number, number]
+      return { member, score, rank, percentile: ((count - better) / count) * 100 }
+    })
+  }
+
+  /**
+   * `n` entries above the member and `n` below, with it in the middle. With `fillBorders`, a
+   * window that would run past either end is shifted, so it still holds 2n + 1 entries where the
+   * board has them. Empty when the member is not on the board.
+   */
+  around(member: string, n: number, options?: { fillBorders?: boolean }): Promise<RankedEntry[]> {
+    return promised(async () => {
+      requireMember('member', member)
+      requireCount('n', n)
+      const opts = requireOptions('options', options)
+      requireKnownOptions('options', opts, ['fillBorders'])
+      const fill = opts.fillBorders === undefined ? true : requireBoolean('fillBorders', opts.fillBorders)
+      const reply = await this.#run('around', aroundScript, [member, n, fill ? '1' : '0'])
+      return reply === null ? [] : triples(reply.slice(1))
+    })
+  }
+
+  /**
+   * A board of just these members (friends): ranked among themselves by the board's policies, each
+   * with its global rank. Members not on the board are left out.
+   */
+  among(members: readonly string[]): Promise<AmongEntry[]> {
+    return promised(async () => {
+      const list = requireArray<string>('members', members)
+      if (list.length > MAX_BATCH) throw new InvalidArgumentError('members', `must hold at most ${MAX_BATCH}`)
+      const unique = [...new Set(list.map((m, i) => requireMember(`members[${i}]`, m)))]
+      const reply = await this.#run('among', amongScript, unique)
+      const found: Array<{ member: string; score: number; globalRank: number; key: Buffer }> = []
+      for (let i = 0; i < unique.length; i++) {
+        if (reply[3 * i] === null) continue
+        found.push({
+          member: unique[i]!,
+          score: Number(reply[3 * i]),
+          globalRank: Number(reply[3 * i + 1]),
+          key: Buffer.from(String(reply[3 * i + 2])),
+        })
+      }
+      const desc = this.#o.order === 'desc'
+      // The board's own order: score, then the sorted-set name bytewise (reversed on desc boards,
+      // which Redis reads in reverse).
+      found.sort((a, b) => {
+        if (a.score !== b.score) return desc ? b.score - a.score : a.score - b.score
+        const c = Buffer.compare(a.key, b.key)
+        return desc ? -c : c
+      })
+      return rankList(found, this.#o.ranking).map(({ member, score, rank, globalRank }) => ({
+        member,
+        score,
+        rank,
+        globalRank,
+      }))
+    })
+  }
+
+  count(): Promise<number> {
+    return promised(() =>
+      instrument({ package: PKG, operation: 'count' }, () =>
+        this.#guard.run('count', () => this.#o.redis.zcard(this.#keys[0]!)),
+      ),
+    )
+  }
+
+  /** Removes a member; resolves to whether it was on the board. */
+  remove(member: string): Promise<boolean> {
+    return promised(async () => {
+      requireMember('member', member)
+      return (await this.#run('remove', removeScript, [member])) === 1
+    })
+  }
+
+  /** Deletes the whole board (its scores, tie and dense indexes, remembered submission ids). */
+  clear(): Promise<void> {
+    return promised(async () => {
+      await instrument({ package: PKG, operation: 'clear' }, () =>
+        this.#guard.run('clear', () => this.#o.redis.del(...this.#keys)),
+      )
+    })
+  }
+
+  /**
+   * Every entry, best first, in batches, from a snapshot taken when the export starts (COPY into a
+   * key with a TTL): writes during the export neither skip nor repeat anyone.
+   */
+  export(options?: { batchSize?: number; snapshotTtlMs?: number }): AsyncIterable<RankedEntry[]> {
+    let batchSize: number
+    let ttl: number
+    try {
+      const opts = requireOptions('options', options)
+      requireKnownOptions('options', opts, ['batchSize', 'snapshotTtlMs'])
+      batchSize = opts.batchSize === undefined ? 1_000 : requireCount('batchSize', opts.batchSize, 1)
+      ttl =
+        opts.snapshotTtlMs === undefined
+          ? 600_000
+          : requirePositiveInteger('snapshotTtlMs', opts.snapshotTtlMs)
+    } catch (error) {
+      return (async function* () {
+        yield* []
+        throw error
+      })()
+    }
+    return this.#export(batchSize, ttl)
+  }
+
+  async *#export(batchSize: number, ttlMs: number): AsyncGenerator<RankedEntry[]> {
+    const snap = this.#snapshot(nanoid())
+    const redis = this.#o.redis
+    const total = await this.#run('export', snapshotScript, [ttlMs], [...this.#keys, snap])
+    const desc = this.#o.order === 'desc'
+    const ranking = this.#o.ranking
+    const first = this.#o.ties === 'first-reached'
+    try {
+      let rank = 0
+      let prev: number | null = null
+      for (let offset = 0; offset < total; offset += batchSize) {
+        const raw = await this.#guard.run('export', () =>
+          desc
+            ? redis.zrevrange(snap, offset, offset + batchSize - 1, 'WITHSCORES')
+            : redis.zrange(snap, offset, offset + batchSize - 1, 'WITHSCORES'),
+        )
+        const batch: RankedEntry[] = []
+        for (let i = 0; i < raw.length; i += 2) {
+          const score = Number(raw[i + 1])
+          const position = offset + i / 2 + 1
+          if (ranking === 'ordinal') rank = position
+          else if (score !== prev) rank = ranking === 'competition' ? position : rank + 1
+          prev = score
+          batch.push({ member: first ? raw[i]!.slice(14) : raw[i]!, score, rank })
+        }
+        if (batch.length) yield batch
+      }
+    } finally {
+      await this.#guard.run('export', () => redis.del(snap)).catch(() => {})
+    }
+  }
+}
+
+function triples(reply: ReadonlyArray<string | number>): RankedEntry[] {
+  const out: RankedEntry[] = []
+  for (let i = 0; i + 2 < reply.length; i += 3)
+    out.push({ member: String(reply[i]), score: Number(reply[i + 1]), rank: Number(reply[i + 2]) })
+  return out
+}
+
+/** Ranks an ordered list by a ranking policy. */
+export function rankList<T extends { score: number }>(
+  list: readonly T[],
+  ranking: string,
+): Array<T & { rank: number }> {
+  let rank = 0
+  let prev: number | null = null
+  return list.map((item, i) => {
+    if (ranking === 'ordinal') rank = i + 1
+    else if (item.score !== prev) rank = ranking === 'competition' ? i + 1 : rank + 1
+    prev = item.score
+    return { ...item, rank }
+  })
+}

@@ -1,0 +1,369 @@
+import { defineScript } from '@rp/core/kit'
+
+/*
+ * Every script of a board takes the same KEYS, all tagged by the board's name (one slot):
+ *   KEYS[1] z   sorted set: member (or, with first-reached ties, reach prefix .. member) -> score
+ *   KEYS[2] r   hash, first-reached only: member -> its sorted-set name
+ *   KEYS[3] q   string, first-reached only: the board's reach sequence
+ *   KEYS[4] d   sorted set, dense ranking only: each distinct score once
+ *   KEYS[5] dc  hash, dense ranking only: distinct score -> how many members have it
+ *   KEYS[6] sub sorted set: submission ids -> when they may be forgotten (ms)
+ * and ARGV[1] order ('desc' | 'asc'), ARGV[2] ties ('member' | 'first-reached'), ARGV[3] ranking
+ * ('ordinal' | 'dense' | 'competition'). Scores are exact doubles (%.17g both ways).
+ *
+ * First-reached ties: a member's sorted-set name is a 14-digit reach number and the member. Equal
+ * scores order by name, so the earlier reach ranks higher: ascending boards count up (seq), and
+ * descending ones, read in reverse, count down (10^14 - 1 - seq).
+ */
+const COMMON = `
+local z, r, q, d, dc, sub = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local DESC = ARGV[1] == 'desc'
+local FIRST = ARGV[2] == 'first-reached'
+local RANKING = ARGV[3]
+local DENSE = RANKING == 'dense'
+
+local function fmt(x) return string.format('%.17g', x) end
+
+local function stored(member)
+  if FIRST then return redis.call('HGET', r, member) end
+  return member
+end
+
+local function member_of(s)
+  if FIRST then return string.sub(s, 15) end
+  return s
+end
+
+-- score and sorted-set name of a member, or nil
+local function score_of(member)
+  local s = stored(member)
+  if not s then return nil, nil end
+  local sc = redis.call('ZSCORE', z, s)
+  if not sc then return nil, nil end
+  return tonumber(sc), s
+end
+
+local function is_better(a, b)
+  if DESC then return a > b end
+  return a < b
+end
+
+-- members with a strictly better score
+local function better_count(sc)
+  if DESC then return redis.call('ZCOUNT', z, '(' .. fmt(sc), '+inf') end
+  return redis.call('ZCOUNT', z, '-inf', '(' .. fmt(sc))
+end
+
+-- distinct scores strictly better
+local function dense_better(sc)
+  if DESC then return redis.call('ZCOUNT', d, '(' .. fmt(sc), '+inf') end
+  return redis.call('ZCOUNT', d, '-inf', '(' .. fmt(sc))
+end
+
+-- 0-based position in board order
+local function position(s)
+  if DESC then return redis.call('ZREVRANK', z, s) end
+  return redis.call('ZRANK', z, s)
+end
+
+local function rank_of(s, sc)
+  if RANKING == 'ordinal' then return position(s) + 1 end
+  if RANKING == 'competition' then return better_count(sc) + 1 end
+  return dense_better(sc) + 1
+end
+
+local function dense_add(sc)
+  local k = fmt(sc)
+  if redis.call('HINCRBY', dc, k, 1) == 1 then redis.call('ZADD', d, sc, k) end
+end
+
+local function dense_del(sc)
+  local k = fmt(sc)
+  if redis.call('HINCRBY', dc, k, -1) <= 0 then
+    redis.call('HDEL', dc, k)
+    redis.call('ZREM', d, k)
+  end
+end
+
+-- entries from position offset, count of them, in board order, with ranks
+local function page(offset, count)
+  if count <= 0 then return {} end
+  local raw
+  if DESC then raw = redis.call('ZREVRANGE', z, offset, offset + count - 1, 'WITHSCORES')
+  else raw = redis.call('ZRANGE', z, offset, offset + count - 1, 'WITHSCORES') end
+  local out = {}
+  local rank, prev = 0, nil
+  for i = 1, #raw, 2 do
+    local sc = tonumber(raw[i + 1])
+    local pos = offset + (i - 1) / 2
+    if RANKING == 'ordinal' then rank = pos + 1
+    elseif prev == nil then
+      if RANKING == 'competition' then rank = better_count(sc) + 1 else rank = dense_better(sc) + 1 end
+    elseif sc ~= prev then
+      if RANKING == 'competition' then rank = pos + 1 else rank = rank + 1 end
+    end
+    prev = sc
+    out[#out + 1] = member_of(raw[i])
+    out[#out + 1] = raw[i + 1]
+    out[#out + 1] = rank
+  end
+  return out
+end
+`
+
+const NOW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+/**
+ * Submits a score. ARGV[4] member, ARGV[5] score, ARGV[6] update ('replace' | 'best' |
+ * 'increment'), ARGV[7] submission id ('' = none), ARGV[8] how long a submission id is remembered
+ * (ms), ARGV[9] maxMembers ('' = no cap), ARGV[10] expire the board's keys at (epoch ms, '' = never:
+ * periodic boards).
+ * Reply: {'ok', score, rank or false, changed 0|1} | {'dup', score or false, rank or false} (a
+ * submission id seen before: nothing written) | {'range', score} (an increment past ±(2^53 - 1)).
+ */
+export const submitScript = defineScript<Array<string | number | null>>({
+  name: 'leaderboard.submit',
+  keys: 6,
+  lua: `${COMMON}${NOW}
+local member, score, mode, sid = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
+if sid ~= '' then
+  redis.call('ZREMRANGEBYSCORE', sub, '-inf', now)
+  if redis.call('ZSCORE', sub, sid) then
+    local sc, s = score_of(member)
+    if not sc then return {'dup', false, false} end
+    return {'dup', fmt(sc), rank_of(s, sc)}
+  end
+  redis.call('ZADD', sub, now + tonumber(ARGV[8]), sid)
+  redis.call('PEXPIRE', sub, ARGV[8])
+end
+local old, s = score_of(member)
+local new = score
+if mode == 'increment' and old then new = old + score end
+if math.abs(new) > 9007199254740991 then return {'range', fmt(new)} end
+local changed = true
+if old then
+  if mode == 'best' then changed = is_better(score, old)
+  else changed = new ~= old end
+end
+if changed then
+  if FIRST then
+    if s then redis.call('ZREM', z, s) end
+    local seq = redis.call('INCR', q)
+    if DESC then seq = 99999999999999 - seq end
+    s = string.format('%014d', seq) .. member
+    redis.call('HSET', r, member, s)
+  else
+    s = member
+  end
+  redis.call('ZADD', z, new, s)
+  if DENSE then
+    if old then dense_del(old) end
+    dense_add(new)
+  end
+else
+  new = old
+end
+local cap = tonumber(ARGV[9])
+if cap then
+  local over = redis.call('ZCARD', z) - cap
+  if over > 0 then
+    local worst
+    if DESC then worst = redis.call('ZRANGE', z, 0, over - 1, 'WITHSCORES')
+    else worst = redis.call('ZREVRANGE', z, 0, over - 1, 'WITHSCORES') end
+    for i = 1, #worst, 2 do
+      redis.call('ZREM', z, worst[i])
+      if FIRST then redis.call('HDEL', r, member_of(worst[i])) end
+      if DENSE then dense_del(tonumber(worst[i + 1])) end
+    end
+  end
+end
+if ARGV[10] ~= '' then
+  for _, k in ipairs({z, r, q, d, dc}) do redis.call('PEXPIREAT', k, ARGV[10]) end
+end
+local rank = false
+if redis.call('ZSCORE', z, s) then rank = rank_of(s, new) end
+return {'ok', fmt(new), rank, changed and 1 or 0}
+`,
+})
+
+/**
+ * Many submits in one call, in order (same rules as submit, without submission ids or ranks).
+ * ARGV[4] update, ARGV[5] maxMembers ('' = none), ARGV[6] expire at ('' = never), then member,
+ * score pairs. Reply: how many changed, or {'range', member} for an increment out of range
+ * (the entries before it are written).
+ */
+export const submitManyScript = defineScript<number | Array<string>>({
+  name: 'leaderboard.submitMany',
+  keys: 6,
+  lua: `${COMMON}
+local mode = ARGV[4]
+local changed = 0
+for i = 7, #ARGV, 2 do
+  local member, score = ARGV[i], tonumber(ARGV[i + 1])
+  local old, s = score_of(member)
+  local new = score
+  if mode == 'increment' and old then new = old + score end
+  if math.abs(new) > 9007199254740991 then return {'range', member} end
+  local change = true
+  if old then
+    if mode == 'best' then change = is_better(score, old) else change = new ~= old end
+  end
+  if change then
+    changed = changed + 1
+    if FIRST then
+      if s then redis.call('ZREM', z, s) end
+      local seq = redis.call('INCR', q)
+      if DESC then seq = 99999999999999 - seq end
+      s = string.format('%014d', seq) .. member
+      redis.call('HSET', r, member, s)
+    else
+      s = member
+    end
+    redis.call('ZADD', z, new, s)
+    if DENSE then
+      if old then dense_del(old) end
+      dense_add(new)
+    end
+  end
+end
+local cap = tonumber(ARGV[5])
+if cap then
+  local over = redis.call('ZCARD', z) - cap
+  if over > 0 then
+    local worst
+    if DESC then worst = redis.call('ZRANGE', z, 0, over - 1, 'WITHSCORES')
+    else worst = redis.call('ZREVRANGE', z, 0, over - 1, 'WITHSCORES') end
+    for i = 1, #worst, 2 do
+      redis.call('ZREM', z, worst[i])
+      if FIRST then redis.call('HDEL', r, member_of(worst[i])) end
+      if DENSE then dense_del(tonumber(worst[i + 1])) end
+    end
+  end
+end
+if ARGV[6] ~= '' then
+  for _, k in ipairs({z, r, q, d, dc}) do redis.call('PEXPIREAT', k, ARGV[6]) end
+end
+return changed
+`,
+})
+
+/**
+ * ARGV[4] member. Reply: {score, rank, better, count} or nil; `better` is how many members rank
+ * strictly above (by position for ordinal ranking), for percentiles.
+ */
+export const entryScript = defineScript<Array<string | number> | null>({
+  name: 'leaderboard.entry',
+  keys: 6,
+  flags: ['no-writes'],
+  lua: `${COMMON}
+local sc, s = score_of(ARGV[4])
+if not sc then return false end
+local better
+if RANKING == 'ordinal' then better = position(s) else better = better_count(sc) end
+return {fmt(sc), rank_of(s, sc), better, redis.call('ZCARD', z)}
+`,
+})
+
+/** ARGV[4] offset, ARGV[5] count. Reply: member, score, rank triples in board order. */
+export const pageScript = defineScript<Array<string | number>>({
+  name: 'leaderboard.page',
+  keys: 6,
+  flags: ['no-writes'],
+  lua: `${COMMON}
+return page(tonumber(ARGV[4]), tonumber(ARGV[5]))
+`,
+})
+
+/**
+ * ARGV[4] member, ARGV[5] n, ARGV[6] '1' to fill borders (shift the window at the edges instead
+ * of cutting it). Reply: nil when the member is not on the board; else {position of the first
+ * entry, then member, score, rank triples}: n above and n below the member.
+ */
+export const aroundScript = defineScript<Array<string | number> | null>({
+  name: 'leaderboard.around',
+  keys: 6,
+  flags: ['no-writes'],
+  lua: `${COMMON}
+local sc, s = score_of(ARGV[4])
+if not sc then return false end
+local n = tonumber(ARGV[5])
+local pos = position(s)
+local last = redis.call('ZCARD', z) - 1
+local lo, hi = pos - n, pos + n
+if ARGV[6] == '1' then
+  if lo < 0 then
+    hi = math.min(last, hi - lo)
+    lo = 0
+  end
+  if hi > last then
+    lo = math.max(0, lo - (hi - last))
+    hi = last
+  end
+else
+  lo = math.max(0, lo)
+  hi = math.min(last, hi)
+end
+local out = page(lo, hi - lo + 1)
+table.insert(out, 1, lo)
+return out
+`,
+})
+
+/**
+ * ARGV[4..] members. Reply: for each, {score, rank, sorted-set name} or {false, false, false}:
+ * the client orders them (by score, then by the name, as the board does) and ranks among them.
+ */
+export const amongScript = defineScript<Array<string | number | null>>({
+  name: 'leaderboard.among',
+  keys: 6,
+  flags: ['no-writes'],
+  lua: `${COMMON}
+local out = {}
+for i = 4, #ARGV do
+  local sc, s = score_of(ARGV[i])
+  if sc then
+    out[#out + 1] = fmt(sc)
+    out[#out + 1] = rank_of(s, sc)
+    out[#out + 1] = s
+  else
+    out[#out + 1] = false
+    out[#out + 1] = false
+    out[#out + 1] = false
+  end
+end
+return out
+`,
+})
+
+/** ARGV[4] member. Reply: 1 if it was on the board. allow-oom: it only frees memory. */
+export const removeScript = defineScript<number>({
+  name: 'leaderboard.remove',
+  keys: 6,
+  flags: ['allow-oom'],
+  lua: `${COMMON}
+local sc, s = score_of(ARGV[4])
+if not sc then return 0 end
+redis.call('ZREM', z, s)
+if FIRST then redis.call('HDEL', r, ARGV[4]) end
+if DENSE then dense_del(sc) end
+return 1
+`,
+})
+
+/**
+ * A consistent copy of the board for export: KEYS[7] the snapshot key (same tag). ARGV[4] its TTL
+ * (ms). Reply: how many entries it holds.
+ */
+export const snapshotScript = defineScript<number>({
+  name: 'leaderboard.snapshot',
+  keys: 7,
+  lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('COPY', KEYS[1], KEYS[7], 'REPLACE')
+redis.call('PEXPIRE', KEYS[7], ARGV[4])
+return redis.call('ZCARD', KEYS[7])
+`,
+})
