@@ -1,3 +1,4 @@
+export type { CustomCycle, Cycle, CycleName, CycleWindow } from './cycles.js'
 export {
   type AmongEntry,
   type IncrementResult,
@@ -7,3 +8,4 @@ export {
   type SubmitResult,
 } from './leaderboard.js'
 export type { LeaderboardOptions, Order, Ranking, TiePolicy, UpdatePolicy } from './options.js'
+export { PeriodicLeaderboard, type PeriodicLeaderboardOptions } from './periodic.js'

@@ -77,14 +77,19 @@ export class Leaderboard {
   readonly #keys: string[]
   readonly #policy: [string, string, string]
   readonly #snapshot: (id: string) => string
-  /** @internal Expiry of every key, for periodic boards. */
+  /** Expiry of every key, for periodic boards (internal option `expireAt`). */
   readonly #expireAt: number | null
+  /** Runs once before the first write (internal option `onFirstWrite`: a periodic board's index). */
+  #beforeWrite: (() => Promise<void>) | null
+  #registered: Promise<void> | null = null
 
   /** @throws InvalidArgumentError for a bad or unknown option. */
   constructor(options: LeaderboardOptions) {
-    this.#o = resolveLeaderboardOptions(options, ['expireAt'])
-    const expireAt = (options as { expireAt?: unknown }).expireAt
-    this.#expireAt = expireAt === undefined ? null : requirePositiveInteger('expireAt', expireAt)
+    this.#o = resolveLeaderboardOptions(options, ['expireAt', 'onFirstWrite'])
+    const internal = options as { expireAt?: unknown; onFirstWrite?: () => Promise<void> }
+    this.#expireAt =
+      internal.expireAt === undefined ? null : requirePositiveInteger('expireAt', internal.expireAt)
+    this.#beforeWrite = internal.onFirstWrite ?? null
     const ks = keyspace(this.#o.prefix)
     const name = this.#o.name
     this.#keys = ['z', 'r', 'q', 'd', 'dc', 'sub'].map((part) => ks.key(name, part))
@@ -97,6 +102,21 @@ export class Leaderboard {
   get options(): Omit<ResolvedLeaderboardOptions, 'redis'> {
     const { redis: _, ...rest } = this.#o
     return rest
+  }
+
+  /** The first write of a periodic board registers its cycle; a failed registration is retried. */
+  #ready(): Promise<void> {
+    if (!this.#beforeWrite) return Promise.resolve()
+    this.#registered ??= this.#beforeWrite().then(
+      () => {
+        this.#beforeWrite = null
+      },
+      (error: unknown) => {
+        this.#registered = null
+        throw error
+      },
+    )
+    return this.#registered
   }
 
   #run<T>(operation: string, script: Script<T>, args: readonly ScriptArg[], keys = this.#keys): Promise<T> {
@@ -139,6 +159,7 @@ export class Leaderboard {
     update: string,
     sid: string,
   ): Promise<SubmitResult> {
+    await this.#ready()
     const reply = await this.#run(operation, submitScript, [
       member,
       score,
@@ -176,6 +197,7 @@ export class Leaderboard {
         )
       }
       let changed = 0
+      if (args.length) await this.#ready()
       for (let i = 0; i < args.length; i += 2 * 1_000) {
         const reply = await this.#run('submitMany', submitManyScript, [
           this.#o.update,

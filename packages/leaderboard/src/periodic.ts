@@ -1,0 +1,150 @@
+import {
+  defineScript,
+  InvalidArgumentError,
+  instrument,
+  keyspace,
+  promised,
+  RedisGuard,
+  requireFunction,
+  requireIntegerInRange,
+  requireNonEmptyString,
+} from '@rp/core/kit'
+import { CYCLE_NAMES, type Cycle, type CycleWindow, cycleOf, zoneFormatter } from './cycles.js'
+import { Leaderboard } from './leaderboard.js'
+import { type LeaderboardOptions, resolveLeaderboardOptions } from './options.js'
+
+export interface PeriodicLeaderboardOptions extends LeaderboardOptions {
+  /** 'minute' | 'hourly' | 'daily' | 'weekly' (ISO 8601: Monday start) | 'monthly' | 'yearly', or a function. */
+  cycle: Cycle
+  /** UTC (default) or any IANA zone; cycles follow its wall clock, DST changes included. */
+  timeZone?: string
+  /** Past cycles kept after a cycle ends, then its keys expire; default 1. */
+  keep?: number
+  /** The clock that picks the current cycle (scores still live in Redis); default Date.now. */
+  now?: () => number
+}
+
+/**
+ * The cycles index: KEYS[1] a sorted set of `start:end:key` by expiry. ARGV[1] 'add' with ARGV[2]
+ * the entry, ARGV[3] its expiry (epoch ms); or 'list'. Entries past their expiry are trimmed.
+ * Reply: the entries left ('list'), or 1 ('add').
+ */
+const cyclesScript = defineScript<string[] | number>({
+  name: 'leaderboard.cycles',
+  keys: 1,
+  lua: `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if ARGV[1] == 'add' then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', KEYS[1], last[2])
+  return 1
+end
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+`,
+})
+
+/**
+ * A leaderboard per cycle (daily, weekly, …) in a time zone, each its own board (its own slot),
+ * whose keys expire `keep` cycles after it ends. An index of cycles lists them: nothing SCANs.
+ */
+export class PeriodicLeaderboard {
+  readonly #options: LeaderboardOptions
+  readonly #cycle: Cycle
+  readonly #timeZone: string
+  readonly #keep: number
+  readonly #now: () => number
+  readonly #index: string
+  readonly #guard: RedisGuard
+  readonly #boards = new Map<string, Leaderboard>()
+
+  /** @throws InvalidArgumentError for a bad or unknown option. */
+  constructor(options: PeriodicLeaderboardOptions) {
+    const resolved = resolveLeaderboardOptions(options, ['cycle', 'timeZone', 'keep', 'now'])
+    const { cycle, timeZone, keep, now, ...board } = options
+    if (typeof cycle !== 'function' && !CYCLE_NAMES.includes(cycle as never))
+      throw new InvalidArgumentError(
+        'cycle',
+        `must be one of ${CYCLE_NAMES.join(', ')} or a function, got ${JSON.stringify(cycle)}`,
+      )
+    this.#cycle = cycle
+    this.#timeZone = requireNonEmptyString('timeZone', timeZone ?? 'UTC')
+    zoneFormatter(this.#timeZone)
+    this.#keep = keep === undefined ? 1 : requireIntegerInRange('keep', keep, 0, 1_000)
+    this.#now = now === undefined ? Date.now : requireFunction('now', now)
+    this.#options = board
+    this.#index = keyspace(resolved.prefix).key(resolved.name, 'cycles')
+    this.#guard = new RedisGuard(resolved.redis, resolved.timeoutMs)
+  }
+
+  /** The window of the cycle containing `at`. */
+  window(at: Date | number = this.#now()): CycleWindow {
+    return cycleOf(this.#cycle, this.#timeZone, toMs(at))
+  }
+
+  current(): Leaderboard {
+    return this.at(this.#now())
+  }
+
+  previous(): Leaderboard {
+    return this.at(this.window().start - 1)
+  }
+
+  /** The board of the cycle containing `date`. */
+  at(date: Date | number): Leaderboard {
+    const window = this.window(date)
+    let board = this.#boards.get(window.key)
+    if (!board) {
+      // Expire keep cycles after this one ends: the end of the cycle `keep` cycles later.
+      let last = window
+      for (let i = 0; i < this.#keep; i++) last = cycleOf(this.#cycle, this.#timeZone, last.end)
+      const expireAt = Math.max(last.end, window.end + 1)
+      board = new Leaderboard({
+        ...this.#options,
+        name: `${this.#options.name}:${window.key}`,
+        expireAt,
+        onFirstWrite: () => this.#register(window, expireAt),
+      } as LeaderboardOptions)
+      this.#boards.set(window.key, board)
+      // Boards of long-past cycles are dropped from this cache; at() rebuilds one on demand.
+      if (this.#boards.size > 64) this.#boards.delete(this.#boards.keys().next().value!)
+    }
+    return board
+  }
+
+  /** The cycles that have boards (written to, not yet expired), oldest first, from the index. */
+  cycles(): Promise<CycleWindow[]> {
+    return promised(async () => {
+      const raw = (await instrument({ package: 'leaderboard', operation: 'cycles' }, () =>
+        this.#guard.run('cycles', () => cyclesScript.run(this.#options.redis, [this.#index], ['list'])),
+      )) as string[]
+      return raw
+        .map((entry) => {
+          const [start, end] = entry.split(':', 2).map(Number) as [number, number]
+          return { key: entry.slice(entry.indexOf(':', entry.indexOf(':') + 1) + 1), start, end }
+        })
+        .sort((a, b) => a.start - b.start)
+    })
+  }
+
+  #register(window: CycleWindow, expireAt: number): Promise<void> {
+    return this.#guard
+      .run('cycles', () =>
+        cyclesScript.run(
+          this.#options.redis,
+          [this.#index],
+          ['add', `${window.start}:${window.end}:${window.key}`, expireAt],
+        ),
+      )
+      .then(() => undefined)
+  }
+}
+
+function toMs(at: Date | number): number {
+  const ms = at instanceof Date ? at.getTime() : at
+  if (typeof ms !== 'number' || !Number.isFinite(ms))
+    throw new InvalidArgumentError('date', 'must be a valid Date or epoch ms')
+  return ms
+}
