@@ -20,7 +20,7 @@ function sessionData(n: number): Record<string, unknown> {
       path: '/',
     },
     user: { id: n, name: `user ${n}`, roles: ['member'] },
-    cart: Array.from({ length: 12 }, (_, i) => ({ sku: `SKU-${n}-${i}`, qty: 1 + (i % 3), price: 9.99 + i })),
+    cart: Array.from({ length: 19 }, (_, i) => ({ sku: `SKU-${n}-${i}`, qty: 1 + (i % 3), price: 9.99 + i })),
     theme: 'dark',
     visits: 0,
   }

@@ -12,7 +12,15 @@ import {
 import { SessionConflictError, SessionTooLargeError } from './errors.js'
 import { emit } from './events.js'
 import { MAX_FIELD_NAME, MAX_FIELDS, type ResolvedSessionOptions } from './options.js'
-import { clearScript, destroyScript, getScript, indexScript, touchScript, writeScript } from './scripts.js'
+import {
+  clearScript,
+  destroyScript,
+  getScript,
+  indexAddScript,
+  indexRemoveScript,
+  touchScript,
+  writeScript,
+} from './scripts.js'
 import type { SessionMeta } from './session.js'
 import { SessionKeys } from './session-keys.js'
 
@@ -241,6 +249,8 @@ export class SessionEngine {
     id: string,
     touch: boolean,
     idleTtlMs?: number,
+    /** false for a read that a write depends on: it rejects when Redis is down, whatever the policy. */
+    policy = true,
   ): Promise<StoredSession | null> {
     const handle = SessionKeys.handle(id)
     const { keys, touchAfterMs, redis, jsonOnly } = this.options
@@ -256,6 +266,7 @@ export class SessionEngine {
     } catch (error) {
       if (isWrongType(error)) return this.corrupt(handle, operation, error)
       if (
+        policy &&
         this.options.failure === 'anonymous' &&
         (isConnectionError(error) || error instanceof TimeoutError)
       ) {
@@ -453,12 +464,11 @@ export class SessionEngine {
     )
   }
 
-  /** Adds a handle to, or removes handles from, a user's index; answers [handle, expiry, …] left. */
   /** Adds a handle to a user's index; answers its absolute expiry (fixed on the server clock). */
   indexAdd(operation: string, userId: string, handle: string, absoluteExpiresAt?: number): Promise<number> {
     const o = this.options
     return this.call(operation, () =>
-      indexScript.run(
+      indexAddScript.run(
         o.redis,
         [o.keys.user(userId)],
         ['add', handle, absoluteExpiresAt ?? '', o.absoluteTtlMs],
@@ -470,7 +480,7 @@ export class SessionEngine {
   indexRemove(operation: string, userId: string, handles: readonly string[]): Promise<string[]> {
     const o = this.options
     return this.call(operation, () =>
-      indexScript.run(o.redis, [o.keys.user(userId)], ['remove', ...handles]),
+      indexRemoveScript.run(o.redis, [o.keys.user(userId)], ['remove', ...handles]),
     ) as Promise<string[]>
   }
 
@@ -478,7 +488,7 @@ export class SessionEngine {
   async forget(operation: string, userId: string, handles: readonly string[]): Promise<void> {
     for (let i = 0; i < handles.length; i += 500) {
       await this.indexRemove(operation, userId, handles.slice(i, i + 500)).catch((error: unknown) =>
-        emit({ package: 'session', event: 'failure-policy', operation: `${operation}.index`, error }),
+        emit({ package: 'session', event: 'index-error', operation, error }),
       )
     }
   }

@@ -1,8 +1,10 @@
-import { RedisUnavailableError, TimeoutError } from '@rp/core'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { EVENT_CHANNEL, RedisOutOfMemoryError, RedisUnavailableError, TimeoutError } from '@rp/core'
 import { type RedisServer, startCluster, startRedis } from '@rp/testing'
-import { eventually } from '@rp/testing/vitest'
+import { eventually, fillToMaxmemory } from '@rp/testing/vitest'
 import { Cluster, Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ExpressSessionStore } from './adapters/express.js'
 import { SessionStore } from './index.js'
 import { SessionKeys } from './session-keys.js'
 
@@ -129,4 +131,72 @@ describe('SessionStore when a cluster master fails over', () => {
       await cluster.stop()
     }
   }, 90_000)
+})
+
+describe('SessionStore signals and limits', () => {
+  it('the express store emits disconnect when Redis goes and connect when it is back', async () => {
+    const sessions = new SessionStore({ redis, prefix: 'events', timeoutMs: 300 })
+    const store = new ExpressSessionStore({ sessions })
+    const seen: string[] = []
+    store.on('connect', () => seen.push('connect')).on('disconnect', () => seen.push('disconnect'))
+    try {
+      await server.kill()
+      await eventually(() => seen.includes('disconnect'))
+      await server.restart()
+      await eventually(() => seen.at(-1) === 'connect')
+    } finally {
+      store.close()
+    }
+    await eventually(() => redis.status === 'ready')
+  })
+
+  it('reports a write that arrives after destroy as write-after-destroy, and writes nothing', async () => {
+    const sessions = new SessionStore({ redis, prefix: 'wad' })
+    const store = new ExpressSessionStore({ sessions })
+    const events: Array<Record<string, unknown>> = []
+    const listener = (e: unknown) => events.push(e as Record<string, unknown>)
+    subscribe(EVENT_CHANNEL, listener)
+    try {
+      await new Promise<void>((resolve, reject) =>
+        store.set('sid-w', { cookie: {}, a: 1 } as never, (e) => (e ? reject(e) : resolve())),
+      )
+      await new Promise<void>((resolve) => store.destroy('sid-w', () => resolve()))
+      // A save for a new-looking session (no load to merge against) with the destroyed id.
+      await new Promise<void>((resolve, reject) =>
+        store.set('sid-w', { cookie: {}, a: 2 } as never, (e) => (e ? reject(e) : resolve())),
+      )
+    } finally {
+      unsubscribe(EVENT_CHANNEL, listener)
+      store.close()
+    }
+    expect(events).toContainEqual(
+      expect.objectContaining({ event: 'write-after-destroy', operation: 'express.set' }),
+    )
+    expect(await new Promise((r) => store.get('sid-w', (_, v) => r(v)))).toBeNull()
+  })
+
+  it('at maxmemory: reads, touches, logout and log-out-everywhere work; creates and updates are refused whole', async () => {
+    const full = await startRedis({
+      ownServer: true,
+      args: ['--maxmemory', '2mb', '--maxmemory-policy', 'noeviction'],
+    })
+    const client = new Redis(full.url, { maxRetriesPerRequest: 1 }).on('error', () => {})
+    try {
+      const sessions = new SessionStore({ redis: client, prefix: 'oom' })
+      const a = await sessions.create('u', { n: 1 })
+      const b = await sessions.create('u', { n: 2 })
+      await fillToMaxmemory(client)
+      expect((await sessions.get(a.id))?.data).toEqual({ n: 1 })
+      expect(await sessions.touch(a.id)).not.toBeNull()
+      await expect(sessions.create('u', { n: 3 })).rejects.toBeInstanceOf(RedisOutOfMemoryError)
+      await expect(sessions.update(a.id, { n: 9 })).rejects.toBeInstanceOf(RedisOutOfMemoryError)
+      expect((await sessions.get(a.id))?.data).toEqual({ n: 1 })
+      expect(await sessions.destroy(a.id)).toBe(true)
+      expect(await sessions.destroyAllForUser('u')).toBe(1)
+      expect(await sessions.get(b.id)).toBeNull()
+    } finally {
+      client.disconnect()
+      await full.stop()
+    }
+  })
 })

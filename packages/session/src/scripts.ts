@@ -281,21 +281,7 @@ return reply
 `,
 })
 
-/**
- * A user's index of sessions: handles scored by their absolute expiry, so entries past it are
- * trimmed in the same call, and the key's TTL is the latest expiry in it.
- * KEYS[1] index. ARGV[1] 'add' or 'remove'; for 'add' ARGV[2] handle, ARGV[3] its absolute expiry
- * (epoch ms, or '' for now + ARGV[4] ms); for 'remove' ARGV[2..] handles.
- * Reply: for 'add', the handle's absolute expiry; for 'remove', the handles left, with their
- * expiries, as a flat array (ARGV[2..] empty just lists them).
- * allow-oom: "log out everywhere" must finish when Redis is full; an entry is a few dozen bytes, and
- * the session it indexes is written by a script that is refused at maxmemory.
- */
-export const indexScript = defineScript<string[] | number>({
-  name: 'session.index',
-  keys: 1,
-  flags: ['allow-oom'],
-  lua: `${NOW}
+const INDEX = `${NOW}
 local k = KEYS[1]
 redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
 local added = nil
@@ -313,7 +299,31 @@ else
 end
 if added then return added end
 return redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
-`,
+`
+
+/**
+ * A user's index of sessions: handles scored by their absolute expiry, so entries past it are
+ * trimmed in the same call, and the key's TTL is the latest expiry in it.
+ * KEYS[1] index. ARGV[1] 'add', ARGV[2] handle, ARGV[3] its absolute expiry (epoch ms, or '' for
+ * now + ARGV[4] ms). Reply: the handle's absolute expiry.
+ * No flag: it grows the index, so it is refused at maxmemory (and create with it).
+ */
+export const indexAddScript = defineScript<number>({
+  name: 'session.indexAdd',
+  keys: 1,
+  lua: INDEX,
+})
+
+/**
+ * KEYS[1] index. ARGV[1] 'remove', ARGV[2..] handles (none: just trims). Reply: the handles left,
+ * with their expiries, as a flat array.
+ * allow-oom: it only frees memory, so "log out everywhere" finishes when Redis is full.
+ */
+export const indexRemoveScript = defineScript<string[]>({
+  name: 'session.indexRemove',
+  keys: 1,
+  flags: ['allow-oom'],
+  lua: INDEX,
 })
 
 /**

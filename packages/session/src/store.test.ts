@@ -118,6 +118,7 @@ describeEachTarget('SessionStore', (target) => {
     expect(fresh.id).not.toBe(s.id)
     expect(fresh).toMatchObject({ userId: 'ana', data: { cart: [1] }, meta: { ua: 'x' } })
     expect(fresh.absoluteExpiresAt).toBe(s.absoluteExpiresAt)
+    expect(fresh.createdAt).toBe(s.createdAt)
     expect(await sessions.get(s.id)).toBeNull()
     expect(await sessions.update(s.id, { x: 1 })).toBeNull()
     expect((await sessions.get(fresh.id))?.data).toEqual({ cart: [1] })
@@ -209,6 +210,18 @@ describeEachTarget('SessionStore', (target) => {
     const keys = await allKeys(redis, sessionsPrefix(sessions))
     expect(keys).toHaveLength(3)
     for (const key of keys) expect(await redis.pttl(key)).toBeGreaterThan(0)
+  })
+
+  it('defaults: 64 KiB of data, 4096 characters of meta, TTLs up to ten years', async () => {
+    const sessions = store()
+    await expect(sessions.create('u', { big: 'x'.repeat(64 * 1024) })).rejects.toBeInstanceOf(
+      SessionTooLargeError,
+    )
+    await expect(sessions.create('u', { big: 'x'.repeat(60 * 1024) })).resolves.toBeDefined()
+    await expect(sessions.create('u', {}, { meta: { ua: 'x'.repeat(5_000) } })).rejects.toThrow(/^meta:/)
+    const decade = 10 * 365 * 86_400_000
+    expect(() => new SessionStore({ redis, idleTtlMs: decade, absoluteTtlMs: decade })).not.toThrow()
+    expect(() => new SessionStore({ redis, absoluteTtlMs: decade + 1 })).toThrow(/^absoluteTtlMs/)
   })
 
   it('rejects a session over maxBytes with a typed error, and writes nothing', async () => {

@@ -5,8 +5,8 @@ import {
   requireFunction,
   requireJsonValue,
   requireKnownOptions,
-  requireNonNegativeInteger,
   requireOptions,
+  requirePositiveInteger,
 } from '@rp/core/kit'
 import { nanoid } from 'nanoid'
 import {
@@ -156,7 +156,7 @@ export class SessionStore<Data extends object = Record<string, unknown>> {
       const expected =
         opts.expectedVersion === undefined
           ? undefined
-          : requireNonNegativeInteger('expectedVersion', opts.expectedVersion)
+          : requirePositiveInteger('expectedVersion', opts.expectedVersion)
       if (typeof change === 'function')
         return this.#updateWith(id, requireFunction('change', change), expected)
       const { set, del } = await this.#engine.encode('change', requireData('change', change))
@@ -292,7 +292,7 @@ export class SessionStore<Data extends object = Record<string, unknown>> {
   ): Promise<number | null> {
     const engine = this.#engine
     for (let attempt = 1; ; attempt++) {
-      const stored = await engine.read('update', id, false)
+      const stored = await engine.read('update', id, false, undefined, false)
       if (!stored) return null
       if (expected !== undefined && stored.version !== expected)
         throw new SessionConflictError(expected, stored.version)

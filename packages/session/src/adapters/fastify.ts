@@ -29,6 +29,7 @@ const BASES_PER_ID = 16
 export class FastifySessionStore {
   readonly #sessions: FrameworkSessions
   readonly #pending = new Map<string, Array<{ base: LoadedBase; at: number }>>()
+  #swept = 0
 
   constructor(options: FastifySessionStoreOptions) {
     this.#sessions = new FrameworkSessions(options)
@@ -73,8 +74,10 @@ export class FastifySessionStore {
 
   /**
    * The load a save came from: the one whose stored fields its data differs from least (a request
-   * changes few fields). Without one (a new session, or a load older than BASE_TTL_MS), the save
-   * writes every field, but still only into a live session: see FrameworkSessions.save.
+   * changes few fields). Without one (a new session, or a request that held its load longer than
+   * BASE_TTL_MS), the save writes every field and creates the session if it is missing: so a
+   * request held over 10 minutes can write back a session that expired meanwhile, or one
+   * destroyed longer ago than tombstoneMs. The README says so.
    */
   async #take(sid: string, session: object): Promise<LoadedBase | undefined> {
     const list = this.#pending.get(sid)
@@ -96,12 +99,17 @@ export class FastifySessionStore {
     return taken?.base
   }
 
+  // Drops loads older than BASE_TTL_MS, at most once a minute: a request that never saves (most
+  // do not) must not leave its load behind for ever.
   #sweep(): void {
-    const oldest = performance.now() - BASE_TTL_MS
+    const now = performance.now()
+    if (now - this.#swept < 60_000) return
+    this.#swept = now
+    const oldest = now - BASE_TTL_MS
     for (const [sid, list] of this.#pending) {
-      while (list.length && list[0]!.at < oldest) list.shift()
-      if (list.length === 0) this.#pending.delete(sid)
-      else break // ids are kept in first-load order: the rest are younger
+      const kept = list.filter((entry) => entry.at >= oldest)
+      if (kept.length === 0) this.#pending.delete(sid)
+      else if (kept.length !== list.length) this.#pending.set(sid, kept)
     }
   }
 }
