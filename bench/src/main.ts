@@ -10,6 +10,7 @@ import { startBinaryServer } from '@rp/testing'
 import { Redis } from 'ioredis'
 import { cacheHitContenders, cacheL1Contenders, cacheStampede, stampedeTable } from './cache.js'
 import { type Context, compare, fmt, type Row, table } from './compare.js'
+import { bulkLoad, bulkTable, readContenders, submitContenders } from './leaderboard.js'
 import { handoffTable, lockContenders, lockHandoff } from './lock.js'
 import { ADMITTED, DENIED, KEYS, MINIMAL_LUA, rateLimitContenders, rateLimitMemory } from './ratelimit.js'
 import { SESSIONS, sessionFlowContenders, sessionGetContenders, sessionMemory } from './session.js'
@@ -175,6 +176,36 @@ try {
     )
     Object.assign(json, { sessionFlow: flow, sessionGet: get, sessionMemory: sessionMem })
   }
+  if (wants('leaderboard')) {
+    md.push('## Leaderboards', '')
+    const submit = check(
+      await compare(ctx, 'Leaderboard submit + rank, 10,000 members, concurrency 64', submitContenders()),
+    )
+    md.push(...table(submit))
+    const members = quick ? 10_000 : 1_000_000
+    const boardClient = new Redis(server.url)
+    const loaded = await bulkLoad(ctx, boardClient, members)
+    for (const r of loaded.rows) if (!(r.membersPerSec > 0)) problems.push(`bulk load ${r.name}: no figure`)
+    md.push(
+      `### Bulk load of ${fmt(members)} members (8 batches of 1,000 in flight), and memory per member`,
+      '',
+      ...bulkTable(loaded.rows),
+    )
+    const reads: Record<string, Row[]> = {}
+    for (const op of ['top', 'around', 'percentile'] as const) {
+      const label = { top: 'top(100)', around: 'around(member, 10)', percentile: 'percentile(member)' }[op]
+      reads[op] = check(
+        await compare(
+          ctx,
+          `Leaderboard ${label} on a ${fmt(members)}-member board, concurrency 64`,
+          readContenders(loaded, members, op),
+        ),
+      )
+      md.push(...table(reads[op]!))
+    }
+    boardClient.disconnect()
+    Object.assign(json, { leaderboardSubmit: submit, leaderboardBulk: loaded.rows, leaderboardReads: reads })
+  }
 } finally {
   admin.disconnect()
   await server.stop()
@@ -210,6 +241,7 @@ const all = [
     ...((json.cacheHit as Row[]) ?? []),
     ...((json.cacheL1 as Row[]) ?? []),
     ...((json.sessionFlow as Row[]) ?? []),
+    ...((json.leaderboardSubmit as Row[]) ?? []),
   ].map((r) => `- ${r.name}: ${r.settings}`),
   '',
 ].join('\n')

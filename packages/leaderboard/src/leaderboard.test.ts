@@ -16,12 +16,16 @@ class Model {
     readonly maxMembers: number | undefined,
   ) {}
 
-  submit(member: string, score: number, update = this.update): void {
+  submit(member: string, score: number, update = this.update, trim = true): void {
     const old = this.entries.get(member)
     let next = score
     if (old && update === 'increment') next = old.score + score
     const changed = !old || (update === 'best' ? this.#better(score, old.score) : next !== old.score)
     if (changed) this.entries.set(member, { score: next, seq: ++this.#seq })
+    if (trim) this.trim()
+  }
+
+  trim(): void {
     if (this.maxMembers !== undefined) {
       const ordered = this.ordered()
       for (const e of ordered.slice(this.maxMembers)) this.entries.delete(e.member)
@@ -64,6 +68,10 @@ const op = fc.oneof(
   fc.record({ kind: fc.constant('submit' as const), member, score: fc.integer({ min: -3, max: 3 }) }),
   fc.record({ kind: fc.constant('increment' as const), member, score: fc.integer({ min: -2, max: 2 }) }),
   fc.record({ kind: fc.constant('remove' as const), member }),
+  fc.record({
+    kind: fc.constant('many' as const),
+    entries: fc.array(fc.record({ member, score: fc.integer({ min: -3, max: 3 }) }), { maxLength: 6 }),
+  }),
 )
 
 describeEachTarget('Leaderboard', (target) => {
@@ -87,12 +95,20 @@ describeEachTarget('Leaderboard', (target) => {
             const r = await lb.increment(o.member, o.score)
             model.submit(o.member, o.score, 'increment')
             expect(r.rank).toBe(model.ordered().find((e) => e.member === o.member)?.rank ?? null)
+          } else if (o.kind === 'many') {
+            // Applied in order, repeats of one member included, as that many submits would be;
+            // maxMembers trims once, after the batch.
+            await lb.submitMany(o.entries)
+            for (const e of o.entries) model.submit(e.member, e.score, model.update, false)
+            model.trim()
           } else {
             expect(await lb.remove(o.member)).toBe(model.entries.delete(o.member))
           }
         }
         const expected = model.ordered()
         expect(await lb.top(100)).toEqual(expected)
+        expect(await lb.top(0)).toEqual([])
+        expect(await lb.top(0, { offset: 1 })).toEqual([])
         expect(await lb.count()).toBe(expected.length)
         for (const [i, e] of expected.entries()) {
           const atOrBelow =

@@ -181,8 +181,9 @@ export class Leaderboard {
   }
 
   /**
-   * Many submits under the update policy, in order, in batches of at most 10,000: each batch one
-   * round trip. Resolves to how many changed a score.
+   * Many submits under the update policy, applied in order (repeats of a member included), in
+   * batches of 1,000: each batch one round trip. maxMembers trims once per batch, after it.
+   * Resolves to how many submits changed a score.
    */
   submitMany(entries: ReadonlyArray<{ member: string; score: number }>): Promise<number> {
     return promised(async () => {
@@ -223,7 +224,20 @@ export class Leaderboard {
       const opts = requireOptions('options', options)
       requireKnownOptions('options', opts, ['offset'])
       const offset = opts.offset === undefined ? 0 : requireCount('offset', opts.offset)
-      return triples(await this.#run('top', pageScript, [offset, count]))
+      if (count === 0) return []
+      if (offset > 0) return this.#entries(await this.#run('top', pageScript, [offset, count]))
+      // From the top, the first entry ranks 1 under every policy and the rest follow from the
+      // scores: one plain range read, no script.
+      const { redis } = this.#o
+      const z = this.#keys[0]!
+      const raw = await instrument({ package: PKG, operation: 'top' }, () =>
+        this.#guard.run('top', () =>
+          this.#o.order === 'desc'
+            ? redis.zrevrange(z, 0, count - 1, 'WITHSCORES')
+            : redis.zrange(z, 0, count - 1, 'WITHSCORES'),
+        ),
+      )
+      return this.#entries([0, 1, ...raw])
     })
   }
 
@@ -232,7 +246,7 @@ export class Leaderboard {
     return promised(async () => {
       requirePositiveInteger('page', page)
       const size = this.#pageSize(options)
-      return triples(await this.#run('page', pageScript, [(page - 1) * size, size]))
+      return this.#entries(await this.#run('page', pageScript, [(page - 1) * size, size]))
     })
   }
 
@@ -288,7 +302,7 @@ export class Leaderboard {
       requireKnownOptions('options', opts, ['fillBorders'])
       const fill = opts.fillBorders === undefined ? true : requireBoolean('fillBorders', opts.fillBorders)
       const reply = await this.#run('around', aroundScript, [member, n, fill ? '1' : '0'])
-      return reply === null ? [] : triples(reply.slice(1))
+      return reply === null ? [] : this.#entries(reply)
     })
   }
 
@@ -327,6 +341,29 @@ export class Leaderboard {
         globalRank,
       }))
     })
+  }
+
+  /**
+   * Entries from a page() reply: {offset, rank of the first, name, score, …}. The rest of the ranks
+   * follow from the scores: the same for an equal score; else the position (competition) or one
+   * more (dense); always the position for ordinal.
+   */
+  #entries(reply: ReadonlyArray<string | number>): RankedEntry[] {
+    const offset = Number(reply[0])
+    const strip = this.#o.ties === 'first-reached' ? 14 : 0
+    const ranking = this.#o.ranking
+    const out: RankedEntry[] = []
+    let rank = Number(reply[1])
+    let prev: number | null = null
+    for (let i = 2; i + 1 < reply.length; i += 2) {
+      const score = Number(reply[i + 1])
+      const position = offset + (i - 2) / 2 + 1
+      if (ranking === 'ordinal') rank = position
+      else if (prev !== null && score !== prev) rank = ranking === 'competition' ? position : rank + 1
+      prev = score
+      out.push({ member: String(reply[i]).slice(strip), score, rank })
+    }
+    return out
   }
 
   count(): Promise<number> {
@@ -409,13 +446,6 @@ export class Leaderboard {
       await this.#guard.run('export', () => redis.del(snap)).catch(() => {})
     }
   }
-}
-
-function triples(reply: ReadonlyArray<string | number>): RankedEntry[] {
-  const out: RankedEntry[] = []
-  for (let i = 0; i + 2 < reply.length; i += 3)
-    out.push({ member: String(reply[i]), score: Number(reply[i + 1]), rank: Number(reply[i + 2]) })
-  return out
 }
 
 /** Ranks an ordered list by a ranking policy. */

@@ -85,28 +85,21 @@ local function dense_del(sc)
   end
 end
 
--- entries from position offset, count of them, in board order, with ranks
+-- entries from position offset, count of them, in board order: {offset, rank of the first entry,
+-- then name, score pairs as ZRANGE gives them}; the client ranks the rest, which needs only the
+-- scores it already has, so the script stays one range read and at most one ZCOUNT
 local function page(offset, count)
-  if count <= 0 then return {} end
+  local out = {offset, offset + 1}
+  if count <= 0 then return out end
   local raw
   if DESC then raw = redis.call('ZREVRANGE', z, offset, offset + count - 1, 'WITHSCORES')
   else raw = redis.call('ZRANGE', z, offset, offset + count - 1, 'WITHSCORES') end
-  local out = {}
-  local rank, prev = 0, nil
-  for i = 1, #raw, 2 do
-    local sc = tonumber(raw[i + 1])
-    local pos = offset + (i - 1) / 2
-    if RANKING == 'ordinal' then rank = pos + 1
-    elseif prev == nil then
-      if RANKING == 'competition' then rank = better_count(sc) + 1 else rank = dense_better(sc) + 1 end
-    elseif sc ~= prev then
-      if RANKING == 'competition' then rank = pos + 1 else rank = rank + 1 end
-    end
-    prev = sc
-    out[#out + 1] = member_of(raw[i])
-    out[#out + 1] = raw[i + 1]
-    out[#out + 1] = rank
+  -- The first entry of the board ranks 1 under every policy: no count needed.
+  if #raw > 0 and RANKING ~= 'ordinal' and offset > 0 then
+    local sc = tonumber(raw[2])
+    if RANKING == 'competition' then out[2] = better_count(sc) + 1 else out[2] = dense_better(sc) + 1 end
   end
+  for i = 1, #raw do out[i + 2] = raw[i] end
   return out
 end
 `
@@ -190,45 +183,99 @@ return {'ok', fmt(new), rank, changed and 1 or 0}
 })
 
 /**
- * Many submits in one call, in order (same rules as submit, without submission ids or ranks).
+ * Many submits in one call, applied in order as submit would (without submission ids or ranks),
+ * but read and written in a few batched commands: the members' current names and scores first
+ * (HMGET, ZMSCORE), the changes worked out in Lua, then one HSET and one ZADD for all of them.
  * ARGV[4] update, ARGV[5] maxMembers ('' = none), ARGV[6] expire at ('' = never), then member,
- * score pairs. Reply: how many changed, or {'range', member} for an increment out of range
- * (the entries before it are written).
+ * score pairs. Reply: how many submits changed a score, or {'range', member} for an increment out
+ * of range (nothing is written).
  */
 export const submitManyScript = defineScript<number | Array<string>>({
   name: 'leaderboard.submitMany',
   keys: 6,
   lua: `${COMMON}
 local mode = ARGV[4]
-local changed = 0
+local members, order = {}, {}
 for i = 7, #ARGV, 2 do
-  local member, score = ARGV[i], tonumber(ARGV[i + 1])
-  local old, s = score_of(member)
+  if not members[ARGV[i]] then
+    members[ARGV[i]] = {}
+    order[#order + 1] = ARGV[i]
+  end
+end
+-- current names and scores, in two commands
+local names = order
+if FIRST then names = redis.call('HMGET', r, unpack(order)) end
+local lookup = {}
+for i, member in ipairs(order) do
+  local st = members[member]
+  st.name = names[i] or nil
+  if st.name then lookup[#lookup + 1] = st.name end
+end
+local scores = {}
+if #lookup > 0 then
+  local found = redis.call('ZMSCORE', z, unpack(lookup))
+  for i, name in ipairs(lookup) do scores[name] = found[i] end
+end
+for _, member in ipairs(order) do
+  local st = members[member]
+  if st.name and scores[st.name] then
+    st.orig = tonumber(scores[st.name])
+    st.score = st.orig
+  else
+    st.name = nil
+  end
+end
+-- apply in order
+local changed = 0
+local seqs = 0
+for i = 7, #ARGV, 2 do
+  local st = members[ARGV[i]]
+  local score = tonumber(ARGV[i + 1])
   local new = score
-  if mode == 'increment' and old then new = old + score end
-  if math.abs(new) > 9007199254740991 then return {'range', member} end
+  if mode == 'increment' and st.score then new = st.score + score end
+  if math.abs(new) > 9007199254740991 then return {'range', ARGV[i]} end
   local change = true
-  if old then
-    if mode == 'best' then change = is_better(score, old) else change = new ~= old end
+  if st.score then
+    if mode == 'best' then change = is_better(score, st.score) else change = new ~= st.score end
   end
   if change then
     changed = changed + 1
+    st.score = new
+    st.dirty = true
     if FIRST then
-      if s then redis.call('ZREM', z, s) end
-      local seq = redis.call('INCR', q)
-      if DESC then seq = 99999999999999 - seq end
-      s = string.format('%014d', seq) .. member
-      redis.call('HSET', r, member, s)
-    else
-      s = member
-    end
-    redis.call('ZADD', z, new, s)
-    if DENSE then
-      if old then dense_del(old) end
-      dense_add(new)
+      seqs = seqs + 1
+      st.seq = seqs
     end
   end
 end
+if changed == 0 then return 0 end
+-- write the final state of every changed member
+local base = 0
+if FIRST and seqs > 0 then base = redis.call('INCRBY', q, seqs) - seqs end
+local zadd, hset, zrem = {}, {}, {}
+for _, member in ipairs(order) do
+  local st = members[member]
+  if st.dirty then
+    local name = member
+    if FIRST then
+      local seq = base + st.seq
+      if DESC then seq = 99999999999999 - seq end
+      name = string.format('%014d', seq) .. member
+      hset[#hset + 1] = member
+      hset[#hset + 1] = name
+      if st.name then zrem[#zrem + 1] = st.name end
+    end
+    zadd[#zadd + 1] = st.score
+    zadd[#zadd + 1] = name
+    if DENSE and st.orig ~= st.score then
+      if st.orig then dense_del(st.orig) end
+      dense_add(st.score)
+    end
+  end
+end
+for i = 1, #zrem, 4000 do redis.call('ZREM', z, unpack(zrem, i, math.min(i + 3999, #zrem))) end
+for i = 1, #hset, 4000 do redis.call('HSET', r, unpack(hset, i, math.min(i + 3999, #hset))) end
+for i = 1, #zadd, 4000 do redis.call('ZADD', z, unpack(zadd, i, math.min(i + 3999, #zadd))) end
 local cap = tonumber(ARGV[5])
 if cap then
   local over = redis.call('ZCARD', z) - cap
@@ -261,13 +308,19 @@ export const entryScript = defineScript<Array<string | number> | null>({
   lua: `${COMMON}
 local sc, s = score_of(ARGV[4])
 if not sc then return false end
-local better
-if RANKING == 'ordinal' then better = position(s) else better = better_count(sc) end
-return {fmt(sc), rank_of(s, sc), better, redis.call('ZCARD', z)}
+local better, rank
+if RANKING == 'ordinal' then
+  better = position(s)
+  rank = better + 1
+else
+  better = better_count(sc)
+  if RANKING == 'competition' then rank = better + 1 else rank = dense_better(sc) + 1 end
+end
+return {fmt(sc), rank, better, redis.call('ZCARD', z)}
 `,
 })
 
-/** ARGV[4] offset, ARGV[5] count. Reply: member, score, rank triples in board order. */
+/** ARGV[4] offset, ARGV[5] count. Reply: page(): {offset, first rank, name, score, …}. */
 export const pageScript = defineScript<Array<string | number>>({
   name: 'leaderboard.page',
   keys: 6,
@@ -279,8 +332,8 @@ return page(tonumber(ARGV[4]), tonumber(ARGV[5]))
 
 /**
  * ARGV[4] member, ARGV[5] n, ARGV[6] '1' to fill borders (shift the window at the edges instead
- * of cutting it). Reply: nil when the member is not on the board; else {position of the first
- * entry, then member, score, rank triples}: n above and n below the member.
+ * of cutting it). Reply: nil when the member is not on the board; else page() of the window: n
+ * above and n below the member.
  */
 export const aroundScript = defineScript<Array<string | number> | null>({
   name: 'leaderboard.around',
@@ -306,9 +359,7 @@ else
   lo = math.max(0, lo)
   hi = math.min(last, hi)
 end
-local out = page(lo, hi - lo + 1)
-table.insert(out, 1, lo)
-return out
+return page(lo, hi - lo + 1)
 `,
 })
 
