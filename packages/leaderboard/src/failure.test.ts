@@ -1,6 +1,6 @@
-import { RedisUnavailableError, TimeoutError } from '@rp/core'
+import { RedisOutOfMemoryError, RedisUnavailableError, TimeoutError } from '@rp/core'
 import { type RedisServer, startRedis } from '@rp/testing'
-import { eventually } from '@rp/testing/vitest'
+import { eventually, fillToMaxmemory } from '@rp/testing/vitest'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Leaderboard } from './index.js'
@@ -55,5 +55,57 @@ describe('Leaderboard when Redis fails', () => {
       await server.resume()
     }
     expect(unhandled).toEqual([])
+  })
+})
+
+describe('Leaderboard at maxmemory', () => {
+  it('refuses submits whole and keeps serving reads and removes', async () => {
+    const full = await startRedis({
+      ownServer: true,
+      args: ['--maxmemory', '2mb', '--maxmemory-policy', 'noeviction'],
+    })
+    const client = new Redis(full.url, { maxRetriesPerRequest: 1 }).on('error', () => {})
+    try {
+      const board = new Leaderboard({ redis: client, name: 'oom', ranking: 'dense' })
+      await board.submitMany([
+        { member: 'a', score: 3 },
+        { member: 'b', score: 2 },
+      ])
+      await fillToMaxmemory(client)
+      // Make sure the server is over its limit, not just under it with room for a small write.
+      const used = Number(/used_memory:(\d+)/.exec(await client.info('memory'))![1])
+      await client.config('SET', 'maxmemory', String(used - 100_000))
+      await expect(board.submit('c', 1)).rejects.toBeInstanceOf(RedisOutOfMemoryError)
+      await expect(board.submitMany([{ member: 'd', score: 1 }])).rejects.toBeInstanceOf(
+        RedisOutOfMemoryError,
+      )
+      expect(await board.top(10)).toEqual([
+        { member: 'a', score: 3, rank: 1 },
+        { member: 'b', score: 2, rank: 2 },
+      ])
+      expect(await board.entry('b')).toMatchObject({ rank: 2, percentile: 50 })
+      expect(await board.remove('a')).toBe(true)
+      expect(await board.rank('b')).toBe(1)
+    } finally {
+      client.disconnect()
+      await full.stop()
+    }
+  })
+})
+
+describe('Leaderboard export', () => {
+  it('fails, rather than ending early, when the snapshot expires under a slow consumer', async () => {
+    const board = new Leaderboard({ redis, name: 'slow-export', update: 'replace' })
+    await board.submitMany(Array.from({ length: 50 }, (_, i) => ({ member: `m${i}`, score: i })))
+    const seen: number[] = []
+    await expect(
+      (async () => {
+        for await (const batch of board.export({ batchSize: 10, snapshotTtlMs: 100 })) {
+          seen.push(...batch.map((e) => e.score))
+          await new Promise((r) => setTimeout(r, 250))
+        }
+      })(),
+    ).rejects.toMatchObject({ code: 'RP_EXPORT_EXPIRED' })
+    expect(seen).toHaveLength(10)
   })
 })

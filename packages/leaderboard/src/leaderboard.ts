@@ -4,8 +4,10 @@ import {
   keyspace,
   promised,
   RedisGuard,
+  RpError,
   requireArray,
   requireBoolean,
+  requireIntegerInRange,
   requireKnownOptions,
   requireNonEmptyString,
   requireOptions,
@@ -169,6 +171,7 @@ export class Leaderboard {
       this.#o.maxMembers ?? '',
       this.#expireAt ?? '',
     ])
+    if (reply[0] === 'expired') throw expiredCycle()
     if (reply[0] === 'range')
       throw new InvalidArgumentError(
         operation === 'increment' ? 'by' : 'score',
@@ -206,9 +209,10 @@ export class Leaderboard {
           this.#expireAt ?? '',
           ...args.slice(i, i + 2 * 1_000),
         ])
+        if (Array.isArray(reply) && reply[0] === 'expired') throw expiredCycle()
         if (Array.isArray(reply))
           throw new InvalidArgumentError(
-            'entries',
+            `entries[${i / 2 + Number(reply[1])}]`,
             `the increment of ${reply[1]} would leave ±${Number.MAX_SAFE_INTEGER}`,
           )
         changed += reply
@@ -297,7 +301,8 @@ export class Leaderboard {
   around(member: string, n: number, options?: { fillBorders?: boolean }): Promise<RankedEntry[]> {
     return promised(async () => {
       requireMember('member', member)
-      requireCount('n', n)
+      // 2n + 1 entries: at most MAX_BATCH in one call.
+      requireIntegerInRange('n', n, 0, (MAX_BATCH - 1) / 2)
       const opts = requireOptions('options', options)
       requireKnownOptions('options', opts, ['fillBorders'])
       const fill = opts.fillBorders === undefined ? true : requireBoolean('fillBorders', opts.fillBorders)
@@ -426,11 +431,22 @@ export class Leaderboard {
       let rank = 0
       let prev: number | null = null
       for (let offset = 0; offset < total; offset += batchSize) {
-        const raw = await this.#guard.run('export', () =>
-          desc
-            ? redis.zrevrange(snap, offset, offset + batchSize - 1, 'WITHSCORES')
-            : redis.zrange(snap, offset, offset + batchSize - 1, 'WITHSCORES'),
-        )
+        // Each batch also renews the snapshot's TTL, and a snapshot that expired anyway (a consumer
+        // slower than snapshotTtlMs between two batches) fails the export instead of ending it early.
+        const [[, renewed], [, raw]] = (await instrument({ package: PKG, operation: 'export' }, () =>
+          this.#guard.run('export', () =>
+            redis
+              .pipeline()
+              .pexpire(snap, ttlMs)
+              [desc ? 'zrevrange' : 'zrange'](snap, offset, offset + batchSize - 1, 'WITHSCORES')
+              .exec(),
+          ),
+        )) as [[unknown, number], [unknown, string[]]]
+        if (renewed !== 1)
+          throw new RpError(
+            'RP_EXPORT_EXPIRED',
+            `export: the snapshot expired after ${offset} of ${total} entries; raise snapshotTtlMs`,
+          )
         const batch: RankedEntry[] = []
         for (let i = 0; i < raw.length; i += 2) {
           const score = Number(raw[i + 1])
@@ -448,8 +464,15 @@ export class Leaderboard {
   }
 }
 
+function expiredCycle(): InvalidArgumentError {
+  return new InvalidArgumentError(
+    'date',
+    'this cycle has expired (more than keep cycles ago): nothing written would stay',
+  )
+}
+
 /** Ranks an ordered list by a ranking policy. */
-export function rankList<T extends { score: number }>(
+function rankList<T extends { score: number }>(
   list: readonly T[],
   ranking: string,
 ): Array<T & { rank: number }> {

@@ -33,6 +33,33 @@ describeEachTarget('PeriodicLeaderboard', (target) => {
     expect(Math.abs(expiresAt - Date.parse('2027-01-18T00:00:00+01:00'))).toBeLessThan(5_000)
   })
 
+  it('refuses a write to a cycle that has already expired, and takes a custom cycle', async () => {
+    const prefix = uniquePrefix('plb')
+    const daily = new PeriodicLeaderboard({ redis, prefix, name: 'd', cycle: 'daily', keep: 1 })
+    await expect(daily.at(new Date('2020-01-01T12:00:00Z')).submit('ana', 1)).rejects.toThrow(/^date:/)
+    expect(await daily.cycles()).toEqual([])
+    // A custom cycle: ten-minute rounds.
+    const rounds = new PeriodicLeaderboard({
+      redis,
+      prefix,
+      name: 'r',
+      cycle: (at) => {
+        const start = Math.floor(at.getTime() / 600_000) * 600_000
+        return { key: `round-${start / 600_000}`, start, end: start + 600_000 }
+      },
+    })
+    await rounds.current().submit('bo', 5)
+    const [cycle] = await rounds.cycles()
+    expect(cycle?.key).toMatch(/^round-\d+$/)
+    expect(await rounds.current().rank('bo')).toBe(1)
+    expect(
+      () => new PeriodicLeaderboard({ redis, name: 'x', cycle: 'weekly', timeZone: 'Mars/Olympus' }),
+    ).toThrow(/^timeZone:/)
+    expect(() => new PeriodicLeaderboard({ redis, name: 'x', cycle: 'fortnightly' as never })).toThrow(
+      /^cycle:/,
+    )
+  })
+
   it('exports every member exactly once while 4 processes keep submitting', async () => {
     const prefix = uniquePrefix('exp')
     const board = new Leaderboard({ redis, prefix, name: 'export', update: 'replace', ranking: 'ordinal' })

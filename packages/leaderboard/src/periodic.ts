@@ -25,24 +25,34 @@ export interface PeriodicLeaderboardOptions extends LeaderboardOptions {
 }
 
 /**
- * The cycles index: KEYS[1] a sorted set of `start:end:key` by expiry. ARGV[1] 'add' with ARGV[2]
- * the entry, ARGV[3] its expiry (epoch ms); or 'list'. Entries past their expiry are trimmed.
- * Reply: the entries left ('list'), or 1 ('add').
+ * Adds a cycle to the index: KEYS[1] a sorted set of `start:end:key` by expiry. ARGV[1] the entry,
+ * ARGV[2] its expiry (epoch ms). Entries past their expiry are trimmed; an expired one is not added.
+ * The key's TTL is the latest expiry in it. Reply: 1 if added.
  */
-const cyclesScript = defineScript<string[] | number>({
-  name: 'leaderboard.cycles',
+const addCycleScript = defineScript<number>({
+  name: 'leaderboard.addCycle',
   keys: 1,
   lua: `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if ARGV[1] == 'add' then
-  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
-  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-  redis.call('PEXPIREAT', KEYS[1], last[2])
-  return 1
-end
-return redis.call('ZRANGE', KEYS[1], 0, -1)
+if tonumber(ARGV[2]) <= now then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return 1
+`,
+})
+
+/** KEYS[1] the cycles index. Reply: the entries not yet expired, on the server clock. A read. */
+const listCyclesScript = defineScript<string[]>({
+  name: 'leaderboard.listCycles',
+  keys: 1,
+  flags: ['no-writes'],
+  lua: `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 `,
 })
 
@@ -118,7 +128,7 @@ export class PeriodicLeaderboard {
   cycles(): Promise<CycleWindow[]> {
     return promised(async () => {
       const raw = (await instrument({ package: 'leaderboard', operation: 'cycles' }, () =>
-        this.#guard.run('cycles', () => cyclesScript.run(this.#options.redis, [this.#index], ['list'])),
+        this.#guard.run('cycles', () => listCyclesScript.run(this.#options.redis, [this.#index])),
       )) as string[]
       return raw
         .map((entry) => {
@@ -132,10 +142,10 @@ export class PeriodicLeaderboard {
   #register(window: CycleWindow, expireAt: number): Promise<void> {
     return this.#guard
       .run('cycles', () =>
-        cyclesScript.run(
+        addCycleScript.run(
           this.#options.redis,
           [this.#index],
-          ['add', `${window.start}:${window.end}:${window.key}`, expireAt],
+          [`${window.start}:${window.end}:${window.key}`, expireAt],
         ),
       )
       .then(() => undefined)

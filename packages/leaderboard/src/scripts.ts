@@ -115,13 +115,16 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
  * (ms), ARGV[9] maxMembers ('' = no cap), ARGV[10] expire the board's keys at (epoch ms, '' = never:
  * periodic boards).
  * Reply: {'ok', score, rank or false, changed 0|1} | {'dup', score or false, rank or false} (a
- * submission id seen before: nothing written) | {'range', score} (an increment past ±(2^53 - 1)).
+ * submission id seen before: nothing written) | {'range', score} (an increment past ±(2^53 - 1);
+ * nothing written, the submission id not remembered) | {'expired'} (ARGV[10] has passed).
  */
 export const submitScript = defineScript<Array<string | number | null>>({
   name: 'leaderboard.submit',
   keys: 6,
   lua: `${COMMON}${NOW}
 local member, score, mode, sid = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
+-- A periodic board whose keys have expired (a cycle past keep): nothing written would stay.
+if ARGV[10] ~= '' and tonumber(ARGV[10]) <= now then return {'expired'} end
 if sid ~= '' then
   redis.call('ZREMRANGEBYSCORE', sub, '-inf', now)
   if redis.call('ZSCORE', sub, sid) then
@@ -129,13 +132,16 @@ if sid ~= '' then
     if not sc then return {'dup', false, false} end
     return {'dup', fmt(sc), rank_of(s, sc)}
   end
-  redis.call('ZADD', sub, now + tonumber(ARGV[8]), sid)
-  redis.call('PEXPIRE', sub, ARGV[8])
 end
 local old, s = score_of(member)
 local new = score
 if mode == 'increment' and old then new = old + score end
+-- Checked before the submission id is remembered: a refused submit may be retried.
 if math.abs(new) > 9007199254740991 then return {'range', fmt(new)} end
+if sid ~= '' then
+  redis.call('ZADD', sub, now + tonumber(ARGV[8]), sid)
+  redis.call('PEXPIRE', sub, ARGV[8])
+end
 local changed = true
 if old then
   if mode == 'best' then changed = is_better(score, old)
@@ -145,6 +151,7 @@ if changed then
   if FIRST then
     if s then redis.call('ZREM', z, s) end
     local seq = redis.call('INCR', q)
+    if seq > 99999999999998 then return redis.error_reply('leaderboard: the reach sequence is exhausted (10^14 score changes)') end
     if DESC then seq = 99999999999999 - seq end
     s = string.format('%014d', seq) .. member
     redis.call('HSET', r, member, s)
@@ -187,14 +194,18 @@ return {'ok', fmt(new), rank, changed and 1 or 0}
  * but read and written in a few batched commands: the members' current names and scores first
  * (HMGET, ZMSCORE), the changes worked out in Lua, then one HSET and one ZADD for all of them.
  * ARGV[4] update, ARGV[5] maxMembers ('' = none), ARGV[6] expire at ('' = never), then member,
- * score pairs. Reply: how many submits changed a score, or {'range', member} for an increment out
- * of range (nothing is written).
+ * score pairs. Reply: how many submits changed a score, {'range', index} for an increment out of
+ * range (nothing is written), or {'expired'} (ARGV[6] has passed).
  */
 export const submitManyScript = defineScript<number | Array<string>>({
   name: 'leaderboard.submitMany',
   keys: 6,
   lua: `${COMMON}
 local mode = ARGV[4]
+if ARGV[6] ~= '' then
+  local t = redis.call('TIME')
+  if tonumber(ARGV[6]) <= tonumber(t[1]) * 1000 then return {'expired'} end
+end
 local members, order = {}, {}
 for i = 7, #ARGV, 2 do
   if not members[ARGV[i]] then
@@ -233,7 +244,7 @@ for i = 7, #ARGV, 2 do
   local score = tonumber(ARGV[i + 1])
   local new = score
   if mode == 'increment' and st.score then new = st.score + score end
-  if math.abs(new) > 9007199254740991 then return {'range', ARGV[i]} end
+  if math.abs(new) > 9007199254740991 then return {'range', tostring((i - 7) / 2)} end
   local change = true
   if st.score then
     if mode == 'best' then change = is_better(score, st.score) else change = new ~= st.score end
@@ -251,7 +262,10 @@ end
 if changed == 0 then return 0 end
 -- write the final state of every changed member
 local base = 0
-if FIRST and seqs > 0 then base = redis.call('INCRBY', q, seqs) - seqs end
+if FIRST and seqs > 0 then
+  base = redis.call('INCRBY', q, seqs) - seqs
+  if base + seqs > 99999999999998 then return redis.error_reply('leaderboard: the reach sequence is exhausted (10^14 score changes)') end
+end
 local zadd, hset, zrem = {}, {}, {}
 for _, member in ipairs(order) do
   local st = members[member]
