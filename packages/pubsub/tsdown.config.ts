@@ -1,1 +1,4 @@
-export { default } from '../../tsdown.config.ts'
+import { defineConfig } from 'tsdown'
+import { packageBuild } from '../../tsdown.config.ts'
+
+export default defineConfig(packageBuild(['src/index.ts', 'src/graphql.ts']))

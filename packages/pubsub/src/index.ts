@@ -1,4 +1,12 @@
-import { keyspace } from '@rp/core/kit'
-
-/** Placeholder until the @rp/pubsub issue lands: the namespace its keys will live in. */
-export const defaultKeyspace = keyspace('pubsub')
+export type { PubSubCodec } from './envelope.js'
+export {
+  type Handler,
+  type IterateOptions,
+  type MessageMeta,
+  PubSub,
+  type PubSubEventName,
+  type PubSubOptions,
+  type StandardSchema,
+  type Subscription,
+} from './pubsub.js'
+export { BufferOverflowError, type OverflowPolicy } from './queue.js'

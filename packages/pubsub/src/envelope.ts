@@ -1,0 +1,61 @@
+import { InvalidArgumentError, toJson } from '@rp/core/kit'
+
+/** Turns a message into what Redis carries, and back (synchronously: dispatch keeps publish order). */
+export interface PubSubCodec {
+  encode(value: unknown): string | Buffer
+  decode(payload: Buffer): unknown
+}
+
+/** JSON for values; a Buffer passes through untouched (see the envelope's type byte). */
+export const jsonCodec: PubSubCodec = {
+  encode: (value) => toJson('message', value),
+  decode: (payload) => JSON.parse(payload.toString('utf8')),
+}
+
+const JSON_TYPE = 0x6a // 'j'
+const BINARY_TYPE = 0x62 // 'b'
+const COLON = 0x3a
+
+/**
+ * The wire form of a message: a type byte ('j' codec output, 'b' a Buffer passed through), the
+ * sequence number in decimal when the channel is sequenced, ':' and the payload. A message another
+ * client PUBLISHed by hand does not parse, and is reported instead of delivered as something else.
+ */
+export function encodeEnvelope(codec: PubSubCodec, value: unknown): { head: string; body: Buffer } {
+  if (Buffer.isBuffer(value)) return { head: 'b', body: value }
+  let encoded: string | Buffer
+  try {
+    encoded = codec.encode(value)
+  } catch (error) {
+    if (error instanceof InvalidArgumentError) throw error
+    throw new InvalidArgumentError('message', `the codec could not encode it: ${String(error)}`)
+  }
+  if (typeof encoded !== 'string' && !Buffer.isBuffer(encoded))
+    throw new InvalidArgumentError('codec.encode', 'must return a string or a Buffer')
+  return { head: 'j', body: Buffer.isBuffer(encoded) ? encoded : Buffer.from(encoded) }
+}
+
+/** The whole wire message for an unsequenced publish. */
+export function wire(envelope: { head: string; body: Buffer }, seq?: number): Buffer {
+  return Buffer.concat([Buffer.from(`${envelope.head}${seq ?? ''}:`), envelope.body])
+}
+
+export interface Decoded {
+  value: unknown
+  seq: number | undefined
+}
+
+/** Parses a wire message; throws for anything this package did not write. */
+export function decodeEnvelope(codec: PubSubCodec, raw: Buffer): Decoded {
+  const type = raw[0]
+  if (type !== JSON_TYPE && type !== BINARY_TYPE) throw new Error('not an @rp/pubsub message')
+  const colon = raw.indexOf(COLON, 1)
+  if (colon < 0 || colon > 20) throw new Error('not an @rp/pubsub message')
+  const digits = raw.subarray(1, colon).toString('latin1')
+  if (digits !== '' && !/^\d+$/.test(digits)) throw new Error('not an @rp/pubsub message')
+  const body = raw.subarray(colon + 1)
+  return {
+    value: type === BINARY_TYPE ? Buffer.from(body) : codec.decode(body),
+    seq: digits === '' ? undefined : Number(digits),
+  }
+}

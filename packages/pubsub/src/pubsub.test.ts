@@ -1,0 +1,159 @@
+import { describeEachTarget, eventually, expectInvalidArguments, uniquePrefix } from '@rp/testing/vitest'
+import { expect, it } from 'vitest'
+import { BufferOverflowError, type MessageMeta, PubSub } from './index.js'
+
+type Events = {
+  'user:events': { userId: string; action: string }
+  'orders:eu': { id: number }
+  'orders:us': { id: number }
+  raw: Buffer
+}
+
+describeEachTarget('PubSub', (target) => {
+  const buses: Array<PubSub<Events>> = []
+  const bus = (options: Partial<ConstructorParameters<typeof PubSub<Events>>[0]> = {}) => {
+    const b = new PubSub<Events>({ redis: target.client(), prefix: uniquePrefix('ps'), ...options })
+    buses.push(b)
+    return b
+  }
+
+  it('dispatches to every handler of a channel and of matching patterns; a throwing handler hurts no other', async () => {
+    const b = bus()
+    const seen: string[] = []
+    const errors: unknown[] = []
+    b.on('handler-error', ({ error }) => errors.push(error))
+    await b.subscribe('user:events', (m) => {
+      seen.push(`a:${m.action}`)
+    })
+    await b.subscribe('user:events', () => {
+      throw new Error('boom')
+    })
+    await b.subscribe('user:events', async () => {
+      throw new Error('async boom')
+    })
+    await b.subscribe('user:events', (m, meta: MessageMeta) => {
+      seen.push(`b:${m.action}:${meta.channel}`)
+    })
+    await b.psubscribe('orders:*', (m, meta) => {
+      seen.push(`p:${(m as { id: number }).id}:${meta.channel}:${meta.pattern}`)
+    })
+    await b.psubscribe('user:*', (m) => {
+      seen.push(`u:${(m as { action: string }).action}`)
+    })
+    await b.publish('user:events', { userId: '1', action: 'login' })
+    await b.publish('orders:eu', { id: 7 })
+    await b.publish('orders:us', { id: 8 })
+    await eventually(() => seen.length === 5 && errors.length === 2)
+    expect(seen.sort()).toEqual([
+      'a:login',
+      'b:login:user:events',
+      'p:7:orders:eu:orders:*',
+      'p:8:orders:us:orders:*',
+      'u:login',
+    ])
+  })
+
+  it('passes Buffers through, and reports a message it did not write instead of delivering it', async () => {
+    const b = bus()
+    const got: unknown[] = []
+    const bad: unknown[] = []
+    b.on('decode-error', (e) => bad.push(e))
+    await b.subscribe('raw', (m) => {
+      got.push(m)
+    })
+    await b.publish('raw', Buffer.from([0, 255, 10]))
+    await eventually(() => got.length === 1)
+    expect(Buffer.isBuffer(got[0]) && [...(got[0] as Buffer)]).toEqual([0, 255, 10])
+  })
+
+  it('unsubscribing the last handler unsubscribes from Redis', async () => {
+    const prefix = uniquePrefix('unsub')
+    const b = bus({ prefix })
+    const got: unknown[] = []
+    const one = await b.subscribe('user:events', (m) => {
+      got.push(m)
+    })
+    const two = await b.subscribe('user:events', () => {})
+    await two.unsubscribe()
+    await b.publish('user:events', { userId: '1', action: 'x' })
+    await eventually(() => got.length === 1)
+    await one.unsubscribe()
+    // PUBSUB NUMSUB on every node: nobody is subscribed to the channel any more.
+    const client = target.client()
+    const nodes = 'nodes' in client ? client.nodes('master') : [client]
+    const counts = await Promise.all(
+      nodes.map(async (n) => (await n.call('PUBSUB', 'CHANNELS', `${prefix}:*`)) as string[]),
+    )
+    expect(counts.flat()).toEqual([])
+  })
+
+  it('sequenced channels number every message; a subscriber that misses some reports the gap', async () => {
+    const prefix = uniquePrefix('seq')
+    const b = bus({ prefix, sequenced: ['user:events'] })
+    const metas: MessageMeta[] = []
+    const gaps: Array<{ channel: string; missed: number; from: number; to: number }> = []
+    b.on('gap', (g) => gaps.push(g))
+    await b.subscribe('user:events', (_, meta) => {
+      metas.push(meta)
+    })
+    await b.publish('user:events', { userId: '1', action: 'a' })
+    await b.publish('user:events', { userId: '1', action: 'b' })
+    await eventually(() => metas.length === 2)
+    // Three messages this subscriber never sees (as if lost in a disconnect): the counter moves on.
+    await target.client().incrby(`${prefix}:{user%3Aevents}:seq`, 3)
+    await b.publish('user:events', { userId: '1', action: 'c' })
+    await eventually(() => metas.length === 3)
+    expect(metas.map((m) => m.seq)).toEqual([1, 2, 6])
+    expect(gaps).toEqual([{ channel: 'user:events', missed: 3, from: 3, to: 5 }])
+  })
+
+  it('iterate holds at most bufferSize messages for a slow consumer and applies the overflow policy', async () => {
+    const b = bus()
+    let overflowed = 0
+    b.on('overflow', ({ dropped }) => {
+      overflowed += dropped
+    })
+    const it1 = b.iterate('orders:eu', { bufferSize: 10, overflow: 'drop-oldest' })
+    await b.ready()
+    for (let i = 0; i < 1_000; i++) await b.publish('orders:eu', { id: i })
+    await eventually(() => overflowed === 990, 15_000, '990 overflow events')
+    const kept: number[] = []
+    for (let i = 0; i < 10; i++) kept.push(((await it1.next()).value as { id: number }).id)
+    expect(kept).toEqual(Array.from({ length: 10 }, (_, i) => 990 + i))
+    await it1.return?.()
+    expect((await it1.next()).done).toBe(true)
+
+    const strict = b.iterate('orders:us', { bufferSize: 2, overflow: 'error' })
+    await b.ready()
+    for (let i = 1; i <= 3; i++) await b.publish('orders:us', { id: i })
+    await eventually(() => overflowed === 991, 15_000, 'the third message to overflow')
+    // The buffer is gone with the error: the consumer learns it fell behind.
+    await expect(strict.next()).rejects.toBeInstanceOf(BufferOverflowError)
+  })
+
+  it('an aborted signal ends the iterator and unsubscribes', async () => {
+    const b = bus()
+    const controller = new AbortController()
+    const iterator = b.iterate('user:events', { signal: controller.signal })
+    await b.ready()
+    await b.publish('user:events', { userId: '1', action: 'x' })
+    expect((await iterator.next()).value).toEqual({ userId: '1', action: 'x' })
+    controller.abort()
+    expect((await iterator.next()).done).toBe(true)
+  })
+
+  it('rejects bad input, naming the argument', async () => {
+    const b = bus()
+    await expectInvalidArguments([
+      [() => b.subscribe('' as never, () => {}), /^channel:/],
+      [() => b.subscribe('orders:*' as never, () => {}), /^channel:.*psubscribe/],
+      [() => b.psubscribe('orders:eu', () => {}), /^pattern:.*subscribe/],
+      [() => b.publish('user:events', { f: () => 1 } as never), /^message/],
+      [() => b.subscribe('user:events', 'nope' as never), /^handler:/],
+    ])
+    expect(() => b.iterate('user:events', { bufferSize: 0 })).toThrow(/^bufferSize:/)
+    expect(() => new PubSub({ redis: target.client(), sharded: true, prefx: 'x' } as never)).toThrow(
+      /^prefx:/,
+    )
+  })
+})

@@ -1,0 +1,605 @@
+import {
+  assertUsableClient,
+  escapeGlob,
+  escapeGlobPart,
+  globMatcher,
+  guarded,
+  InvalidArgumentError,
+  instrument,
+  isCluster,
+  type Keyspace,
+  keyspace,
+  promised,
+  publishEvent,
+  type RedisClient,
+  RedisGuard,
+  requireFunction,
+  requireIntegerInRange,
+  requireKnownOptions,
+  requireNonEmptyString,
+  requireOneOf,
+  requireOptions,
+  requireSignal,
+  requireTimeoutMs,
+  shutdown,
+  unescapeKeyPart,
+} from '@rp/core/kit'
+import { decodeEnvelope, encodeEnvelope, jsonCodec, type PubSubCodec, wire } from './envelope.js'
+import { BoundedQueue, type OverflowPolicy } from './queue.js'
+import { publishScript, routedPublishScript } from './scripts.js'
+
+/** A Standard Schema validator (zod, valibot, arktype, …), by shape: no dependency on any. */
+export interface StandardSchema<T = unknown> {
+  readonly '~standard': {
+    validate(
+      value: unknown,
+    ): { value: T; issues?: undefined } | { issues: readonly unknown[] } | Promise<unknown>
+  }
+}
+
+export interface MessageMeta {
+  /** The channel the message came on (your name, not the Redis one). */
+  readonly channel: string
+  /** The pattern that matched, for psubscribe handlers. */
+  readonly pattern?: string
+  /** The channel's sequence number, on sequenced channels. */
+  readonly seq?: number
+  /** When this process received it (epoch ms). */
+  readonly receivedAt: number
+}
+
+export type Handler<T> = (message: T, meta: MessageMeta) => unknown
+
+export interface Subscription extends AsyncDisposable {
+  readonly channel: string
+  /** Removes this handler; the last handler of a channel unsubscribes from Redis. */
+  unsubscribe(): Promise<void>
+}
+
+export interface PubSubOptions<Events> {
+  redis: RedisClient
+  /** Channel namespace; default `ps`. */
+  prefix?: string
+  codec?: PubSubCodec
+  /**
+   * Channels whose messages carry a per-channel sequence number (true: every channel), so a
+   * subscriber notices what it missed (`gap`). Publishers and subscribers must agree.
+   */
+  sequenced?: boolean | ReadonlyArray<keyof Events & string>
+  /** Keep the last n messages of each sequenced channel in a capped stream; default 0. */
+  replay?: number
+  /** SPUBLISH/SSUBSCRIBE (Redis 7 sharded pub/sub); patterns are not available then. */
+  sharded?: boolean
+  /** Validators per channel: a message that fails is not published, or not delivered. */
+  schemas?: { [C in keyof Events]?: StandardSchema<Events[C]> }
+  /** Bound on one Redis call; default 1000. */
+  timeoutMs?: number
+  /** TTL of sequence counters and replay streams, refreshed by each publish; default 7 days. */
+  sequenceTtlMs?: number
+}
+
+export interface IterateOptions {
+  signal?: AbortSignal
+  /** Most messages held for a slow consumer; default 1000. */
+  bufferSize?: number
+  /** Beyond bufferSize: `'drop-oldest'` (default), `'drop-newest'` or `'error'` (the iterator throws). */
+  overflow?: OverflowPolicy
+}
+
+export type PubSubEventName =
+  | 'subscribed'
+  | 'resubscribed'
+  | 'disconnected'
+  | 'gap'
+  | 'handler-error'
+  | 'overflow'
+  | 'decode-error'
+
+interface Entry {
+  handler: Handler<unknown>
+  pattern?: string
+}
+
+interface PatternEntry {
+  glob: string
+  matches: (channel: string) => boolean
+  handlers: Set<Entry>
+}
+
+const OPTIONS = [
+  'redis',
+  'prefix',
+  'codec',
+  'sequenced',
+  'replay',
+  'sharded',
+  'schemas',
+  'timeoutMs',
+  'sequenceTtlMs',
+]
+const GLOB = /[*?[\]]/
+
+/**
+ * Typed pub/sub on one subscriber connection (a duplicate of `redis`, made on first subscribe).
+ * Handlers are isolated from each other; after a reconnect every subscription is renewed and
+ * `resubscribed` fires; sequenced channels report what they missed as `gap`.
+ */
+export class PubSub<Events extends Record<string, unknown> = Record<string, unknown>> {
+  readonly #redis: RedisClient
+  readonly #keys: Keyspace
+  readonly #prefix: string
+  readonly #codec: PubSubCodec
+  readonly #sequenced: boolean | ReadonlySet<string>
+  readonly #replay: number
+  readonly #sharded: boolean
+  readonly #schemas: Record<string, StandardSchema | undefined>
+  readonly #guard: RedisGuard
+  readonly #ttlMs: number
+  readonly #listeners = new Map<string, Set<(event: never) => void>>()
+  readonly #channels = new Map<string, Set<Entry>>()
+  readonly #patterns = new Map<string, PatternEntry>()
+  readonly #lastSeq = new Map<string, number>()
+  #subscriber: RedisClient | null = null
+  #everReady = false
+  #closed = false
+  #pending = new Set<Promise<unknown>>()
+
+  /** @throws InvalidArgumentError for a bad or unknown option. */
+  constructor(options: PubSubOptions<Events>) {
+    const o = requireOptions('options', options)
+    requireKnownOptions('options', o, OPTIONS)
+    this.#redis = assertUsableClient(o.redis)
+    this.#prefix = requireNonEmptyString('prefix', o.prefix ?? 'ps')
+    this.#keys = keyspace(this.#prefix)
+    const codec = o.codec ?? jsonCodec
+    requireFunction('codec.encode', codec?.encode)
+    requireFunction('codec.decode', codec?.decode)
+    this.#codec = codec
+    const sequenced = o.sequenced ?? false
+    if (typeof sequenced === 'boolean') this.#sequenced = sequenced
+    else if (Array.isArray(sequenced))
+      this.#sequenced = new Set(sequenced.map((c, i) => this.#requireChannel(`sequenced[${i}]`, c)))
+    else throw new InvalidArgumentError('sequenced', 'must be true, false or an array of channels')
+    this.#replay = requireIntegerInRange('replay', o.replay ?? 0, 0, 1_000_000)
+    if (this.#replay > 0 && this.#sequenced === false)
+      throw new InvalidArgumentError(
+        'replay',
+        'needs sequenced channels: a replay is found by sequence number',
+      )
+    this.#sharded = o.sharded ?? false
+    if (typeof this.#sharded !== 'boolean') throw new InvalidArgumentError('sharded', 'must be true or false')
+    this.#schemas = requireOptions(
+      'schemas',
+      o.schemas as Record<string, StandardSchema | undefined> | undefined,
+    )
+    this.#guard = new RedisGuard(this.#redis, requireTimeoutMs('timeoutMs', o.timeoutMs ?? 1_000))
+    this.#ttlMs = requireTimeoutMs('sequenceTtlMs', o.sequenceTtlMs ?? 7 * 86_400_000)
+  }
+
+  /** Listens to the bus's own events. A listener that throws is reported, never rethrown. */
+  on(event: 'subscribed', listener: (e: { channel: string; pattern?: string }) => void): this
+  on(event: 'resubscribed', listener: (e: { channels: number; patterns: number }) => void): this
+  on(event: 'disconnected', listener: (e: { error?: unknown }) => void): this
+  on(event: 'gap', listener: (e: { channel: string; missed: number; from: number; to: number }) => void): this
+  on(event: 'handler-error', listener: (e: { channel: string; error: unknown }) => void): this
+  on(
+    event: 'overflow',
+    listener: (e: { channel: string; policy: OverflowPolicy; dropped: number }) => void,
+  ): this
+  on(event: 'decode-error', listener: (e: { channel: string; error: unknown }) => void): this
+  on(event: PubSubEventName, listener: (e: never) => void): this {
+    requireOneOf('event', event, [
+      'subscribed',
+      'resubscribed',
+      'disconnected',
+      'gap',
+      'handler-error',
+      'overflow',
+      'decode-error',
+    ])
+    requireFunction('listener', listener)
+    const set = this.#listeners.get(event) ?? new Set()
+    set.add(listener)
+    this.#listeners.set(event, set)
+    return this
+  }
+
+  off(event: PubSubEventName, listener: (e: never) => void): this {
+    this.#listeners.get(event)?.delete(listener)
+    return this
+  }
+
+  #emit(event: PubSubEventName, payload: Record<string, unknown>): void {
+    publishEvent({ package: 'pubsub', event, ...payload })
+    for (const listener of this.#listeners.get(event) ?? [])
+      guarded('pubsub', `on('${event}')`, listener)(payload as never)
+  }
+
+  #requireChannel(name: string, channel: unknown): string {
+    requireNonEmptyString(name, channel)
+    if (GLOB.test(channel as string))
+      throw new InvalidArgumentError(
+        name,
+        `is a pattern (it holds * ? [ or ]); use psubscribe for ${JSON.stringify(channel)}`,
+      )
+    return channel as string
+  }
+
+  #isSequenced(channel: string): boolean {
+    return this.#sequenced === true || (this.#sequenced !== false && this.#sequenced.has(channel))
+  }
+
+  /** The Redis channel for one of ours. */
+  #redisChannel(channel: string): string {
+    return this.#keys.channel(channel)
+  }
+
+  /**
+   * Publishes; resolves to how many subscribers received it. On a Cluster that counts only the
+   * subscribers connected to the node that ran it (Redis's own rule), so do not read 0 as "nobody".
+   * Every publish of one channel runs on the master of its slot, so its subscribers see them in
+   * publish order.
+   */
+  publish<C extends keyof Events & string>(channel: C, message: Events[C]): Promise<number> {
+    return promised(async () => {
+      this.#requireChannel('channel', channel)
+      await this.#validate(channel, message, true)
+      const envelope = encodeEnvelope(this.#codec, message)
+      const redisChannel = this.#redisChannel(channel)
+      return instrument({ package: 'pubsub', operation: 'publish' }, () =>
+        this.#guard.run('publish', async () => {
+          if (this.#isSequenced(channel)) {
+            const [receivers] = await publishScript.run(
+              this.#redis,
+              [this.#keys.key(channel, 'seq'), this.#keys.key(channel, 'replay')],
+              [
+                redisChannel,
+                envelope.head,
+                envelope.body,
+                this.#replay,
+                this.#ttlMs,
+                this.#sharded ? '1' : '0',
+              ],
+            )
+            return Number(receivers)
+          }
+          const payload = wire(envelope)
+          if (isCluster(this.#redis))
+            return Number(
+              await routedPublishScript.run(
+                this.#redis,
+                [this.#keys.key(channel, 'seq')],
+                [redisChannel, payload, this.#sharded ? '1' : '0'],
+              ),
+            )
+          return Number(
+            this.#sharded
+              ? await this.#redis.call('SPUBLISH', redisChannel, payload)
+              : await this.#redis.publish(redisChannel, payload),
+          )
+        }),
+      )
+    })
+  }
+
+  async #validate(channel: string, value: unknown, publishing: boolean): Promise<unknown> {
+    const schema = this.#schemas[channel]
+    if (!schema) return value
+    const result = (await schema['~standard'].validate(value)) as {
+      value?: unknown
+      issues?: readonly unknown[]
+    }
+    if (result.issues) {
+      if (publishing)
+        throw new InvalidArgumentError(
+          'message',
+          `does not match the schema of ${JSON.stringify(channel)}: ${JSON.stringify(result.issues).slice(0, 500)}`,
+        )
+      throw new Error(`the message does not match the schema: ${JSON.stringify(result.issues).slice(0, 500)}`)
+    }
+    return result.value
+  }
+
+  /** Runs `handler` for every message on `channel`; resolves once the subscription is active. */
+  subscribe<C extends keyof Events & string>(channel: C, handler: Handler<Events[C]>): Promise<Subscription> {
+    return promised(async () => {
+      this.#requireChannel('channel', channel)
+      requireFunction('handler', handler)
+      const redisChannel = this.#redisChannel(channel)
+      const entry: Entry = { handler: handler as Handler<unknown> }
+      let set = this.#channels.get(redisChannel)
+      const first = !set
+      if (!set) {
+        set = new Set()
+        this.#channels.set(redisChannel, set)
+      }
+      set.add(entry)
+      if (first) {
+        try {
+          await this.#command(this.#sharded ? 'ssubscribe' : 'subscribe', redisChannel)
+        } catch (error) {
+          set.delete(entry)
+          if (set.size === 0) this.#channels.delete(redisChannel)
+          throw error
+        }
+        this.#emit('subscribed', { channel })
+      }
+      return this.#subscription(channel, async () => {
+        const handlers = this.#channels.get(redisChannel)
+        if (!handlers?.delete(entry) || handlers.size > 0) return
+        this.#channels.delete(redisChannel)
+        this.#lastSeq.delete(redisChannel)
+        await this.#command(this.#sharded ? 'sunsubscribe' : 'unsubscribe', redisChannel).catch(() => {})
+      })
+    })
+  }
+
+  /**
+   * Runs `handler` for every message on channels matching `pattern` (Redis glob syntax over your
+   * channel names). Not available with `sharded`.
+   */
+  psubscribe(pattern: string, handler: Handler<unknown>): Promise<Subscription> {
+    return promised(async () => {
+      requireNonEmptyString('pattern', pattern)
+      if (!GLOB.test(pattern))
+        throw new InvalidArgumentError(
+          'pattern',
+          `has no * ? or [ ]: it is a channel; use subscribe for ${JSON.stringify(pattern)}`,
+        )
+      if (this.#sharded)
+        throw new InvalidArgumentError('pattern', 'sharded pub/sub has no pattern subscriptions')
+      requireFunction('handler', handler)
+      const redisPattern = `${escapeGlob(this.#prefix)}:{${escapeGlobPart(pattern)}}`
+      const entry: Entry = { handler, pattern }
+      let p = this.#patterns.get(pattern)
+      const first = !p
+      if (!p) {
+        p = { glob: redisPattern, matches: globMatcher(pattern), handlers: new Set() }
+        this.#patterns.set(pattern, p)
+      }
+      p.handlers.add(entry)
+      if (first && ![...this.#patterns.values()].some((q) => q !== p && q.glob === redisPattern)) {
+        try {
+          await this.#command('psubscribe', redisPattern)
+        } catch (error) {
+          this.#patterns.delete(pattern)
+          throw error
+        }
+      }
+      if (first) this.#emit('subscribed', { channel: pattern, pattern })
+      return this.#subscription(pattern, async () => {
+        const q = this.#patterns.get(pattern)
+        if (!q?.handlers.delete(entry) || q.handlers.size > 0) return
+        this.#patterns.delete(pattern)
+        if (![...this.#patterns.values()].some((r) => r.glob === redisPattern))
+          await this.#command('punsubscribe', redisPattern).catch(() => {})
+      })
+    })
+  }
+
+  /**
+   * The messages of `channel` as an async iterator that holds at most `bufferSize` of them. Its
+   * first next() resolves only once the subscription is active. return(), break and an aborted
+   * signal unsubscribe.
+   */
+  iterate<C extends keyof Events & string>(
+    channel: C,
+    options?: IterateOptions,
+  ): AsyncIterableIterator<Events[C]> {
+    const opts = requireOptions('options', options)
+    requireKnownOptions('options', opts, ['signal', 'bufferSize', 'overflow'])
+    this.#requireChannel('channel', channel)
+    const signal = requireSignal('signal', opts.signal)
+    const bufferSize = requireIntegerInRange('bufferSize', opts.bufferSize ?? 1_000, 1, 10_000_000)
+    const overflow = requireOneOf('overflow', opts.overflow ?? 'drop-oldest', [
+      'drop-oldest',
+      'drop-newest',
+      'error',
+    ] as const)
+    const queue = new BoundedQueue<Events[C]>(bufferSize, overflow, (dropped) =>
+      this.#emit('overflow', { channel, policy: overflow, dropped }),
+    )
+    const subscribing = this.subscribe(channel, (message) => queue.push(message))
+    subscribing.catch((error: unknown) => queue.fail(error))
+    const stop = () => {
+      queue.end()
+      subscribing.then((s) => s.unsubscribe()).catch(() => {})
+    }
+    if (signal?.aborted) stop()
+    else signal?.addEventListener('abort', stop, { once: true })
+    const iterator: AsyncIterableIterator<Events[C]> = {
+      next: async () => {
+        await subscribing.catch(() => {})
+        return queue.next()
+      },
+      return: async () => {
+        signal?.removeEventListener('abort', stop)
+        stop()
+        return { done: true, value: undefined }
+      },
+      [Symbol.asyncIterator]() {
+        return iterator
+      },
+    }
+    return iterator
+  }
+
+  /** Resolves once every current subscription is active on the subscriber connection. */
+  ready(): Promise<void> {
+    return promised(async () => {
+      await Promise.all([...this.#pending])
+      if (
+        this.#subscriber &&
+        this.#subscriber.status !== 'ready' &&
+        (this.#channels.size || this.#patterns.size)
+      )
+        await new Promise<void>((resolve) => this.#subscriber!.once('ready', () => resolve()))
+      await Promise.all([...this.#pending])
+    })
+  }
+
+  /** Unsubscribes everything and closes the subscriber connection (bounded). */
+  close(): Promise<void> {
+    return promised(async () => {
+      this.#closed = true
+      this.#channels.clear()
+      this.#patterns.clear()
+      const sub = this.#subscriber
+      this.#subscriber = null
+      if (sub) await shutdown(sub, { timeoutMs: 1_000 })
+    })
+  }
+
+  #subscription(channel: string, remove: () => Promise<void>): Subscription {
+    let done: Promise<void> | null = null
+    const unsubscribe = () => {
+      done ??= remove()
+      return done
+    }
+    return { channel, unsubscribe, [Symbol.asyncDispose]: unsubscribe }
+  }
+
+  /** Sends a (un)subscribe command on the subscriber connection, bounded by timeoutMs. */
+  #command(
+    command: 'subscribe' | 'ssubscribe' | 'unsubscribe' | 'sunsubscribe' | 'psubscribe' | 'punsubscribe',
+    arg: string,
+  ): Promise<unknown> {
+    const sub = this.#connection()
+    const send = () =>
+      (sub as unknown as Record<string, (a: string) => Promise<unknown>>)[command]!.call(sub, arg)
+    // A Cluster picks its subscriber node from the startup nodes and may pick again once it has
+    // loaded the slots, dropping what was published in between: subscribe once it is ready.
+    const run = this.#guard.run(command, () =>
+      isCluster(sub) && sub.status !== 'ready'
+        ? new Promise<void>((resolve) => sub.once('ready', () => resolve())).then(send)
+        : send(),
+    )
+    this.#pending.add(run)
+    return run.finally(() => this.#pending.delete(run))
+  }
+
+  #connection(): RedisClient {
+    if (this.#closed) throw new InvalidArgumentError('pubsub', 'is closed')
+    if (this.#subscriber) return this.#subscriber
+    const sub = isCluster(this.#redis)
+      ? this.#redis.duplicate()
+      : this.#redis.duplicate({ autoResubscribe: true })
+    sub.on('error', () => {})
+    const onBuffer = (redisChannel: Buffer, raw: Buffer) =>
+      this.#deliver(redisChannel.toString(), raw, undefined)
+    sub.on('messageBuffer', guarded('pubsub', 'message', onBuffer))
+    sub.on('smessageBuffer', guarded('pubsub', 'smessage', onBuffer))
+    sub.on(
+      'pmessageBuffer',
+      guarded('pubsub', 'pmessage', (pattern: Buffer, redisChannel: Buffer, raw: Buffer) =>
+        this.#deliverPattern(pattern.toString(), redisChannel.toString(), raw),
+      ),
+    )
+    sub.on(
+      'close',
+      guarded('pubsub', 'close', () => this.#everReady && this.#emit('disconnected', {})),
+    )
+    sub.on(
+      'ready',
+      guarded('pubsub', 'ready', () => this.#onReady()),
+    )
+    this.#subscriber = sub
+    return sub
+  }
+
+  #onReady(): void {
+    if (!this.#everReady) {
+      this.#everReady = true
+      return
+    }
+    // ioredis resubscribes by itself; do it once more and wait for the answers, so `resubscribed`
+    // means every subscription is active again, then count what sequenced channels missed.
+    const channels = [...this.#channels.keys()]
+    const patterns = [...new Set([...this.#patterns.values()].map((p) => p.glob))]
+    const renew = Promise.all([
+      ...channels.map((c) => this.#command(this.#sharded ? 'ssubscribe' : 'subscribe', c)),
+      ...patterns.map((p) => this.#command('psubscribe', p)),
+    ])
+    renew
+      .then(async () => {
+        this.#emit('resubscribed', { channels: channels.length, patterns: patterns.length })
+        await this.#checkGaps(channels)
+      })
+      .catch((error: unknown) => this.#emit('disconnected', { error }))
+  }
+
+  /** After a reconnect: what each sequenced channel published while we were away. */
+  async #checkGaps(redisChannels: readonly string[]): Promise<void> {
+    for (const redisChannel of redisChannels) {
+      const channel = this.#nameOf(redisChannel)
+      const last = this.#lastSeq.get(redisChannel)
+      if (channel === null || last === undefined || !this.#isSequenced(channel)) continue
+      const current = Number(
+        await this.#guard.run('gap', () => this.#redis.get(this.#keys.key(channel, 'seq'))),
+      )
+      const seen = this.#lastSeq.get(redisChannel) ?? last
+      if (current > seen) {
+        this.#lastSeq.set(redisChannel, current)
+        this.#emit('gap', { channel, missed: current - seen, from: seen + 1, to: current })
+      }
+    }
+  }
+
+  #nameOf(redisChannel: string): string | null {
+    const tag = this.#keys.tagOf(redisChannel)
+    return tag === null ? null : unescapeKeyPart(tag)
+  }
+
+  #deliver(redisChannel: string, raw: Buffer, pattern: PatternEntry | undefined, patternName?: string): void {
+    const handlers = pattern ? pattern.handlers : this.#channels.get(redisChannel)
+    if (!handlers?.size) return
+    const channel = this.#nameOf(redisChannel)
+    if (channel === null) return
+    let decoded: { value: unknown; seq: number | undefined }
+    try {
+      decoded = decodeEnvelope(this.#codec, raw)
+    } catch (error) {
+      this.#emit('decode-error', { channel, error })
+      return
+    }
+    if (!pattern && decoded.seq !== undefined) this.#sequence(redisChannel, channel, decoded.seq)
+    const meta: MessageMeta = {
+      channel,
+      ...(patternName === undefined ? {} : { pattern: patternName }),
+      ...(decoded.seq === undefined ? {} : { seq: decoded.seq }),
+      receivedAt: Date.now(),
+    }
+    const run = (value: unknown) => {
+      for (const entry of handlers) {
+        try {
+          const result = entry.handler(value, meta)
+          if (result && typeof (result as Promise<unknown>).then === 'function')
+            (result as Promise<unknown>).then(undefined, (error: unknown) =>
+              this.#emit('handler-error', { channel, error }),
+            )
+        } catch (error) {
+          this.#emit('handler-error', { channel, error })
+        }
+      }
+    }
+    if (!this.#schemas[channel]) return run(decoded.value)
+    this.#validate(channel, decoded.value, false).then(run, (error: unknown) =>
+      this.#emit('decode-error', { channel, error }),
+    )
+  }
+
+  #sequence(redisChannel: string, channel: string, seq: number): void {
+    const last = this.#lastSeq.get(redisChannel)
+    this.#lastSeq.set(redisChannel, Math.max(seq, last ?? 0))
+    if (last !== undefined && seq > last + 1)
+      this.#emit('gap', { channel, missed: seq - last - 1, from: last + 1, to: seq - 1 })
+  }
+
+  #deliverPattern(redisPattern: string, redisChannel: string, raw: Buffer): void {
+    const channel = this.#nameOf(redisChannel)
+    if (channel === null) return
+    // One Redis pattern may serve several of ours (escaping widens ? and [ ] to *): match exactly.
+    for (const [name, p] of this.#patterns)
+      if (p.glob === redisPattern && p.matches(channel)) this.#deliver(redisChannel, raw, p, name)
+  }
+}
