@@ -1,3 +1,12 @@
+export {
+  type ConsumeOptions,
+  type DeadLetter,
+  type DeliveryMeta,
+  DurableChannel,
+  type DurableChannelOptions,
+  type DurableChannelStats,
+  type Worker,
+} from './durable-channel.js'
 export type { PubSubCodec } from './envelope.js'
 export {
   type Handler,

@@ -41,3 +41,51 @@ if ARGV[3] == '1' then return redis.call('SPUBLISH', ARGV[1], ARGV[2]) end
 return redis.call('PUBLISH', ARGV[1], ARGV[2])
 `,
 })
+
+/**
+ * Moves an entry that failed maxDeliveries times to the dead-letter stream, atomically with its
+ * XACK and XDEL, so it is neither lost nor delivered again.
+ * KEYS[1] stream, KEYS[2] dead-letter stream. ARGV[1] group, ARGV[2] id, ARGV[3] deliveries,
+ * ARGV[4] dead-letter cap (MAXLEN ~), ARGV[5] consumer. Reply: 1 if moved, 0 if the entry was
+ * already gone (trimmed, or acknowledged by another consumer meanwhile).
+ */
+export const deadLetterScript = defineScript<number>({
+  name: 'pubsub.deadLetter',
+  keys: 2,
+  lua: `
+local entry = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if #entry == 0 or acked == 0 then return 0 end
+local fields = entry[1][2]
+local message = nil
+for i = 1, #fields, 2 do
+  if fields[i] == 'm' then message = fields[i + 1] end
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'm', message or '', 'id', ARGV[2],
+  'group', ARGV[1], 'deliveries', ARGV[3], 'consumer', ARGV[5])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+`,
+})
+
+/**
+ * Puts a dead letter back on the stream (a new id) and removes it from the dead-letter stream.
+ * KEYS[1] stream, KEYS[2] dead-letter stream. ARGV[1] dead-letter id, ARGV[2] stream cap.
+ * Reply: the new id, or nil when there is no such dead letter.
+ */
+export const retryScript = defineScript<string | null>({
+  name: 'pubsub.retry',
+  keys: 2,
+  lua: `
+local entry = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
+if #entry == 0 then return false end
+local fields = entry[1][2]
+local message = ''
+for i = 1, #fields, 2 do
+  if fields[i] == 'm' then message = fields[i + 1] end
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'm', message)
+redis.call('XDEL', KEYS[2], ARGV[1])
+return id
+`,
+})

@@ -1,0 +1,168 @@
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { type RedisServer, runWorker, startRedis } from '@rp/testing'
+import { describeEachTarget, eventually, expectInvalidArguments, uniquePrefix } from '@rp/testing/vitest'
+import { Redis } from 'ioredis'
+import { describe, expect, inject, it } from 'vitest'
+import { DurableChannel } from './index.js'
+
+describeEachTarget('DurableChannel', (target) => {
+  const redis = target.client()
+  const channel = (name = 'jobs') =>
+    new DurableChannel<{ n: number }>({ redis, prefix: uniquePrefix('dc'), name })
+
+  it('delivers every message once to a group, acknowledges it, and a restarted worker resumes from the group offset', async () => {
+    const jobs = channel()
+    for (let n = 0; n < 20; n++) await jobs.publish({ n })
+    const seen: number[] = []
+    const first = jobs.consume(
+      'g',
+      ({ n }) => {
+        seen.push(n)
+      },
+      { concurrency: 4, blockMs: 100 },
+    )
+    await eventually(() => seen.length === 20)
+    await first.close()
+    for (let n = 20; n < 30; n++) await jobs.publish({ n })
+    const again: number[] = []
+    const second = jobs.consume(
+      'g',
+      ({ n }) => {
+        again.push(n)
+      },
+      { blockMs: 100 },
+    )
+    await eventually(() => again.length === 10)
+    await second.close()
+    expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i))
+    expect(again).toEqual(Array.from({ length: 10 }, (_, i) => 20 + i))
+    const stats = await jobs.stats()
+    expect(stats).toMatchObject({ length: 30, deadLettered: 0, groups: [{ name: 'g', pending: 0, lag: 0 }] })
+  })
+
+  it('a group that starts now skips the backlog; startAt start (the default) handles it', async () => {
+    const jobs = channel()
+    await jobs.publish({ n: 1 })
+    const now: number[] = []
+    const late = jobs.consume(
+      'late',
+      ({ n }) => {
+        now.push(n)
+      },
+      { startAt: 'now', blockMs: 100 },
+    )
+    await eventually(async () => (await jobs.stats()).groups.length === 1)
+    await jobs.publish({ n: 2 })
+    await eventually(() => now.length === 1)
+    expect(now).toEqual([2])
+    await late.close()
+  })
+
+  it('moves an entry whose handler always fails to the dead letters after maxDeliveries, and retry puts it back', async () => {
+    const jobs = channel()
+    let calls = 0
+    await jobs.publish({ n: 42 })
+    const worker = jobs.consume(
+      'g',
+      () => {
+        calls++
+        throw new Error('always')
+      },
+      { maxDeliveries: 3, visibilityTimeoutMs: 100, blockMs: 50 },
+    )
+    await eventually(async () => (await jobs.stats()).deadLettered === 1, 10_000, 'a dead letter')
+    await worker.close()
+    expect(calls).toBe(3)
+    const [letter] = await jobs.deadLetters().list()
+    expect(letter).toMatchObject({ message: { n: 42 }, group: 'g', deliveries: 3 })
+    expect((await jobs.stats()).groups[0]).toMatchObject({ pending: 0 })
+    const seen: number[] = []
+    expect(await jobs.deadLetters().retry(letter!.id)).toMatch(/^\d+-\d+$/)
+    const fixed = jobs.consume(
+      'g',
+      ({ n }) => {
+        seen.push(n)
+      },
+      { blockMs: 50 },
+    )
+    await eventually(() => seen.length === 1)
+    await fixed.close()
+    expect(await jobs.deadLetters().purge()).toBe(0)
+  })
+
+  it('3 worker processes handle 10,000 messages with one SIGKILLed midway: none lost, duplicates counted', async () => {
+    const prefix = uniquePrefix('dck')
+    const jobs = new DurableChannel<{ n: number }>({ redis, prefix, name: 'jobs' })
+    for (let i = 0; i < 10_000; i += 500)
+      await Promise.all(Array.from({ length: 500 }, (_, j) => jobs.publish({ n: i + j })))
+    const env = {
+      RP_PREFIX: prefix,
+      ...(target.kind === 'cluster'
+        ? { RP_CLUSTER_NODES: JSON.stringify(inject('rpClusterNodes')) }
+        : { RP_REDIS_URL: inject('rpRedisUrl') }),
+    }
+    const file = fileURLToPath(new URL('./consume.worker.ts', import.meta.url))
+    const victim = spawn(process.execPath, ['--import', 'tsx', '--conditions=@rp/source', file], {
+      env: { ...process.env, ...env, RP_WORKER: 'victim' },
+      stdio: 'ignore',
+    })
+    const survivors = [0, 1].map((w) => runWorker<{ ok: boolean }>(file, { ...env, RP_WORKER: String(w) }))
+    const handled = `${prefix}:{handled}`
+    await eventually(async () => (await redis.hlen(handled)) > 2_000, 30_000, 'work to be under way')
+    victim.kill('SIGKILL')
+    await eventually(async () => (await redis.hlen(handled)) === 10_000, 60_000, 'every message handled')
+    await redis.set(`${prefix}:stop`, '1', 'PX', 60_000)
+    await Promise.all(survivors)
+    const counts = Object.values(await redis.hgetall(handled)).map(Number)
+    const duplicates = counts.filter((c) => c > 1).length
+    // At-least-once: whatever the victim took and never acknowledged was handled again.
+    expect(counts.every((c) => c >= 1)).toBe(true)
+    expect(duplicates).toBeLessThan(200)
+    console.log(`DurableChannel SIGKILL test: 10,000 handled, ${duplicates} handled twice`)
+  }, 120_000)
+
+  it('rejects bad input, naming the argument', async () => {
+    const jobs = channel()
+    await expectInvalidArguments([[() => jobs.publish({ n: 1, f: () => 1 } as never), /^message/]])
+    expect(() => jobs.consume('g', () => {}, { concurrency: 0 })).toThrow(/^concurrency:/)
+    expect(() => jobs.consume('g', () => {}, { maxDeliveries: 0 })).toThrow(/^maxDeliveries:/)
+    expect(() => jobs.consume('', () => {})).toThrow(/^group:/)
+    expect(() => new DurableChannel({ redis, name: 'x', maxlen: 5 } as never)).toThrow(/^maxlen:/)
+  })
+})
+
+describe('DurableChannel across a Redis restart with appendonly', () => {
+  it('keeps every acknowledged publish', async () => {
+    const server: RedisServer = await startRedis({
+      ownServer: true,
+      args: ['--appendonly', 'yes', '--appendfsync', 'always'],
+    })
+    const client = new Redis(server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 }).on(
+      'error',
+      () => {},
+    )
+    try {
+      const jobs = new DurableChannel<{ n: number }>({ redis: client, name: 'aof' })
+      const ids: string[] = []
+      for (let n = 0; n < 100; n++) ids.push(await jobs.publish({ n }))
+      await server.kill()
+      await server.restart()
+      await eventually(() => client.status === 'ready')
+      expect((await jobs.stats()).length).toBe(100)
+      const seen: number[] = []
+      const worker = jobs.consume(
+        'g',
+        ({ n }) => {
+          seen.push(n)
+        },
+        { blockMs: 50 },
+      )
+      await eventually(() => seen.length === 100)
+      await worker.close()
+    } finally {
+      client.disconnect()
+      await server.stop()
+    }
+  })
+})

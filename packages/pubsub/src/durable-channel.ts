@@ -1,0 +1,457 @@
+import { randomUUID } from 'node:crypto'
+import {
+  assertUsableClient,
+  blockingClient,
+  delay,
+  fullJitterBackoff,
+  instrument,
+  keyspace,
+  promised,
+  publishEvent,
+  type RedisClient,
+  RedisGuard,
+  requireFunction,
+  requireIntegerInRange,
+  requireKnownOptions,
+  requireNonEmptyString,
+  requireOneOf,
+  requireOptions,
+  requireTimeoutMs,
+  shutdown,
+  toRpError,
+} from '@rp/core/kit'
+import { encodeEnvelope, jsonCodec, type PubSubCodec } from './envelope.js'
+import { deadLetterScript, retryScript } from './scripts.js'
+
+export interface DurableChannelOptions {
+  redis: RedisClient
+  /** Key namespace; default `dc`. */
+  prefix?: string
+  /** The channel's name: its hash tag (one channel is one cluster slot). */
+  name: string
+  /** Entries the stream keeps, approximately (MAXLEN ~); the same cap for dead letters. Default 100,000. */
+  maxLen?: number
+  codec?: PubSubCodec
+  /** Bound on one Redis call (not on the blocking read); default 1000. */
+  timeoutMs?: number
+}
+
+export interface ConsumeOptions {
+  /** Handlers running at once in this worker; default 1. */
+  concurrency?: number
+  /** An entry not acknowledged this long after delivery goes to another consumer; default 30 s. */
+  visibilityTimeoutMs?: number
+  /** Deliveries before an entry moves to the dead-letter stream; default 5. */
+  maxDeliveries?: number
+  /** Where a new group starts: `'start'` (default: everything the stream retains) or `'now'`. */
+  startAt?: 'start' | 'now'
+  /** This consumer's name in the group; default a random one per worker. */
+  consumer?: string
+  /** Longest one blocking read waits; default 2000. */
+  blockMs?: number
+}
+
+export interface DeliveryMeta {
+  readonly id: string
+  /** 1 on the first delivery; more when an earlier one was not acknowledged in time. */
+  readonly deliveries: number
+}
+
+export interface Worker {
+  /** Stops reading, lets the handlers in flight finish, acknowledges them; bounded by `timeoutMs`. */
+  close(options?: { timeoutMs?: number }): Promise<void>
+}
+
+export interface DeadLetter {
+  /** Its id in the dead-letter stream (retry and purge take it). */
+  readonly id: string
+  /** Its id in the channel's stream when it failed. */
+  readonly originalId: string
+  readonly message: unknown
+  readonly group: string
+  readonly deliveries: number
+}
+
+export interface DurableChannelStats {
+  readonly length: number
+  readonly deadLettered: number
+  readonly groups: ReadonlyArray<{ name: string; consumers: number; pending: number; lag: number | null }>
+}
+
+const OPTIONS = ['redis', 'prefix', 'name', 'maxLen', 'codec', 'timeoutMs']
+
+/**
+ * At-least-once work distribution on a Redis Stream: consumer groups keep their offsets in Redis,
+ * an entry a consumer did not acknowledge in time goes to another (XAUTOCLAIM), and one that
+ * failed maxDeliveries times moves to a dead-letter stream, atomically with its XACK.
+ */
+export class DurableChannel<T = unknown> {
+  readonly #redis: RedisClient
+  readonly #guard: RedisGuard
+  readonly #stream: string
+  readonly #dlq: string
+  readonly #maxLen: number
+  readonly #codec: PubSubCodec
+  readonly #timeoutMs: number
+
+  /** @throws InvalidArgumentError for a bad or unknown option. */
+  constructor(options: DurableChannelOptions) {
+    const o = requireOptions('options', options)
+    requireKnownOptions('options', o, OPTIONS)
+    this.#redis = assertUsableClient(o.redis)
+    const keys = keyspace(requireNonEmptyString('prefix', o.prefix ?? 'dc'))
+    const name = requireNonEmptyString('name', o.name)
+    this.#stream = keys.key(name, 's')
+    this.#dlq = keys.key(name, 'dlq')
+    this.#maxLen = requireIntegerInRange('maxLen', o.maxLen ?? 100_000, 1, 2 ** 31)
+    this.#codec = o.codec ?? jsonCodec
+    requireFunction('codec.encode', this.#codec.encode)
+    requireFunction('codec.decode', this.#codec.decode)
+    this.#timeoutMs = requireTimeoutMs('timeoutMs', o.timeoutMs ?? 1_000)
+    this.#guard = new RedisGuard(this.#redis, this.#timeoutMs)
+  }
+
+  #call<R>(operation: string, work: () => Promise<R>): Promise<R> {
+    return instrument({ package: 'pubsub', operation: `durable.${operation}` }, () =>
+      this.#guard.run(operation, work),
+    )
+  }
+
+  /** Appends a message; resolves to its id once Redis has it. */
+  publish(message: T): Promise<string> {
+    return promised(async () => {
+      const payload = toField(this.#codec, message)
+      const id = await this.#call('publish', () =>
+        this.#redis.xadd(this.#stream, 'MAXLEN', '~', this.#maxLen, '*', 'm', payload),
+      )
+      return id as string
+    })
+  }
+
+  /** Runs `handler` for the group's entries until close(); acknowledges each when it resolves. */
+  consume(
+    group: string,
+    handler: (message: T, meta: DeliveryMeta) => unknown,
+    options?: ConsumeOptions,
+  ): Worker {
+    requireNonEmptyString('group', group)
+    requireFunction('handler', handler)
+    const o = requireOptions('options', options)
+    requireKnownOptions('options', o, [
+      'concurrency',
+      'visibilityTimeoutMs',
+      'maxDeliveries',
+      'startAt',
+      'consumer',
+      'blockMs',
+    ])
+    const settings = {
+      concurrency: requireIntegerInRange('concurrency', o.concurrency ?? 1, 1, 10_000),
+      visibilityTimeoutMs: requireTimeoutMs('visibilityTimeoutMs', o.visibilityTimeoutMs ?? 30_000),
+      maxDeliveries: requireIntegerInRange('maxDeliveries', o.maxDeliveries ?? 5, 1, 1_000_000),
+      startAt: requireOneOf('startAt', o.startAt ?? 'start', ['start', 'now'] as const),
+      consumer:
+        o.consumer === undefined ? `c-${randomUUID()}` : requireNonEmptyString('consumer', o.consumer),
+      blockMs: requireIntegerInRange('blockMs', o.blockMs ?? 2_000, 1, 60_000),
+    }
+    const loop = new ConsumerLoop(
+      this,
+      group,
+      handler as (message: unknown, meta: DeliveryMeta) => unknown,
+      settings,
+    )
+    loop.start()
+    return { close: (closeOptions) => loop.close(closeOptions) }
+  }
+
+  /** The dead-letter stream: what failed maxDeliveries times. */
+  deadLetters(): {
+    list(count?: number): Promise<DeadLetter[]>
+    retry(id: string): Promise<string | null>
+    purge(): Promise<number>
+  } {
+    return {
+      list: (count = 100) =>
+        promised(async () => {
+          requireIntegerInRange('count', count, 1, 10_000)
+          const entries = (await this.#call('deadLetters.list', () =>
+            this.#redis.xrange(this.#dlq, '-', '+', 'COUNT', count),
+          )) as Array<[string, string[]]>
+          return entries.map(([id, fields]) => {
+            const f = fieldsOf(fields)
+            let message: unknown
+            try {
+              message = fromField(this.#codec, f.m)
+            } catch {
+              message = f.m
+            }
+            return {
+              id,
+              originalId: f.id ?? '',
+              message,
+              group: f.group ?? '',
+              deliveries: Number(f.deliveries ?? 0),
+            }
+          })
+        }),
+      retry: (id: string) =>
+        promised(async () => {
+          requireNonEmptyString('id', id)
+          return this.#call('deadLetters.retry', () =>
+            retryScript.run(this.#redis, [this.#stream, this.#dlq], [id, this.#maxLen]),
+          )
+        }),
+      purge: () =>
+        promised(async () => {
+          const length = await this.#call('deadLetters.purge', () => this.#redis.xlen(this.#dlq))
+          await this.#call('deadLetters.purge', () => this.#redis.del(this.#dlq))
+          return length
+        }),
+    }
+  }
+
+  /** Length, dead letters, and per group: consumers, pending, and lag (entries not yet read). */
+  stats(): Promise<DurableChannelStats> {
+    return promised(async () => {
+      const [length, deadLettered] = await Promise.all([
+        this.#call('stats', () => this.#redis.xlen(this.#stream)),
+        this.#call('stats', () => this.#redis.xlen(this.#dlq)),
+      ])
+      const raw = (await this.#call('stats', () => this.#redis.xinfo('GROUPS', this.#stream)).catch(
+        (error: unknown) => {
+          if (String((error as Error).message).includes('no such key')) return []
+          throw error
+        },
+      )) as unknown[][]
+      const groups = raw.map((entry) => {
+        const f: Record<string, unknown> = {}
+        for (let i = 0; i + 1 < entry.length; i += 2) f[String(entry[i])] = entry[i + 1]
+        return {
+          name: String(f.name),
+          consumers: Number(f.consumers),
+          pending: Number(f.pending),
+          lag: f.lag === null || f.lag === undefined ? null : Number(f.lag),
+        }
+      })
+      return { length, deadLettered, groups }
+    })
+  }
+
+  /** @internal What the consumer loop needs. */
+  get internals() {
+    return {
+      redis: this.#redis,
+      stream: this.#stream,
+      dlq: this.#dlq,
+      maxLen: this.#maxLen,
+      codec: this.#codec,
+      timeoutMs: this.#timeoutMs,
+      call: <R>(operation: string, work: () => Promise<R>) => this.#call(operation, work),
+    }
+  }
+}
+
+/**
+ * A message as a stream field: 'j:' and the codec's output as text, or 'b:' and a Buffer in
+ * base64 (stream replies come back as strings, so binary travels encoded).
+ */
+function toField(codec: PubSubCodec, message: unknown): string {
+  const { head, body } = encodeEnvelope(codec, message)
+  return head === 'b' ? `b:${body.toString('base64')}` : `j:${body.toString('utf8')}`
+}
+
+function fromField(codec: PubSubCodec, field: string | undefined): unknown {
+  if (field?.startsWith('b:')) return Buffer.from(field.slice(2), 'base64')
+  if (field?.startsWith('j:')) return codec.decode(Buffer.from(field.slice(2), 'utf8'))
+  throw new Error('not an @rp/pubsub stream entry')
+}
+
+function fieldsOf(fields: readonly string[]): Record<string, string> {
+  const f: Record<string, string> = {}
+  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!
+  return f
+}
+
+interface Settings {
+  concurrency: number
+  visibilityTimeoutMs: number
+  maxDeliveries: number
+  startAt: 'start' | 'now'
+  consumer: string
+  blockMs: number
+}
+
+/** One worker: a blocking reader, a claimer of stale entries, and at most `concurrency` handlers. */
+class ConsumerLoop {
+  readonly #channel: DurableChannel
+  readonly #group: string
+  readonly #handler: (message: unknown, meta: DeliveryMeta) => unknown
+  readonly #s: Settings
+  readonly #inFlight = new Set<Promise<void>>()
+  readonly #stop = new AbortController()
+  #reader: RedisClient | null = null
+  #running: Promise<void> | null = null
+  #lastClaim = 0
+
+  constructor(
+    channel: DurableChannel,
+    group: string,
+    handler: (message: unknown, meta: DeliveryMeta) => unknown,
+    settings: Settings,
+  ) {
+    this.#channel = channel
+    this.#group = group
+    this.#handler = handler
+    this.#s = settings
+  }
+
+  start(): void {
+    this.#running = this.#run().catch((error: unknown) =>
+      publishEvent({ package: 'pubsub', event: 'consumer-stopped', group: this.#group, error }),
+    )
+  }
+
+  async #run(): Promise<void> {
+    const { redis, stream, call } = this.#channel.internals
+    const backoff = fullJitterBackoff(100, 5_000)
+    let failures = 0
+    while (!this.#stop.signal.aborted) {
+      try {
+        await call('createGroup', () =>
+          redis.xgroup('CREATE', stream, this.#group, this.#s.startAt === 'now' ? '$' : '0', 'MKSTREAM'),
+        ).catch((error: unknown) => {
+          if (!String((error as Error).message).includes('BUSYGROUP')) throw error
+        })
+        break
+      } catch (error) {
+        publishEvent({ package: 'pubsub', event: 'consumer-error', group: this.#group, error })
+        await delay(backoff(failures++), this.#stop.signal).catch(() => {})
+      }
+    }
+    this.#reader = blockingClient(redis)
+    this.#reader.on('error', () => {})
+    failures = 0
+    while (!this.#stop.signal.aborted) {
+      try {
+        await this.#claim()
+        const free = this.#s.concurrency - this.#inFlight.size
+        if (free <= 0) {
+          await Promise.race(this.#inFlight)
+          continue
+        }
+        const reply = (await this.#reader.xreadgroup(
+          'GROUP',
+          this.#group,
+          this.#s.consumer,
+          'COUNT',
+          free,
+          'BLOCK',
+          this.#s.blockMs,
+          'STREAMS',
+          stream,
+          '>',
+        )) as Array<[string, Array<[string, string[]]>]> | null
+        failures = 0
+        for (const [, entries] of reply ?? [])
+          for (const [id, fields] of entries) this.#dispatch(id, fields, 1)
+      } catch (error) {
+        if (this.#stop.signal.aborted) break
+        publishEvent({
+          package: 'pubsub',
+          event: 'consumer-error',
+          group: this.#group,
+          error: toRpError(error, 'consume'),
+        })
+        await delay(backoff(failures++), this.#stop.signal).catch(() => {})
+      }
+    }
+  }
+
+  /** Takes over entries another consumer left unacknowledged past the visibility timeout. */
+  async #claim(): Promise<void> {
+    const now = performance.now()
+    if (now - this.#lastClaim < this.#s.visibilityTimeoutMs / 2) return
+    this.#lastClaim = now
+    const { redis, stream, dlq, maxLen, call } = this.#channel.internals
+    const free = Math.max(1, this.#s.concurrency - this.#inFlight.size)
+    const [, claimed] = (await call('claim', () =>
+      redis.xautoclaim(
+        stream,
+        this.#group,
+        this.#s.consumer,
+        this.#s.visibilityTimeoutMs,
+        '0-0',
+        'COUNT',
+        free,
+      ),
+    )) as [string, Array<[string, string[]] | null>]
+    for (const entry of claimed) {
+      if (!entry) continue
+      const [id, fields] = entry
+      const pending = (await call('claim', () => redis.xpending(stream, this.#group, id, id, 1))) as Array<
+        [string, string, number, number]
+      >
+      const deliveries = Number(pending[0]?.[3] ?? 1)
+      if (deliveries > this.#s.maxDeliveries) {
+        await call('deadLetter', () =>
+          deadLetterScript.run(
+            redis,
+            [stream, dlq],
+            [this.#group, id, deliveries - 1, maxLen, this.#s.consumer],
+          ),
+        )
+        publishEvent({
+          package: 'pubsub',
+          event: 'dead-letter',
+          group: this.#group,
+          id,
+          deliveries: deliveries - 1,
+        })
+        continue
+      }
+      this.#dispatch(id, fields, deliveries)
+    }
+  }
+
+  #dispatch(id: string, fields: string[], deliveries: number): void {
+    const { redis, stream, codec, call } = this.#channel.internals
+    const task = (async () => {
+      let message: unknown
+      try {
+        message = fromField(codec, fieldsOf(fields).m)
+      } catch (error) {
+        // Never delivered as something else: left pending, it reaches the dead letters.
+        publishEvent({ package: 'pubsub', event: 'decode-error', channel: stream, id, error })
+        return
+      }
+      try {
+        await this.#handler(message, { id, deliveries })
+      } catch (error) {
+        publishEvent({ package: 'pubsub', event: 'handler-error', channel: stream, id, deliveries, error })
+        return
+      }
+      await call('ack', () => redis.xack(stream, this.#group, id)).catch((error: unknown) =>
+        publishEvent({ package: 'pubsub', event: 'ack-error', channel: stream, id, error }),
+      )
+    })()
+    this.#inFlight.add(task)
+    task.finally(() => this.#inFlight.delete(task)).catch(() => {})
+  }
+
+  async close(options?: { timeoutMs?: number }): Promise<void> {
+    const o = requireOptions('options', options)
+    const timeoutMs = requireTimeoutMs('timeoutMs', o.timeoutMs ?? 10_000)
+    this.#stop.abort()
+    const reader = this.#reader
+    // The blocking read returns within blockMs; disconnecting ends it at once.
+    reader?.disconnect()
+    const finished = await Promise.race([
+      Promise.allSettled([this.#running, ...this.#inFlight]).then(() => true),
+      delay(timeoutMs).then(() => false),
+    ])
+    // Handlers still running past timeoutMs are left to finish (or not): their entries stay
+    // pending and go to another consumer after the visibility timeout.
+    if (!finished) publishEvent({ package: 'pubsub', event: 'close-timeout', group: this.#group, timeoutMs })
+    if (reader) await shutdown(reader, { timeoutMs: 500 }).catch(() => {})
+  }
+}
