@@ -12,6 +12,7 @@ import { cacheHitContenders, cacheL1Contenders, cacheStampede, stampedeTable } f
 import { type Context, compare, fmt, type Row, table } from './compare.js'
 import { bulkLoad, bulkTable, readContenders, submitContenders } from './leaderboard.js'
 import { handoffTable, lockContenders, lockHandoff } from './lock.js'
+import { broadcastContenders, durableContenders } from './pubsub.js'
 import { ADMITTED, DENIED, KEYS, MINIMAL_LUA, rateLimitContenders, rateLimitMemory } from './ratelimit.js'
 import { SESSIONS, sessionFlowContenders, sessionGetContenders, sessionMemory } from './session.js'
 
@@ -176,6 +177,26 @@ try {
     )
     Object.assign(json, { sessionFlow: flow, sessionGet: get, sessionMemory: sessionMem })
   }
+  if (wants('pubsub')) {
+    md.push('## Pub/sub', '')
+    const broadcast = check(
+      await compare(
+        ctx,
+        'Broadcast: publish until all 4 subscribers have it, concurrency 64',
+        broadcastContenders(),
+      ),
+    )
+    md.push(...table(broadcast))
+    const durable = check(
+      await compare(
+        ctx,
+        'Durable work: publish until one of 4 consumers has handled it, concurrency 64',
+        durableContenders(),
+      ),
+    )
+    md.push(...table(durable))
+    Object.assign(json, { pubsubBroadcast: broadcast, pubsubDurable: durable })
+  }
   if (wants('leaderboard')) {
     md.push('## Leaderboards', '')
     const submit = check(
@@ -242,6 +263,8 @@ const all = [
     ...((json.cacheL1 as Row[]) ?? []),
     ...((json.sessionFlow as Row[]) ?? []),
     ...((json.leaderboardSubmit as Row[]) ?? []),
+    ...((json.pubsubBroadcast as Row[]) ?? []),
+    ...((json.pubsubDurable as Row[]) ?? []),
   ].map((r) => `- ${r.name}: ${r.settings}`),
   '',
 ].join('\n')

@@ -143,6 +143,46 @@ export function requireKnownOptions(name: string, options: object, allowed: read
  * path, e.g. `data.cart[2].price`.
  */
 export function toJson(name: string, value: unknown): string {
+  // The common case, checked without allocating, then encoded natively; the path-naming walk
+  // below runs only to explain a refusal (or for data nested deeper than the quick check goes).
+  if (lossless(value, 0)) return JSON.stringify(value)
+  return explainJson(name, value)
+}
+
+/** True when JSON.stringify keeps `value` exactly; false when unsure (deep, toJSON) or it would not. */
+function lossless(v: unknown, depth: number): boolean {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return true
+    case 'number':
+      return Number.isFinite(v)
+    case 'object': {
+      if (v === null) return true
+      if (depth > 64) return false
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) {
+          const item = v[i]
+          if (item === undefined || !lossless(item, depth + 1)) return false
+        }
+        return true
+      }
+      const proto = Object.getPrototypeOf(v)
+      if (proto !== Object.prototype && proto !== null) return false
+      if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return false
+      for (const key in v) {
+        if (!Object.hasOwn(v, key)) continue
+        const item = (v as Record<string, unknown>)[key]
+        if (item !== undefined && !lossless(item, depth + 1)) return false
+      }
+      return true
+    }
+    default:
+      return false
+  }
+}
+
+function explainJson(name: string, value: unknown): string {
   const paths = new WeakMap<object, string>()
   let current = name
   const replacer = function (this: unknown, key: string, v: unknown): unknown {

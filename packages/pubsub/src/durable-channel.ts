@@ -257,7 +257,8 @@ export class DurableChannel<T = unknown> {
  */
 function toField(codec: PubSubCodec, message: unknown): string {
   const { head, body } = encodeEnvelope(codec, message)
-  return head === 'b' ? `b:${body.toString('base64')}` : `j:${body.toString('utf8')}`
+  if (head === 'b') return `b:${(body as Buffer).toString('base64')}`
+  return `j:${typeof body === 'string' ? body : body.toString('utf8')}`
 }
 
 function fromField(codec: PubSubCodec, field: string | undefined): unknown {

@@ -21,7 +21,7 @@ const COLON = 0x3a
  * sequence number in decimal when the channel is sequenced, ':' and the payload. A message another
  * client PUBLISHed by hand does not parse, and is reported instead of delivered as something else.
  */
-export function encodeEnvelope(codec: PubSubCodec, value: unknown): { head: string; body: Buffer } {
+export function encodeEnvelope(codec: PubSubCodec, value: unknown): { head: string; body: Buffer | string } {
   if (Buffer.isBuffer(value)) return { head: 'b', body: value }
   let encoded: string | Buffer
   try {
@@ -32,12 +32,15 @@ export function encodeEnvelope(codec: PubSubCodec, value: unknown): { head: stri
   }
   if (typeof encoded !== 'string' && !Buffer.isBuffer(encoded))
     throw new InvalidArgumentError('codec.encode', 'must return a string or a Buffer')
-  return { head: 'j', body: Buffer.isBuffer(encoded) ? encoded : Buffer.from(encoded) }
+  return { head: 'j', body: encoded }
 }
 
-/** The whole wire message for an unsequenced publish. */
-export function wire(envelope: { head: string; body: Buffer }, seq?: number): Buffer {
-  return Buffer.concat([Buffer.from(`${envelope.head}${seq ?? ''}:`), envelope.body])
+/** The whole wire message: text stays text (no copy into a Buffer), binary is concatenated. */
+export function wire(envelope: { head: string; body: Buffer | string }, seq?: number): Buffer | string {
+  const head = `${envelope.head}${seq ?? ''}:`
+  return typeof envelope.body === 'string'
+    ? head + envelope.body
+    : Buffer.concat([Buffer.from(head), envelope.body])
 }
 
 export interface Decoded {
