@@ -59,16 +59,24 @@ function wallOf(ms: number, timeZone: string): number {
  * (02:30 on a spring-forward night) maps to the first instant after the gap.
  */
 function instantOf(wall: number, timeZone: string): number {
+  // The zone's offsets a day either side cover any transition near `wall`, whatever its size
+  // (30 minutes on Lord Howe, 2 hours at Troll): each gives a candidate instant.
   const offset = (t: number) => wallOf(t, timeZone) - t
-  const first = wall - offset(wall)
-  const second = wall - offset(first)
-  if (wallOf(second, timeZone) === wall) {
-    // In an overlap (autumn), the earlier of the two instants showing this wall time.
-    const earlier = second - 3_600_000
-    return wallOf(earlier, timeZone) === wall ? earlier : second
+  const candidates = [wall - offset(wall - 86_400_000), wall - offset(wall + 86_400_000), wall - offset(wall)]
+  const exact = candidates.filter((t) => wallOf(t, timeZone) === wall)
+  // In an overlap (autumn), the earlier of the instants showing this wall time.
+  if (exact.length) return Math.min(...exact)
+  // In a gap (spring), the first instant whose wall clock is at or past `wall`: the jump itself.
+  let lo = Math.min(...candidates)
+  let hi = Math.max(...candidates)
+  while (wallOf(lo, timeZone) >= wall) lo -= 3_600_000
+  while (wallOf(hi, timeZone) < wall) hi += 3_600_000
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2)
+    if (wallOf(mid, timeZone) >= wall) hi = mid
+    else lo = mid
   }
-  // In a gap, the instant the clock jumps to.
-  return Math.max(first, second)
+  return hi
 }
 
 const pad = (n: number, width = 2) => String(n).padStart(width, '0')
@@ -90,6 +98,8 @@ export function cycleOf(cycle: Cycle, timeZone: string, ms: number): CycleWindow
     if (
       !w ||
       typeof w.key !== 'string' ||
+      !Number.isSafeInteger(w.start) ||
+      !Number.isSafeInteger(w.end) ||
       !w.key ||
       !Number.isFinite(w.start) ||
       !Number.isFinite(w.end) ||

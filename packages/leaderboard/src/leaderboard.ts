@@ -14,6 +14,7 @@ import {
   requirePositiveInteger,
   type Script,
   type ScriptArg,
+  toRpError,
 } from '@rp/core/kit'
 import { nanoid } from 'nanoid'
 import {
@@ -49,8 +50,11 @@ export interface LeaderboardEntry extends RankedEntry {
 }
 
 export interface SubmitResult {
-  /** The member's score after the submit (the better one, under `update: 'best'`). */
-  readonly score: number
+  /**
+   * The member's score after the submit (the better one, under `update: 'best'`); null only for a
+   * retried submissionId whose member has left the board since.
+   */
+  readonly score: number | null
   /** Its rank after the submit; null if maxMembers trimmed it off the board. */
   readonly rank: number | null
   /** Whether the stored score changed (false for a retried submissionId, too). */
@@ -68,36 +72,97 @@ export interface AmongEntry extends RankedEntry {
 }
 
 const PKG = 'leaderboard'
+const WRITES = new Set(['submit', 'increment', 'submitMany'])
+
+/** What PeriodicLeaderboard hands the next board it builds; never a user option. */
+interface CycleBoard {
+  expireAt: number
+  onFirstWrite: () => Promise<void>
+}
+let nextCycleBoard: CycleBoard | null = null
+
+/** @internal Builds a cycle's board for PeriodicLeaderboard. */
+export function cycleBoard(options: LeaderboardOptions, internal: CycleBoard): Leaderboard {
+  nextCycleBoard = internal
+  try {
+    return new Leaderboard(options)
+  } finally {
+    nextCycleBoard = null
+  }
+}
 
 /**
  * A leaderboard on one sorted set: exact ranks under a tie and ranking policy, computed in the
  * script that reads or writes the score, so every call is one round trip.
  */
+/** Deepest offset page() reads: a position Redis takes as an integer. */
+const MAX_PAGE_OFFSET = 2 ** 31 - 1
+
 export class Leaderboard {
   readonly #o: ResolvedLeaderboardOptions
   readonly #guard: RedisGuard
   readonly #keys: string[]
   readonly #policy: [string, string, string]
   readonly #snapshot: (id: string) => string
-  /** Expiry of every key, for periodic boards (internal option `expireAt`). */
+  /** Expiry of every key, for periodic boards (set by PeriodicLeaderboard, never by an option). */
   readonly #expireAt: number | null
-  /** Runs once before the first write (internal option `onFirstWrite`: a periodic board's index). */
+  /** Runs once before the first write: a periodic board registers its cycle. */
   #beforeWrite: (() => Promise<void>) | null
   #registered: Promise<void> | null = null
+  readonly #policyKey: string
+  /** Set once this instance has seen the board's stored policy agree with its own. */
+  #policyChecked: Promise<void> | null = null
 
   /** @throws InvalidArgumentError for a bad or unknown option. */
   constructor(options: LeaderboardOptions) {
-    this.#o = resolveLeaderboardOptions(options, ['expireAt', 'onFirstWrite'])
-    const internal = options as { expireAt?: unknown; onFirstWrite?: () => Promise<void> }
-    this.#expireAt =
-      internal.expireAt === undefined ? null : requirePositiveInteger('expireAt', internal.expireAt)
-    this.#beforeWrite = internal.onFirstWrite ?? null
+    this.#o = resolveLeaderboardOptions(options)
+    const internal = nextCycleBoard
+    nextCycleBoard = null
+    this.#expireAt = internal?.expireAt ?? null
+    this.#beforeWrite = internal?.onFirstWrite ?? null
     const ks = keyspace(this.#o.prefix)
     const name = this.#o.name
     this.#keys = ['z', 'r', 'q', 'd', 'dc', 'sub'].map((part) => ks.key(name, part))
+    this.#policyKey = ks.key(name, 'p')
     this.#snapshot = (id) => ks.key(name, 'snap', id)
     this.#policy = [this.#o.order, this.#o.ties, this.#o.ranking]
     this.#guard = new RedisGuard(this.#o.redis, this.#o.timeoutMs)
+  }
+
+  /**
+   * A board's order, ties and dense ranking shape what is stored (reach prefixes, the dense index),
+   * so opening a board with other ones would misread it. The first write stores them (SET NX); every
+   * instance checks them once before its first call.
+   */
+  #checkPolicy(write: boolean): Promise<void> {
+    if (this.#policyChecked) return this.#policyChecked
+    // Ordinal and competition ranks are read-time views of the same data; dense keeps an index.
+    const [order, ties, ranking] = this.#policy
+    const policy = `${order},${ties},${ranking === 'dense' ? 'dense' : 'plain'}`
+    const { redis } = this.#o
+    const check = this.#guard
+      .run('policy', () =>
+        write
+          ? this.#expireAt === null
+            ? redis.set(this.#policyKey, policy, 'NX', 'GET')
+            : redis.set(this.#policyKey, policy, 'PXAT', this.#expireAt, 'NX', 'GET')
+          : redis.get(this.#policyKey),
+      )
+      .then((stored) => {
+        if (stored !== null && stored !== policy) {
+          throw new InvalidArgumentError(
+            'options',
+            `board ${JSON.stringify(this.#o.name)} was created as ${stored} (order, ties, dense index or not), this instance is ${policy}: its data would be misread`,
+          )
+        }
+        // A read of a board nobody has written yet proves nothing: check again next time.
+        if (!write && stored === null) this.#policyChecked = null
+      })
+    this.#policyChecked = check.catch((error: unknown) => {
+      this.#policyChecked = null
+      throw error
+    })
+    return this.#policyChecked
   }
 
   /** The board's resolved policy. */
@@ -121,7 +186,13 @@ export class Leaderboard {
     return this.#registered
   }
 
-  #run<T>(operation: string, script: Script<T>, args: readonly ScriptArg[], keys = this.#keys): Promise<T> {
+  async #run<T>(
+    operation: string,
+    script: Script<T>,
+    args: readonly ScriptArg[],
+    keys = this.#keys,
+  ): Promise<T> {
+    await this.#checkPolicy(WRITES.has(operation))
     return instrument({ package: PKG, operation }, () =>
       this.#guard.run(operation, () => script.run(this.#o.redis, keys, [...this.#policy, ...args])),
     )
@@ -150,7 +221,7 @@ export class Leaderboard {
       requireMember('member', member)
       requireScore('by', by)
       const { score, rank } = await this.#submit('increment', member, by, 'increment', '')
-      return { score, rank }
+      return { score: score as number, rank }
     })
   }
 
@@ -179,7 +250,7 @@ export class Leaderboard {
       )
     const rank = reply[2] === null ? null : Number(reply[2])
     if (reply[0] === 'dup')
-      return { score: reply[1] === null ? score : Number(reply[1]), rank, changed: false }
+      return { score: reply[1] === null ? null : Number(reply[1]), rank, changed: false }
     return { score: Number(reply[1]), rank, changed: reply[3] === 1 }
   }
 
@@ -213,7 +284,7 @@ export class Leaderboard {
         if (Array.isArray(reply))
           throw new InvalidArgumentError(
             `entries[${i / 2 + Number(reply[1])}]`,
-            `the increment of ${reply[1]} would leave ±${Number.MAX_SAFE_INTEGER}`,
+            `its increment would take the score past ±${Number.MAX_SAFE_INTEGER}; nothing in this batch was written`,
           )
         changed += reply
       }
@@ -232,6 +303,7 @@ export class Leaderboard {
       if (offset > 0) return this.#entries(await this.#run('top', pageScript, [offset, count]))
       // From the top, the first entry ranks 1 under every policy and the rest follow from the
       // scores: one plain range read, no script.
+      await this.#checkPolicy(false)
       const { redis } = this.#o
       const z = this.#keys[0]!
       const raw = await instrument({ package: PKG, operation: 'top' }, () =>
@@ -250,7 +322,13 @@ export class Leaderboard {
     return promised(async () => {
       requirePositiveInteger('page', page)
       const size = this.#pageSize(options)
-      return this.#entries(await this.#run('page', pageScript, [(page - 1) * size, size]))
+      const offset = (page - 1) * size
+      if (offset > MAX_PAGE_OFFSET)
+        throw new InvalidArgumentError(
+          'page',
+          `reaches past entry ${MAX_PAGE_OFFSET}; export() walks a whole board`,
+        )
+      return this.#entries(await this.#run('page', pageScript, [offset, size]))
     })
   }
 
@@ -302,7 +380,7 @@ export class Leaderboard {
     return promised(async () => {
       requireMember('member', member)
       // 2n + 1 entries: at most MAX_BATCH in one call.
-      requireIntegerInRange('n', n, 0, (MAX_BATCH - 1) / 2)
+      requireIntegerInRange('n', n, 0, Math.floor((MAX_BATCH - 1) / 2))
       const opts = requireOptions('options', options)
       requireKnownOptions('options', opts, ['fillBorders'])
       const fill = opts.fillBorders === undefined ? true : requireBoolean('fillBorders', opts.fillBorders)
@@ -391,7 +469,7 @@ export class Leaderboard {
   clear(): Promise<void> {
     return promised(async () => {
       await instrument({ package: PKG, operation: 'clear' }, () =>
-        this.#guard.run('clear', () => this.#o.redis.del(...this.#keys)),
+        this.#guard.run('clear', () => this.#o.redis.del(...this.#keys, this.#policyKey)),
       )
     })
   }
@@ -433,7 +511,7 @@ export class Leaderboard {
       for (let offset = 0; offset < total; offset += batchSize) {
         // Each batch also renews the snapshot's TTL, and a snapshot that expired anyway (a consumer
         // slower than snapshotTtlMs between two batches) fails the export instead of ending it early.
-        const [[, renewed], [, raw]] = (await instrument({ package: PKG, operation: 'export' }, () =>
+        const replies = (await instrument({ package: PKG, operation: 'export' }, () =>
           this.#guard.run('export', () =>
             redis
               .pipeline()
@@ -441,7 +519,13 @@ export class Leaderboard {
               [desc ? 'zrevrange' : 'zrange'](snap, offset, offset + batchSize - 1, 'WITHSCORES')
               .exec(),
           ),
-        )) as [[unknown, number], [unknown, string[]]]
+        )) as Array<[Error | null, unknown]> | null
+        // exec() reports each command's error in its reply instead of rejecting.
+        const failed = replies?.find(([error]) => error)
+        if (!replies || failed)
+          throw toRpError(failed?.[0] ?? new Error('export: the pipeline was discarded'), 'export')
+        const renewed = replies[0]![1] as number
+        const raw = replies[1]![1] as string[]
         if (renewed !== 1)
           throw new RpError(
             'RP_EXPORT_EXPIRED',

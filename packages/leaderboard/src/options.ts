@@ -100,8 +100,13 @@ export function resolveLeaderboardOptions(
   }
 }
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
 export function requireMember(name: string, value: unknown): string {
   requireNonEmptyString(name, value)
+  // UTF-8 cannot carry a lone surrogate: Redis would store U+FFFD, and two members would be one.
+  if (LONE_SURROGATE.test(value as string))
+    throw new InvalidArgumentError(name, 'must be well-formed UTF-16 (it holds a lone surrogate)')
   const bytes = Buffer.byteLength(value as string)
   if (bytes > MAX_MEMBER_BYTES)
     throw new InvalidArgumentError(name, `must be at most ${MAX_MEMBER_BYTES} bytes of UTF-8, got ${bytes}`)

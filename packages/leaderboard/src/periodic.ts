@@ -10,7 +10,7 @@ import {
   requireNonEmptyString,
 } from '@rp/core/kit'
 import { CYCLE_NAMES, type Cycle, type CycleWindow, cycleOf, zoneFormatter } from './cycles.js'
-import { Leaderboard } from './leaderboard.js'
+import { cycleBoard, type Leaderboard } from './leaderboard.js'
 import { type LeaderboardOptions, resolveLeaderboardOptions } from './options.js'
 
 export interface PeriodicLeaderboardOptions extends LeaderboardOptions {
@@ -84,18 +84,31 @@ export class PeriodicLeaderboard {
     zoneFormatter(this.#timeZone)
     this.#keep = keep === undefined ? 1 : requireIntegerInRange('keep', keep, 0, 1_000)
     this.#now = now === undefined ? Date.now : requireFunction('now', now)
-    this.#options = board
-    this.#index = keyspace(resolved.prefix).key(resolved.name, 'cycles')
+    // Cycle boards live in a namespace of their own (`<prefix>:cycle`), so no plain board, whatever
+    // its name, shares their keys; and each kind of cycle has its own index.
+    this.#options = { ...board, prefix: `${resolved.prefix}:cycle` }
+    this.#index = keyspace(`${resolved.prefix}:cycle`).key(
+      resolved.name,
+      'cycles',
+      typeof cycle === 'function' ? 'custom' : cycle,
+    )
     this.#guard = new RedisGuard(resolved.redis, resolved.timeoutMs)
   }
 
-  /** The window of the cycle containing `at`. */
-  window(at: Date | number = this.#now()): CycleWindow {
-    return cycleOf(this.#cycle, this.#timeZone, toMs(at))
+  /** The window of the cycle containing `at` (default: now). */
+  window(at?: Date | number): CycleWindow {
+    return cycleOf(this.#cycle, this.#timeZone, at === undefined ? this.#clock() : toMs(at))
+  }
+
+  #clock(): number {
+    const now = this.#now()
+    if (typeof now !== 'number' || !Number.isFinite(now))
+      throw new InvalidArgumentError('now', `must return epoch ms, returned ${String(now)}`)
+    return now
   }
 
   current(): Leaderboard {
-    return this.at(this.#now())
+    return this.at(this.#clock())
   }
 
   previous(): Leaderboard {
@@ -104,19 +117,17 @@ export class PeriodicLeaderboard {
 
   /** The board of the cycle containing `date`. */
   at(date: Date | number): Leaderboard {
-    const window = this.window(date)
+    const window = this.window(toMs(date))
     let board = this.#boards.get(window.key)
     if (!board) {
       // Expire keep cycles after this one ends: the end of the cycle `keep` cycles later.
       let last = window
       for (let i = 0; i < this.#keep; i++) last = cycleOf(this.#cycle, this.#timeZone, last.end)
       const expireAt = Math.max(last.end, window.end + 1)
-      board = new Leaderboard({
-        ...this.#options,
-        name: `${this.#options.name}:${window.key}`,
-        expireAt,
-        onFirstWrite: () => this.#register(window, expireAt),
-      } as LeaderboardOptions)
+      board = cycleBoard(
+        { ...this.#options, name: `${this.#options.name}:${window.key}` },
+        { expireAt, onFirstWrite: () => this.#register(window, expireAt) },
+      )
       this.#boards.set(window.key, board)
       // Boards of long-past cycles are dropped from this cache; at() rebuilds one on demand.
       if (this.#boards.size > 64) this.#boards.delete(this.#boards.keys().next().value!)
@@ -155,6 +166,6 @@ export class PeriodicLeaderboard {
 function toMs(at: Date | number): number {
   const ms = at instanceof Date ? at.getTime() : at
   if (typeof ms !== 'number' || !Number.isFinite(ms))
-    throw new InvalidArgumentError('date', 'must be a valid Date or epoch ms')
+    throw new InvalidArgumentError('date', `must be a valid Date or epoch ms, got ${String(at)}`)
   return ms
 }

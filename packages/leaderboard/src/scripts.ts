@@ -149,9 +149,10 @@ if old then
 end
 if changed then
   if FIRST then
-    if s then redis.call('ZREM', z, s) end
+    -- Checked before anything is written: a script that fails halfway is not rolled back.
     local seq = redis.call('INCR', q)
     if seq > 99999999999998 then return redis.error_reply('leaderboard: the reach sequence is exhausted (10^14 score changes)') end
+    if s then redis.call('ZREM', z, s) end
     if DESC then seq = 99999999999999 - seq end
     s = string.format('%014d', seq) .. member
     redis.call('HSET', r, member, s)
