@@ -91,6 +91,43 @@ describeEachTarget('DurableChannel', (target) => {
     expect(await jobs.deadLetters().purge()).toBe(0)
   })
 
+  it('a dead letter of one group leaves the other groups alone, and its retry goes to that group only', async () => {
+    const jobs = channel()
+    await jobs.publish({ n: 7 })
+    const other: number[] = []
+    const good = jobs.consume(
+      'audit',
+      ({ n }) => {
+        other.push(n)
+      },
+      { blockMs: 50 },
+    )
+    const bad = jobs.consume(
+      'mail',
+      () => {
+        throw new Error('down')
+      },
+      { maxDeliveries: 1, visibilityTimeoutMs: 100, blockMs: 50 },
+    )
+    await eventually(async () => (await jobs.stats()).deadLettered === 1, 10_000, 'a dead letter')
+    await bad.close()
+    const [letter] = await jobs.deadLetters().list()
+    await jobs.deadLetters().retry(letter!.id)
+    const mail: number[] = []
+    const fixed = jobs.consume(
+      'mail',
+      ({ n }) => {
+        mail.push(n)
+      },
+      { blockMs: 50 },
+    )
+    await eventually(() => mail.length === 1)
+    // audit saw the original once, and skipped the retry meant for mail.
+    await eventually(async () => (await jobs.stats()).groups.every((g) => g.pending === 0 && g.lag === 0))
+    expect(other).toEqual([7])
+    await Promise.all([good.close(), fixed.close()])
+  })
+
   it('3 worker processes handle 10,000 messages with one SIGKILLed midway: none lost, duplicates counted', async () => {
     const prefix = uniquePrefix('dck')
     const jobs = new DurableChannel<{ n: number }>({ redis, prefix, name: 'jobs' })

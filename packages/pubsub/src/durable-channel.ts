@@ -58,8 +58,11 @@ export interface DeliveryMeta {
 }
 
 export interface Worker {
-  /** Stops reading, lets the handlers in flight finish, acknowledges them; bounded by `timeoutMs`. */
-  close(options?: { timeoutMs?: number }): Promise<void>
+  /**
+   * Stops reading, lets the handlers in flight finish and acknowledges them, waiting at most
+   * `graceMs` (default 10 s); what is still running then stays pending for another consumer.
+   */
+  close(options?: { graceMs?: number }): Promise<void>
 }
 
 export interface DeadLetter {
@@ -394,20 +397,21 @@ class ConsumerLoop {
       >
       const deliveries = Number(pending[0]?.[3] ?? 1)
       if (deliveries > this.#s.maxDeliveries) {
-        await call('deadLetter', () =>
+        const moved = await call('deadLetter', () =>
           deadLetterScript.run(
             redis,
             [stream, dlq],
             [this.#group, id, deliveries - 1, maxLen, this.#s.consumer],
           ),
         )
-        publishEvent({
-          package: 'pubsub',
-          event: 'dead-letter',
-          group: this.#group,
-          id,
-          deliveries: deliveries - 1,
-        })
+        if (moved === 1)
+          publishEvent({
+            package: 'pubsub',
+            event: 'dead-letter',
+            group: this.#group,
+            id,
+            deliveries: deliveries - 1,
+          })
         continue
       }
       this.#dispatch(id, fields, deliveries)
@@ -418,8 +422,14 @@ class ConsumerLoop {
     const { redis, stream, codec, call } = this.#channel.internals
     const task = (async () => {
       let message: unknown
+      const f = fieldsOf(fields)
+      // A dead letter retried for another group: not this group's to handle.
+      if (f.g !== undefined && f.g !== this.#group) {
+        await call('ack', () => redis.xack(stream, this.#group, id)).catch(() => {})
+        return
+      }
       try {
-        message = fromField(codec, fieldsOf(fields).m)
+        message = fromField(codec, f.m)
       } catch (error) {
         // Never delivered as something else: left pending, it reaches the dead letters.
         publishEvent({ package: 'pubsub', event: 'decode-error', channel: stream, id, error })
@@ -439,9 +449,10 @@ class ConsumerLoop {
     task.finally(() => this.#inFlight.delete(task)).catch(() => {})
   }
 
-  async close(options?: { timeoutMs?: number }): Promise<void> {
+  async close(options?: { graceMs?: number }): Promise<void> {
     const o = requireOptions('options', options)
-    const timeoutMs = requireTimeoutMs('timeoutMs', o.timeoutMs ?? 10_000)
+    requireKnownOptions('options', o, ['graceMs'])
+    const timeoutMs = requireTimeoutMs('graceMs', o.graceMs ?? 10_000)
     this.#stop.abort()
     const reader = this.#reader
     // The blocking read returns within blockMs; disconnecting ends it at once.
@@ -452,7 +463,8 @@ class ConsumerLoop {
     ])
     // Handlers still running past timeoutMs are left to finish (or not): their entries stay
     // pending and go to another consumer after the visibility timeout.
-    if (!finished) publishEvent({ package: 'pubsub', event: 'close-timeout', group: this.#group, timeoutMs })
+    if (!finished)
+      publishEvent({ package: 'pubsub', event: 'close-timeout', group: this.#group, graceMs: timeoutMs })
     if (reader) await shutdown(reader, { timeoutMs: 500 }).catch(() => {})
   }
 }

@@ -1,6 +1,7 @@
 import {
   InvalidArgumentError,
   promised,
+  publishEvent,
   requireIntegerInRange,
   requireKnownOptions,
   requireOneOf,
@@ -83,7 +84,15 @@ export class RedisPubSubEngine extends GraphQLPubSubEngine {
   override asyncIterableIterator<T>(triggers: string | readonly string[]): PubSubAsyncIterableIterator<T> {
     const names = typeof triggers === 'string' ? [triggers] : [...triggers]
     if (names.length === 0) throw new InvalidArgumentError('triggers', 'must name at least one channel')
-    const queue = new BoundedQueue<T>(this.#bufferSize, this.#overflow, () => {})
+    const queue = new BoundedQueue<T>(this.#bufferSize, this.#overflow, (dropped) =>
+      publishEvent({
+        package: 'pubsub',
+        event: 'overflow',
+        channel: names.join(','),
+        policy: this.#overflow,
+        dropped,
+      }),
+    )
     const ids = Promise.all(names.map((name) => this.subscribe(name, (payload) => queue.push(payload as T))))
     ids.catch((error: unknown) => queue.fail(error))
     const stop = () => {

@@ -54,7 +54,8 @@ describeEachTarget('PubSub', (target) => {
   })
 
   it('passes Buffers through, and reports a message it did not write instead of delivering it', async () => {
-    const b = bus()
+    const prefix = uniquePrefix('raw')
+    const b = bus({ prefix })
     const got: unknown[] = []
     const bad: unknown[] = []
     b.on('decode-error', (e) => bad.push(e))
@@ -64,6 +65,11 @@ describeEachTarget('PubSub', (target) => {
     await b.publish('raw', Buffer.from([0, 255, 10]))
     await eventually(() => got.length === 1)
     expect(Buffer.isBuffer(got[0]) && [...(got[0] as Buffer)]).toEqual([0, 255, 10])
+    // Someone PUBLISHes by hand on the same Redis channel: reported, never delivered as a message.
+    await target.client().publish(`${prefix}:{raw}`, '{"not":"ours"}')
+    await b.publish('raw', Buffer.from([1]))
+    await eventually(() => got.length === 2 && bad.length === 1)
+    expect(bad[0]).toMatchObject({ channel: 'raw' })
   })
 
   it('unsubscribing the last handler unsubscribes from Redis', async () => {
@@ -132,7 +138,8 @@ describeEachTarget('PubSub', (target) => {
   })
 
   it('an aborted signal ends the iterator and unsubscribes', async () => {
-    const b = bus()
+    const prefix = uniquePrefix('abort')
+    const b = bus({ prefix })
     const controller = new AbortController()
     const iterator = b.iterate('user:events', { signal: controller.signal })
     await b.ready()
@@ -140,6 +147,36 @@ describeEachTarget('PubSub', (target) => {
     expect((await iterator.next()).value).toEqual({ userId: '1', action: 'x' })
     controller.abort()
     expect((await iterator.next()).done).toBe(true)
+    const client = target.client()
+    const nodes = 'nodes' in client ? client.nodes('master') : [client]
+    await eventually(
+      async () => {
+        const channels = await Promise.all(
+          nodes.map((n) => n.call('PUBSUB', 'CHANNELS', `${prefix}:*`) as Promise<string[]>),
+        )
+        return channels.flat().length === 0
+      },
+      5_000,
+      'the iterator to unsubscribe',
+    )
+  })
+
+  it('drop-newest keeps the first bufferSize messages; close() ends every open iterator', async () => {
+    const b = bus()
+    let dropped = 0
+    b.on('overflow', (e) => {
+      dropped += e.dropped
+    })
+    const keep = b.iterate('orders:eu', { bufferSize: 3, overflow: 'drop-newest' })
+    await b.ready()
+    for (let i = 0; i < 10; i++) await b.publish('orders:eu', { id: i })
+    await eventually(() => dropped === 7)
+    const ids: number[] = []
+    for (let i = 0; i < 3; i++) ids.push(((await keep.next()).value as { id: number }).id)
+    expect(ids).toEqual([0, 1, 2])
+    const waiting = keep.next()
+    await b.close()
+    expect((await waiting).done).toBe(true)
   })
 
   it('rejects bad input, naming the argument', async () => {

@@ -23,6 +23,7 @@ import {
   requireTimeoutMs,
   shutdown,
   unescapeKeyPart,
+  withTimeout,
 } from '@rp/core/kit'
 import { decodeEnvelope, encodeEnvelope, jsonCodec, type PubSubCodec, wire } from './envelope.js'
 import { BoundedQueue, type OverflowPolicy } from './queue.js'
@@ -134,6 +135,7 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
   readonly #sharded: boolean
   readonly #schemas: Record<string, StandardSchema | undefined>
   readonly #guard: RedisGuard
+  readonly #timeoutMs: number
   readonly #ttlMs: number
   readonly #listeners = new Map<string, Set<(event: never) => void>>()
   readonly #channels = new Map<string, Set<Entry>>()
@@ -143,6 +145,8 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
   #everReady = false
   #closed = false
   #pending = new Set<Promise<unknown>>()
+  /** Open iterators' stop functions: close() ends them, so no next() is left unsettled. */
+  readonly #iterators = new Set<() => void>()
 
   /** @throws InvalidArgumentError for a bad or unknown option. */
   constructor(options: PubSubOptions<Events>) {
@@ -172,7 +176,8 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
       'schemas',
       o.schemas as Record<string, StandardSchema | undefined> | undefined,
     )
-    this.#guard = new RedisGuard(this.#redis, requireTimeoutMs('timeoutMs', o.timeoutMs ?? 1_000))
+    this.#timeoutMs = requireTimeoutMs('timeoutMs', o.timeoutMs ?? 1_000)
+    this.#guard = new RedisGuard(this.#redis, this.#timeoutMs)
     this.#ttlMs = requireTimeoutMs('sequenceTtlMs', o.sequenceTtlMs ?? 7 * 86_400_000)
   }
 
@@ -323,6 +328,13 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
           throw error
         }
         this.#emit('subscribed', { channel })
+        // A baseline, so a reconnect before the first message still counts what it missed.
+        if (this.#isSequenced(channel) && !this.#lastSeq.has(redisChannel)) {
+          const current = await this.#guard
+            .run('subscribe', () => this.#redis.get(this.#keys.key(channel, 'seq')))
+            .catch(() => null)
+          if (!this.#lastSeq.has(redisChannel)) this.#lastSeq.set(redisChannel, Number(current ?? 0))
+        }
       }
       return this.#subscription(channel, async () => {
         const handlers = this.#channels.get(redisChannel)
@@ -396,15 +408,23 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
       'drop-newest',
       'error',
     ] as const)
-    const queue = new BoundedQueue<Events[C]>(bufferSize, overflow, (dropped) =>
-      this.#emit('overflow', { channel, policy: overflow, dropped }),
-    )
+    const queue: BoundedQueue<Events[C]> = new BoundedQueue<Events[C]>(bufferSize, overflow, (dropped) => {
+      this.#emit('overflow', { channel, policy: overflow, dropped })
+      // An iterator failed by 'error' stops listening at once: for await does not call return()
+      // when next() rejects.
+      if (overflow === 'error') release()
+    })
     const subscribing = this.subscribe(channel, (message) => queue.push(message))
     subscribing.catch((error: unknown) => queue.fail(error))
-    const stop = () => {
-      queue.end()
+    const release = () => {
+      this.#iterators.delete(stop)
       subscribing.then((s) => s.unsubscribe()).catch(() => {})
     }
+    const stop = () => {
+      queue.end()
+      release()
+    }
+    this.#iterators.add(stop)
     if (signal?.aborted) stop()
     else signal?.addEventListener('abort', stop, { once: true })
     const iterator: AsyncIterableIterator<Events[C]> = {
@@ -428,12 +448,15 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
   ready(): Promise<void> {
     return promised(async () => {
       await Promise.all([...this.#pending])
-      if (
-        this.#subscriber &&
-        this.#subscriber.status !== 'ready' &&
-        (this.#channels.size || this.#patterns.size)
-      )
-        await new Promise<void>((resolve) => this.#subscriber!.once('ready', () => resolve()))
+      const sub = this.#subscriber
+      if (sub && sub.status !== 'ready' && (this.#channels.size || this.#patterns.size)) {
+        // Bounded, like every wait here: while Redis is down this rejects instead of hanging.
+        await withTimeout(
+          new Promise<void>((resolve) => sub.once('ready', () => resolve())),
+          this.#timeoutMs,
+          'ready',
+        )
+      }
       await Promise.all([...this.#pending])
     })
   }
@@ -442,6 +465,7 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
   close(): Promise<void> {
     return promised(async () => {
       this.#closed = true
+      for (const stop of [...this.#iterators]) stop()
       this.#channels.clear()
       this.#patterns.clear()
       const sub = this.#subscriber
@@ -482,7 +506,7 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
     if (this.#closed) throw new InvalidArgumentError('pubsub', 'is closed')
     if (this.#subscriber) return this.#subscriber
     const sub = isCluster(this.#redis)
-      ? this.#redis.duplicate()
+      ? this.#redis.duplicate([], this.#sharded ? ({ shardedSubscribers: true } as object) : {})
       : this.#redis.duplicate({ autoResubscribe: true })
     sub.on('error', () => {})
     const onBuffer = (redisChannel: Buffer, raw: Buffer) =>
@@ -541,6 +565,10 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
       if (current > seen) {
         this.#lastSeq.set(redisChannel, current)
         this.#emit('gap', { channel, missed: current - seen, from: seen + 1, to: current })
+      } else if (current < seen) {
+        // The counter was lost with Redis: how much was missed cannot be known, only that it restarted.
+        this.#lastSeq.set(redisChannel, current)
+        this.#emit('gap', { channel, missed: current, from: 1, to: current, reset: true })
       }
     }
   }
@@ -590,9 +618,12 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
 
   #sequence(redisChannel: string, channel: string, seq: number): void {
     const last = this.#lastSeq.get(redisChannel)
-    this.#lastSeq.set(redisChannel, Math.max(seq, last ?? 0))
-    if (last !== undefined && seq > last + 1)
-      this.#emit('gap', { channel, missed: seq - last - 1, from: last + 1, to: seq - 1 })
+    this.#lastSeq.set(redisChannel, seq)
+    if (last === undefined || seq === last + 1 || seq === last) return
+    // Lower than before: the counter started again (Redis lost it, or it expired after
+    // sequenceTtlMs of silence); at least the messages before this one went unseen.
+    if (seq < last) this.#emit('gap', { channel, missed: seq - 1, from: 1, to: seq - 1, reset: true })
+    else this.#emit('gap', { channel, missed: seq - last - 1, from: last + 1, to: seq - 1 })
   }
 
   #deliverPattern(redisPattern: string, redisChannel: string, raw: Buffer): void {

@@ -44,7 +44,8 @@ return redis.call('PUBLISH', ARGV[1], ARGV[2])
 
 /**
  * Moves an entry that failed maxDeliveries times to the dead-letter stream, atomically with its
- * XACK and XDEL, so it is neither lost nor delivered again.
+ * XACK, so it is neither lost nor delivered again to this group. The entry stays in the stream:
+ * other groups read it on their own terms.
  * KEYS[1] stream, KEYS[2] dead-letter stream. ARGV[1] group, ARGV[2] id, ARGV[3] deliveries,
  * ARGV[4] dead-letter cap (MAXLEN ~), ARGV[5] consumer. Reply: 1 if moved, 0 if the entry was
  * already gone (trimmed, or acknowledged by another consumer meanwhile).
@@ -63,13 +64,13 @@ for i = 1, #fields, 2 do
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'm', message or '', 'id', ARGV[2],
   'group', ARGV[1], 'deliveries', ARGV[3], 'consumer', ARGV[5])
-redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
 `,
 })
 
 /**
- * Puts a dead letter back on the stream (a new id) and removes it from the dead-letter stream.
+ * Puts a dead letter back on the stream (a new id) for the group it failed in only (field `g`:
+ * other groups acknowledge it unread), and removes it from the dead-letter stream.
  * KEYS[1] stream, KEYS[2] dead-letter stream. ARGV[1] dead-letter id, ARGV[2] stream cap.
  * Reply: the new id, or nil when there is no such dead letter.
  */
@@ -80,11 +81,12 @@ export const retryScript = defineScript<string | null>({
 local entry = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
 if #entry == 0 then return false end
 local fields = entry[1][2]
-local message = ''
+local message, group = '', ''
 for i = 1, #fields, 2 do
   if fields[i] == 'm' then message = fields[i + 1] end
+  if fields[i] == 'group' then group = fields[i + 1] end
 end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'm', message)
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'm', message, 'g', group)
 redis.call('XDEL', KEYS[2], ARGV[1])
 return id
 `,
