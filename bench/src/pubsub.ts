@@ -2,7 +2,7 @@ import { DurableChannel, PubSub } from '@rp/pubsub'
 import { Queue, Worker } from 'bullmq'
 import { RedisPubSub } from 'graphql-redis-subscriptions'
 import { Redis } from 'ioredis'
-import type { Contender, Context } from './compare.js'
+import type { Contender } from './compare.js'
 import { CLIENT_OPTIONS } from './compare.js'
 
 const SUBSCRIBERS = 4

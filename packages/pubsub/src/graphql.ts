@@ -97,7 +97,11 @@ export class RedisPubSubEngine extends GraphQLPubSubEngine {
     ids.catch((error: unknown) => queue.fail(error))
     const stop = () => {
       queue.end()
-      ids.then((list) => list.forEach((id) => this.unsubscribe(id))).catch(() => {})
+      ids
+        .then((list) => {
+          for (const id of list) this.unsubscribe(id)
+        })
+        .catch(() => {})
     }
     const iterator = {
       next: async (): Promise<IteratorResult<T>> => {

@@ -610,7 +610,10 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
         }
       }
     }
-    if (!this.#schemas[channel]) return run(decoded.value)
+    if (!this.#schemas[channel]) {
+      run(decoded.value)
+      return
+    }
     this.#validate(channel, decoded.value, false).then(run, (error: unknown) =>
       this.#emit('decode-error', { channel, error }),
     )
