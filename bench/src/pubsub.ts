@@ -35,9 +35,9 @@ export function broadcastContenders(): Contender[] {
       async setup(redis, prefix, ctx) {
         const fan = fanIn()
         const publisher = new PubSub<{ events: { id: number } }>({ redis, prefix })
-        const subscribers = Array.from(
-          { length: SUBSCRIBERS },
-          () => new PubSub<{ events: { id: number } }>({ redis: new Redis(ctx.url, CLIENT_OPTIONS), prefix }),
+        const clients = Array.from({ length: SUBSCRIBERS }, () => new Redis(ctx.url, CLIENT_OPTIONS))
+        const subscribers = clients.map(
+          (client) => new PubSub<{ events: { id: number } }>({ redis: client, prefix }),
         )
         for (const s of subscribers) await s.subscribe('events', (m) => fan.delivered(m.id))
         return {
@@ -48,6 +48,7 @@ export function broadcastContenders(): Contender[] {
           },
           close: async () => {
             await Promise.all(subscribers.map((s) => s.close()))
+            for (const c of clients) c.disconnect()
           },
         }
       },
@@ -127,12 +128,13 @@ export function durableContenders(): Contender[] {
       async setup(redis, prefix, ctx) {
         const h = handoff()
         const jobs = new DurableChannel<{ id: number }>({ redis, prefix, name: 'jobs' })
-        const workers = Array.from({ length: CONSUMERS }, () =>
-          new DurableChannel<{ id: number }>({
-            redis: new Redis(ctx.url, CLIENT_OPTIONS),
-            prefix,
-            name: 'jobs',
-          }).consume('g', (job) => h.handled(job.id), { concurrency: 16, blockMs: 100 }),
+        const clients = Array.from({ length: CONSUMERS }, () => new Redis(ctx.url, CLIENT_OPTIONS))
+        const workers = clients.map((client) =>
+          new DurableChannel<{ id: number }>({ redis: client, prefix, name: 'jobs' }).consume(
+            'g',
+            (job) => h.handled(job.id),
+            { concurrency: 16, blockMs: 100 },
+          ),
         )
         return {
           op: async (i) => {
@@ -142,6 +144,7 @@ export function durableContenders(): Contender[] {
           },
           close: async () => {
             await Promise.all(workers.map((w) => w.close()))
+            for (const c of clients) c.disconnect()
           },
         }
       },
