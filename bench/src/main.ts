@@ -281,3 +281,6 @@ if (problems.length > 0) {
   process.exit(1)
 }
 console.log('bench: every workload completed with its figures')
+// Exit explicitly: a peer library that keeps a handle open (BullMQ's and graphql-redis-subscriptions'
+// reconnecting clients after the server stopped) must not keep the run, and CI, waiting for ever.
+process.exit(0)
