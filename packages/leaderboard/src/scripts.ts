@@ -207,6 +207,46 @@ if ARGV[6] ~= '' then
   local t = redis.call('TIME')
   if tonumber(ARGV[6]) <= tonumber(t[1]) * 1000 then return {'expired'} end
 end
+-- maxMembers and the periodic expiry, after the batch
+local function finish(changed)
+  local cap = tonumber(ARGV[5])
+  if cap then
+    local over = redis.call('ZCARD', z) - cap
+    if over > 0 then
+      local worst
+      if DESC then worst = redis.call('ZRANGE', z, 0, over - 1, 'WITHSCORES')
+      else worst = redis.call('ZREVRANGE', z, 0, over - 1, 'WITHSCORES') end
+      for i = 1, #worst, 2 do
+        redis.call('ZREM', z, worst[i])
+        if FIRST then redis.call('HDEL', r, member_of(worst[i])) end
+        if DENSE then dense_del(tonumber(worst[i + 1])) end
+      end
+    end
+  end
+  if ARGV[6] ~= '' then
+    for _, k in ipairs({z, r, q, d, dc}) do redis.call('PEXPIREAT', k, ARGV[6]) end
+  end
+  return changed
+end
+-- Member ties without a dense index keep nothing but the sorted set: replace and best are plain
+-- ZADD (GT/LT for best), which applies repeated members in order, as submits would.
+if not FIRST and not DENSE and mode ~= 'increment' then
+  local args = {}
+  for i = 7, #ARGV, 2 do
+    args[#args + 1] = ARGV[i + 1]
+    args[#args + 1] = ARGV[i]
+  end
+  local changed = 0
+  for i = 1, #args, 4000 do
+    local last = math.min(i + 3999, #args)
+    if mode == 'best' then
+      changed = changed + redis.call('ZADD', z, DESC and 'GT' or 'LT', 'CH', unpack(args, i, last))
+    else
+      changed = changed + redis.call('ZADD', z, 'CH', unpack(args, i, last))
+    end
+  end
+  return finish(changed)
+end
 local members, order = {}, {}
 for i = 7, #ARGV, 2 do
   if not members[ARGV[i]] then
@@ -260,7 +300,7 @@ for i = 7, #ARGV, 2 do
     end
   end
 end
-if changed == 0 then return 0 end
+if changed == 0 then return finish(0) end
 -- write the final state of every changed member
 local base = 0
 if FIRST and seqs > 0 then
@@ -291,24 +331,7 @@ end
 for i = 1, #zrem, 4000 do redis.call('ZREM', z, unpack(zrem, i, math.min(i + 3999, #zrem))) end
 for i = 1, #hset, 4000 do redis.call('HSET', r, unpack(hset, i, math.min(i + 3999, #hset))) end
 for i = 1, #zadd, 4000 do redis.call('ZADD', z, unpack(zadd, i, math.min(i + 3999, #zadd))) end
-local cap = tonumber(ARGV[5])
-if cap then
-  local over = redis.call('ZCARD', z) - cap
-  if over > 0 then
-    local worst
-    if DESC then worst = redis.call('ZRANGE', z, 0, over - 1, 'WITHSCORES')
-    else worst = redis.call('ZREVRANGE', z, 0, over - 1, 'WITHSCORES') end
-    for i = 1, #worst, 2 do
-      redis.call('ZREM', z, worst[i])
-      if FIRST then redis.call('HDEL', r, member_of(worst[i])) end
-      if DENSE then dense_del(tonumber(worst[i + 1])) end
-    end
-  end
-end
-if ARGV[6] ~= '' then
-  for _, k in ipairs({z, r, q, d, dc}) do redis.call('PEXPIREAT', k, ARGV[6]) end
-end
-return changed
+return finish(changed)
 `,
 })
 
