@@ -130,7 +130,11 @@ export class PeriodicLeaderboard {
       )
       this.#boards.set(window.key, board)
       // Boards of long-past cycles are dropped from this cache; at() rebuilds one on demand.
-      if (this.#boards.size > 64) this.#boards.delete(this.#boards.keys().next().value!)
+      if (this.#boards.size > 64)
+        for (const [oldest] of this.#boards) {
+          this.#boards.delete(oldest)
+          break
+        }
     }
     return board
   }

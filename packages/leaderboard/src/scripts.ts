@@ -85,6 +85,27 @@ local function dense_del(sc)
   end
 end
 
+-- maxMembers (cap) trims the worst after a write; expire_at ('' = never) is a periodic board's expiry
+local function trim_and_expire(cap, expire_at)
+  cap = tonumber(cap)
+  if cap then
+    local over = redis.call('ZCARD', z) - cap
+    if over > 0 then
+      local worst
+      if DESC then worst = redis.call('ZRANGE', z, 0, over - 1, 'WITHSCORES')
+      else worst = redis.call('ZREVRANGE', z, 0, over - 1, 'WITHSCORES') end
+      for i = 1, #worst, 2 do
+        redis.call('ZREM', z, worst[i])
+        if FIRST then redis.call('HDEL', r, member_of(worst[i])) end
+        if DENSE then dense_del(tonumber(worst[i + 1])) end
+      end
+    end
+  end
+  if expire_at ~= '' then
+    for _, k in ipairs({z, r, q, d, dc}) do redis.call('PEXPIREAT', k, expire_at) end
+  end
+end
+
 -- entries from position offset, count of them, in board order: {offset, rank of the first entry,
 -- then name, score pairs as ZRANGE gives them}; the client ranks the rest, which needs only the
 -- scores it already has, so the script stays one range read and at most one ZCOUNT
@@ -167,23 +188,7 @@ if changed then
 else
   new = old
 end
-local cap = tonumber(ARGV[9])
-if cap then
-  local over = redis.call('ZCARD', z) - cap
-  if over > 0 then
-    local worst
-    if DESC then worst = redis.call('ZRANGE', z, 0, over - 1, 'WITHSCORES')
-    else worst = redis.call('ZREVRANGE', z, 0, over - 1, 'WITHSCORES') end
-    for i = 1, #worst, 2 do
-      redis.call('ZREM', z, worst[i])
-      if FIRST then redis.call('HDEL', r, member_of(worst[i])) end
-      if DENSE then dense_del(tonumber(worst[i + 1])) end
-    end
-  end
-end
-if ARGV[10] ~= '' then
-  for _, k in ipairs({z, r, q, d, dc}) do redis.call('PEXPIREAT', k, ARGV[10]) end
-end
+trim_and_expire(ARGV[9], ARGV[10])
 local rank = false
 if redis.call('ZSCORE', z, s) then rank = rank_of(s, new) end
 return {'ok', fmt(new), rank, changed and 1 or 0}
@@ -207,25 +212,8 @@ if ARGV[6] ~= '' then
   local t = redis.call('TIME')
   if tonumber(ARGV[6]) <= tonumber(t[1]) * 1000 then return {'expired'} end
 end
--- maxMembers and the periodic expiry, after the batch
 local function finish(changed)
-  local cap = tonumber(ARGV[5])
-  if cap then
-    local over = redis.call('ZCARD', z) - cap
-    if over > 0 then
-      local worst
-      if DESC then worst = redis.call('ZRANGE', z, 0, over - 1, 'WITHSCORES')
-      else worst = redis.call('ZREVRANGE', z, 0, over - 1, 'WITHSCORES') end
-      for i = 1, #worst, 2 do
-        redis.call('ZREM', z, worst[i])
-        if FIRST then redis.call('HDEL', r, member_of(worst[i])) end
-        if DENSE then dense_del(tonumber(worst[i + 1])) end
-      end
-    end
-  end
-  if ARGV[6] ~= '' then
-    for _, k in ipairs({z, r, q, d, dc}) do redis.call('PEXPIREAT', k, ARGV[6]) end
-  end
+  trim_and_expire(ARGV[5], ARGV[6])
   return changed
 end
 -- Member ties without a dense index keep nothing but the sorted set: replace and best are plain

@@ -538,7 +538,7 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
     }
     // ioredis resubscribes by itself; do it once more and wait for the answers, so `resubscribed`
     // means every subscription is active again, then count what sequenced channels missed.
-    const channels = [...this.#channels.keys()]
+    const channels = Array.from(this.#channels, ([channel]) => channel)
     const patterns = [...new Set([...this.#patterns.values()].map((p) => p.glob))]
     const renew = Promise.all([
       ...channels.map((c) => this.#command(this.#sharded ? 'ssubscribe' : 'subscribe', c)),

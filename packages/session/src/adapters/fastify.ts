@@ -88,7 +88,7 @@ export class FastifySessionStore {
     for (const [i, { base }] of list.entries()) {
       let diff = 0
       for (const [field, text] of set) if (base.fields.get(field) !== text) diff++
-      for (const field of base.fields.keys()) if (!set.has(field)) diff++
+      for (const [field] of base.fields) if (!set.has(field)) diff++
       if (diff < bestDiff) {
         best = i
         bestDiff = diff

@@ -89,7 +89,7 @@ export class FrameworkSessions {
     if (known) {
       const changed = new Map<string, string>()
       for (const [field, text] of set) if (known.fields.get(field) !== text) changed.set(field, text)
-      const del = [...known.fields.keys()].filter((field) => !set.has(field))
+      const del = Array.from(known.fields, ([field]) => field).filter((field) => !set.has(field))
       const result = await this.engine.write(operation, sid, {
         mode: 'merge',
         set: changed,
