@@ -56,7 +56,7 @@ export class Cache {
     const o = this.options
     this.#keys = new CacheKeys(o.prefix, o.shards)
     this.#tiers = new Tiers(
-      new RemoteTier(redis, this.#keys, { timeoutMs: o.timeoutMs, leaseMs: o.leaseMs }),
+      new RemoteTier(redis, this.#keys, { timeoutMs: o.timeoutMs, leaseMs: o.leaseMs, batch: o.batch }),
       new LocalTier(redis, this.#keys, o.codec, { l1: o.l1, tracking: o.tracking }),
       new Entries(o.codec, o.compressAboveBytes, this.#stats),
     )

@@ -1,5 +1,6 @@
 import {
   assertUsableClient,
+  type BatchOption,
   InvalidArgumentError,
   keyspace,
   type RedisClient,
@@ -13,7 +14,7 @@ import {
 } from '@rp/core/kit'
 import { type Codec, jsonCodec } from './codec.js'
 
-export interface CacheOptions {
+export interface CacheOptions extends BatchOption {
   redis: RedisClient
   /** Key namespace, e.g. `users` (the family's name for it, as in every other package). */
   prefix?: string
@@ -54,6 +55,7 @@ export interface ResolvedCacheOptions {
   codec: Codec
   compressAboveBytes: number | null
   timeoutMs: number
+  batch: boolean
   leaseMs: number
   shards: number
 }
@@ -95,6 +97,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
         ? null
         : requireNonNegativeInteger('compressAboveBytes', options.compressAboveBytes),
     timeoutMs: requireTimeoutMs('timeoutMs', options.timeoutMs ?? 500),
+    batch: requireBoolean('batch', options.batch ?? true),
     leaseMs: requireTimeoutMs('leaseMs', options.leaseMs ?? 10_000),
     shards: requireIntegerInRange('shards', options.shards ?? 1, 1, 1024),
   }

@@ -23,12 +23,16 @@ export class RemoteTier {
   readonly #leaseMs: number
   readonly keys: CacheKeys
 
-  constructor(redis: RedisClient, keys: CacheKeys, options: { timeoutMs: number; leaseMs: number }) {
+  constructor(
+    redis: RedisClient,
+    keys: CacheKeys,
+    options: { timeoutMs: number; leaseMs: number; batch: boolean },
+  ) {
     this.#redis = redis
     this.keys = keys
     this.#timeoutMs = options.timeoutMs
     this.#leaseMs = options.leaseMs
-    this.#guard = new RedisGuard(redis, options.timeoutMs, { breaker: true })
+    this.#guard = new RedisGuard(redis, options.timeoutMs, { breaker: true, batch: options.batch })
   }
 
   #run<T>(operation: string, call: () => Promise<T>): Promise<T> {
@@ -37,7 +41,7 @@ export class RemoteTier {
 
   /** The entry, -1 for a corrupt key, or null on a miss. */
   read(key: string): Promise<RawEntry | -1 | null> {
-    return this.#run('get', () => readScript.run(this.#redis, [this.keys.entry(key), this.keys.tagsFor(key)]))
+    return this.#guard.script('cache.get', readScript, [this.keys.entry(key), this.keys.tagsFor(key)])
   }
 
   /** The entry (or null), whether this caller now holds the loader lease, and whether the key was corrupt. */
@@ -47,12 +51,11 @@ export class RemoteTier {
     force: boolean,
   ): Promise<[RawEntry | null, boolean, boolean]> {
     const k = this.keys
-    const [raw, leased, corrupt] = await this.#run('getOrSet', () =>
-      readOrLeaseScript.run(
-        this.#redis,
-        [k.entry(key), k.tagsFor(key), k.lease(key)],
-        [lease, this.#leaseMs, 1, force ? 1 : 0],
-      ),
+    const [raw, leased, corrupt] = await this.#guard.script(
+      'cache.getOrSet',
+      readOrLeaseScript,
+      [k.entry(key), k.tagsFor(key), k.lease(key)],
+      [lease, this.#leaseMs, 1, force ? 1 : 0],
     )
     return [raw || null, leased === 1, corrupt === 1]
   }
@@ -65,31 +68,30 @@ export class RemoteTier {
     lease: string,
   ): Promise<void> {
     const k = this.keys
-    await this.#run('set', () =>
-      writeScript.run(
-        this.#redis,
-        [k.entry(key), k.tagsFor(key), k.lease(key)],
-        [
-          encoded.data,
-          encoded.flags,
-          set.ttlMs,
-          set.graceMs,
-          Math.round(factoryMs),
-          lease,
-          lease ? k.loadedChannel : '',
-          key,
-          ...set.tags,
-        ],
-      ),
+    await this.#guard.script(
+      'cache.set',
+      writeScript,
+      [k.entry(key), k.tagsFor(key), k.lease(key)],
+      [
+        encoded.data,
+        encoded.flags,
+        set.ttlMs,
+        set.graceMs,
+        Math.round(factoryMs),
+        lease,
+        lease ? k.loadedChannel : '',
+        key,
+        ...set.tags,
+      ],
     )
   }
 
   /** Frees the loader lease if still ours; never rejects (it lapses on its own anyway). */
   async releaseLease(key: string, lease: string): Promise<void> {
     if (!lease) return
-    await this.#run('releaseLease', () =>
-      releaseLeaseScript.run(this.#redis, [this.keys.lease(key)], [lease]),
-    ).catch(() => {})
+    await this.#guard
+      .script('cache.releaseLease', releaseLeaseScript, [this.keys.lease(key)], [lease])
+      .catch(() => {})
   }
 
   /** Takes the loader lease if nobody holds it (an early refresh). */
@@ -119,8 +121,11 @@ export class RemoteTier {
   async invalidateTag(name: string, lifeMs: number): Promise<void> {
     await Promise.all(
       Array.from({ length: this.keys.shards }, (_, shard) =>
-        this.#run('invalidateTag', () =>
-          invalidateTagScript.run(this.#redis, [this.keys.tags(shard)], [name, lifeMs]),
+        this.#guard.script(
+          'cache.invalidateTag',
+          invalidateTagScript,
+          [this.keys.tags(shard)],
+          [name, lifeMs],
         ),
       ),
     )

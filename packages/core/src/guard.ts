@@ -1,6 +1,7 @@
 import { CircuitBreaker } from './circuit-breaker.js'
 import type { RedisClient } from './client.js'
 import { isConnectionError, RedisUnavailableError, toRpError } from './errors.js'
+import type { Script, ScriptArg, ScriptRunOptions } from './script.js'
 import { Deadlines } from './timeout.js'
 
 /**
@@ -15,12 +16,25 @@ export class RedisGuard {
   readonly #deadlines: Deadlines
   readonly #breaker: CircuitBreaker | null
   #everReady = false
+  /** How this instance's scripts run: in the tick's batch (the default) or alone (`batch: false`). */
+  readonly scriptOptions: ScriptRunOptions
 
   /** @throws InvalidArgumentError when timeoutMs is not a usable timer duration. */
-  constructor(redis: RedisClient, timeoutMs: number, options: { breaker?: boolean } = {}) {
+  constructor(redis: RedisClient, timeoutMs: number, options: { breaker?: boolean; batch?: boolean } = {}) {
     this.#redis = redis
     this.#deadlines = new Deadlines(timeoutMs)
     this.#breaker = options.breaker ? new CircuitBreaker() : null
+    this.scriptOptions = Object.freeze({ batch: options.batch !== false })
+  }
+
+  /** `run` for one script call on this guard's client, batched unless the instance said `batch: false`. */
+  script<T>(
+    operation: string,
+    script: Script<T>,
+    keys: readonly string[],
+    args?: readonly ScriptArg[],
+  ): Promise<T> {
+    return this.run(operation, () => script.run(this.#redis, keys, args, this.scriptOptions))
   }
 
   run<T>(operation: string, work: () => Promise<T>): Promise<T> {

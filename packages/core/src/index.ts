@@ -46,7 +46,14 @@ export {
   type NodeMemory,
 } from './memory.js'
 export { type DeleteByPatternOptions, deleteByPattern, type ScanOptions, scanKeys } from './scan.js'
-export { defineScript, type Script, type ScriptArg, type ScriptDefinition } from './script.js'
+export {
+  type BatchOption,
+  defineScript,
+  type Script,
+  type ScriptArg,
+  type ScriptDefinition,
+  type ScriptRunOptions,
+} from './script.js'
 export {
   installShutdownHandlers,
   type ShutdownHandlerOptions,

@@ -5,6 +5,7 @@
  * imports from one place.
  */
 
+export { MAX_BATCH_CALLS } from './batch.js'
 export { guarded } from './callbacks.js'
 export { assertUsableClient, nodeConnection } from './client.js'
 export { fullJitterBackoff } from './connection.js'

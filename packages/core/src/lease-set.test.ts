@@ -15,7 +15,7 @@ describeEachTarget('LeaseSet', (target) => {
   const leases = new LeaseSet({
     package: 'test',
     redis,
-    call: (op, work) => guard.run(op, work),
+    guard,
     notifier,
     name: 'test',
   })

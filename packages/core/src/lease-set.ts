@@ -1,8 +1,9 @@
 import type { RedisClient } from './client.js'
 import { fullJitterBackoff } from './connection.js'
+import type { RedisGuard } from './guard.js'
 import { createHold, type Hold, releasedIf } from './hold.js'
 import type { Notifier } from './notifier.js'
-import { defineScript } from './script.js'
+import { defineScript, type ScriptRunOptions } from './script.js'
 import { waitForRelease } from './wait.js'
 
 const NOW = `local t = redis.call('TIME')
@@ -118,6 +119,7 @@ const queuedBackoff = fullJitterBackoff(100, 1_000)
 export class LeaseSet {
   readonly #redis: RedisClient
   readonly #call: <T>(operation: string, work: () => Promise<T>) => Promise<T>
+  readonly #scriptOptions: ScriptRunOptions
   readonly #notifier: Notifier
   readonly #name: string
   readonly #package: string
@@ -126,14 +128,16 @@ export class LeaseSet {
     /** The owning package, for instrumentation. */
     package: string
     redis: RedisClient
-    /** The owner's bounded call path. */
-    call: <T>(operation: string, work: () => Promise<T>) => Promise<T>
+    /** The owner's bounded call path, and how its scripts run (batched or not). */
+    guard: RedisGuard
     notifier: Notifier
     /** Names operations in errors, e.g. `semaphore`. */
     name: string
   }) {
     this.#redis = options.redis
-    this.#call = options.call
+    const guard = options.guard
+    this.#call = (operation, work) => guard.run(operation, work)
+    this.#scriptOptions = guard.scriptOptions
     this.#notifier = options.notifier
     this.#name = options.name
     this.#package = options.package
@@ -149,7 +153,12 @@ export class LeaseSet {
   ): Promise<{ grant: LeaseGrant | null; hintMs: number }> {
     const sentAt = performance.now()
     const [ok, value] = await this.#call(`${this.#name}.acquire`, () =>
-      acquireScript.run(this.#redis, [keys.set, keys.queue], [limit, ttlMs, id, queueMs]),
+      acquireScript.run(
+        this.#redis,
+        [keys.set, keys.queue],
+        [limit, ttlMs, id, queueMs],
+        this.#scriptOptions,
+      ),
     )
     return ok === 1 ? { grant: { id, expiresAt: value, sentAt }, hintMs: 0 } : { grant: null, hintMs: value }
   }
@@ -195,8 +204,10 @@ export class LeaseSet {
         name: this.#name,
         call: this.#call,
         release: () =>
-          releaseScript.run(this.#redis, [keys.set, keys.queue], [grant.id, keys.channel]).then(releasedIf),
-        extend: (ms) => extendScript.run(this.#redis, [keys.set], [grant.id, ms]),
+          releaseScript
+            .run(this.#redis, [keys.set, keys.queue], [grant.id, keys.channel], this.#scriptOptions)
+            .then(releasedIf),
+        extend: (ms) => extendScript.run(this.#redis, [keys.set], [grant.id, ms], this.#scriptOptions),
       },
       extra,
     )
@@ -211,6 +222,8 @@ export class LeaseSet {
 
   /** How many leases are live now. */
   count(keys: LeaseKeys): Promise<number> {
-    return this.#call(`${this.#name}.count`, () => countScript.run(this.#redis, [keys.set]))
+    return this.#call(`${this.#name}.count`, () =>
+      countScript.run(this.#redis, [keys.set], [], this.#scriptOptions),
+    )
   }
 }

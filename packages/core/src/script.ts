@@ -1,8 +1,27 @@
-import { createHash } from 'node:crypto'
+import { type BatchableScript, runBatched } from './batch.js'
 import type { RedisClient } from './client.js'
-import { InvalidArgumentError, ScriptError, toRpError } from './errors.js'
+import { InvalidArgumentError } from './errors.js'
+import { compileLua, runLua, type ScriptArg } from './lua.js'
 
-export type ScriptArg = string | number | Buffer
+export type { ScriptArg } from './lua.js'
+
+/** The option every pattern takes to turn tick batching off for one instance. */
+export interface BatchOption {
+  /**
+   * Default true: the script calls this instance makes in one tick leave as one script call per
+   * connection (per node on a cluster), each with its own keys, atomic step and answer. `false`
+   * sends every call alone; the results are the same, only slower under concurrency.
+   */
+  batch?: boolean
+}
+
+export interface ScriptRunOptions {
+  /**
+   * Default true: the call joins this tick's batch for its client, one script call carrying every
+   * call of the tick (see batch.ts). False sends it alone, for callers that turned batching off.
+   */
+  batch?: boolean
+}
 
 export interface ScriptDefinition<Reply> {
   /** Stable, unique name, e.g. `ratelimit.gcra`; shows in errors and instrumentation. */
@@ -34,69 +53,41 @@ export interface Script<Reply = unknown> {
   /**
    * One round trip in the common case: EVALSHA, and EVAL only when the node answers NOSCRIPT (its
    * script cache was flushed, or it restarted, or a replica was promoted). EVAL also caches the
-   * script on that node, so the next call is EVALSHA again.
+   * script on that node, so the next call is EVALSHA again. By default the call joins this tick's
+   * batch for `redis` (one EVALSHA for every call of the tick, per node on a cluster); its reply
+   * or error is its own either way.
    */
-  run(redis: RedisClient, keys: readonly string[], args?: readonly ScriptArg[]): Promise<Reply>
-}
-
-function isNoScript(error: unknown): boolean {
-  return error instanceof Error && error.message.startsWith('NOSCRIPT')
-}
-
-// Redis 6 cannot parse the shebang line: "Error compiling script ... unexpected symbol near '#'".
-function isShebangRejected(error: unknown): boolean {
-  return error instanceof Error && /compiling script.*near '#'/.test(error.message)
-}
-
-/** Servers (by client) that are older than Redis 7 and get every script without its shebang. */
-const legacyClients = new WeakSet<object>()
-
-function translate(name: string, error: unknown): Error {
-  const mapped = toRpError(error, `script ${name}`)
-  return mapped instanceof ScriptError
-    ? new ScriptError(name, (error as Error).message ?? String(error), { cause: error })
-    : mapped
+  run(
+    redis: RedisClient,
+    keys: readonly string[],
+    args?: readonly ScriptArg[],
+    options?: ScriptRunOptions,
+  ): Promise<Reply>
 }
 
 /** Declares a named Lua script once; packages call `run` on any client, standalone or cluster. */
 export function defineScript<Reply = unknown>(definition: ScriptDefinition<Reply>): Script<Reply> {
   const { name, keys: keyCount } = definition
-  const body = definition.lua
-  const lua = `#!lua${definition.flags?.length ? ` flags=${definition.flags.join(',')}` : ''}\n${body}`
   if (keyCount !== 'variadic' && (!Number.isInteger(keyCount) || keyCount < 0)) {
     throw new InvalidArgumentError('keys', `script ${name}: must be an integer >= 0 or 'variadic'`)
   }
-  const sha = createHash('sha1').update(lua).digest('hex')
-  const legacySha = createHash('sha1').update(body).digest('hex')
+  const flags = definition.flags ?? []
+  const compiled = compileLua(name, definition.lua, flags)
   const decode = definition.decode ?? ((raw: unknown) => raw as Reply)
+  const batchable: BatchableScript = { compiled, flags, decode }
   return {
     name,
     keys: keyCount,
-    lua,
-    sha,
-    run(redis, keys, args = []) {
+    lua: compiled.lua,
+    sha: compiled.sha,
+    run(redis, keys, args = [], options) {
       if (keyCount !== 'variadic' && keys.length !== keyCount) {
         return Promise.reject(
           new InvalidArgumentError('keys', `script ${name} takes ${keyCount} keys, got ${keys.length}`),
         )
       }
-      const numKeys = keys.length
-      const legacy = legacyClients.has(redis)
-      // A plain promise chain, not an async function: this is every pattern's hottest path.
-      return redis
-        .evalsha(legacy ? legacySha : sha, numKeys, ...keys, ...args)
-        .then(decode, (error: unknown) => {
-          if (!isNoScript(error)) throw translate(name, error)
-          return redis
-            .eval(legacy ? body : lua, numKeys, ...keys, ...args)
-            .then(decode, (evalError: unknown) => {
-              if (legacy || !isShebangRejected(evalError)) throw translate(name, evalError)
-              legacyClients.add(redis)
-              return redis.eval(body, numKeys, ...keys, ...args).then(decode, (legacyError: unknown) => {
-                throw translate(name, legacyError)
-              })
-            })
-        })
+      if (options?.batch === false) return runLua(redis, compiled, keys, args).then(decode)
+      return runBatched(redis, batchable, keys, args) as Promise<Reply>
     },
   }
 }

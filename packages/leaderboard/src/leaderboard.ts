@@ -126,7 +126,7 @@ export class Leaderboard {
     this.#policyKey = ks.key(name, 'p')
     this.#snapshot = (id) => ks.key(name, 'snap', id)
     this.#policy = [this.#o.order, this.#o.ties, this.#o.ranking]
-    this.#guard = new RedisGuard(this.#o.redis, this.#o.timeoutMs)
+    this.#guard = new RedisGuard(this.#o.redis, this.#o.timeoutMs, { batch: this.#o.batch })
   }
 
   /**
@@ -194,7 +194,7 @@ export class Leaderboard {
   ): Promise<T> {
     await this.#checkPolicy(WRITES.has(operation))
     return instrument({ package: PKG, operation }, () =>
-      this.#guard.run(operation, () => script.run(this.#o.redis, keys, [...this.#policy, ...args])),
+      this.#guard.script(operation, script, keys, [...this.#policy, ...args]),
     )
   }
 

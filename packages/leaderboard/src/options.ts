@@ -1,7 +1,9 @@
 import {
   assertUsableClient,
+  type BatchOption,
   InvalidArgumentError,
   type RedisClient,
+  requireBoolean,
   requireIntegerInRange,
   requireKnownOptions,
   requireNonEmptyString,
@@ -14,7 +16,7 @@ export type UpdatePolicy = 'replace' | 'best' | 'increment'
 export type TiePolicy = 'first-reached' | 'member'
 export type Ranking = 'ordinal' | 'dense' | 'competition'
 
-export interface LeaderboardOptions {
+export interface LeaderboardOptions extends BatchOption {
   redis: RedisClient
   /** Key namespace; default `lb`. */
   prefix?: string
@@ -47,6 +49,7 @@ export const LEADERBOARD_OPTION_NAMES = [
   'maxMembers',
   'submissionTtlMs',
   'timeoutMs',
+  'batch',
 ] as const
 
 /** Largest |score|: integers up to it are exact in a double, so increments stay exact. */
@@ -68,6 +71,7 @@ export interface ResolvedLeaderboardOptions {
   maxMembers: number | null
   submissionTtlMs: number
   timeoutMs: number
+  batch: boolean
 }
 
 export function resolveLeaderboardOptions(
@@ -97,6 +101,7 @@ export function resolveLeaderboardOptions(
     maxMembers,
     submissionTtlMs: requireTimeoutMs('submissionTtlMs', options.submissionTtlMs ?? 86_400_000),
     timeoutMs: requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000),
+    batch: requireBoolean('batch', options.batch ?? true),
   }
 }
 

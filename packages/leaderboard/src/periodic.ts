@@ -92,7 +92,7 @@ export class PeriodicLeaderboard {
       'cycles',
       typeof cycle === 'function' ? 'custom' : cycle,
     )
-    this.#guard = new RedisGuard(resolved.redis, resolved.timeoutMs)
+    this.#guard = new RedisGuard(resolved.redis, resolved.timeoutMs, { batch: resolved.batch })
   }
 
   /** The window of the cycle containing `at` (default: now). */
@@ -143,7 +143,7 @@ export class PeriodicLeaderboard {
   cycles(): Promise<CycleWindow[]> {
     return promised(async () => {
       const raw = (await instrument({ package: 'leaderboard', operation: 'cycles' }, () =>
-        this.#guard.run('cycles', () => listCyclesScript.run(this.#options.redis, [this.#index])),
+        this.#guard.script('cycles', listCyclesScript, [this.#index]),
       )) as string[]
       return raw
         .map((entry) => {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import {
   assertUsableClient,
+  type BatchOption,
   fullJitterBackoff,
   instrument,
   Notifier,
@@ -25,7 +26,7 @@ import { abandonScript, acquireScript, extendScript, releaseScript } from './scr
 
 const queuedBackoff = fullJitterBackoff(100, 1_000)
 
-export interface LockManagerOptions {
+export interface LockManagerOptions extends BatchOption {
   redis: RedisClient
   /** Key namespace; default `lock`. */
   prefix?: string
@@ -94,7 +95,10 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     this.#keys = new LockKeys(requireNonEmptyString('prefix', options.prefix ?? 'lock'))
     this.#defaultTtlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? 30_000)
     this.#defaultWaitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 10_000)
-    this.#guard = new RedisGuard(this.#redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000))
+    this.#guard = new RedisGuard(this.#redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000), {
+      batch: requireBoolean('batch', options.batch ?? true),
+    })
+    const scriptOptions = this.#guard.scriptOptions
     this.#fenceTtlMs = requireTimeoutMs('fenceTtlMs', options.fenceTtlMs ?? 7 * 86_400_000)
     this.#handoffMs = requireTimeoutMs('handoffMs', options.handoffMs ?? 250)
     this.#onLost = options.onLost === undefined ? undefined : requireFunction('onLost', options.onLost)
@@ -107,9 +111,10 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
           this.#redis,
           [keys.lock(resource), keys.queue(resource)],
           [owner, keys.channel(resource), this.#handoffMs],
+          scriptOptions,
         ),
       extend: (resource, owner, ttlMs) =>
-        extendScript.run(this.#redis, [keys.lock(resource)], [owner, ttlMs]),
+        extendScript.run(this.#redis, [keys.lock(resource)], [owner, ttlMs], scriptOptions),
       isHeld: async (resource, owner) => (await this.#redis.hget(keys.lock(resource), 'o')) === owner,
     }
   }
@@ -140,16 +145,14 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   async #attempt(a: Attempt, queueMs = 0): Promise<{ lock: Lock | null; holderTtlMs: number }> {
     const keys = [this.#keys.lock(a.resource), this.#keys.fence(a.resource), this.#keys.queue(a.resource)]
     const sentAt = performance.now()
-    const [ok, token, expiresAt] = await this.#guard.run('lock.acquire', () =>
-      acquireScript.run(this.#redis, keys, [
-        a.owner,
-        a.ttlMs,
-        a.reentrant ? 1 : 0,
-        this.#fenceTtlMs,
-        queueMs,
-        a.call,
-      ]),
-    )
+    const [ok, token, expiresAt] = await this.#guard.script('lock.acquire', acquireScript, keys, [
+      a.owner,
+      a.ttlMs,
+      a.reentrant ? 1 : 0,
+      this.#fenceTtlMs,
+      queueMs,
+      a.call,
+    ])
     if (ok !== 1) return { lock: null, holderTtlMs: token }
     const lock = new Lock(this.#context, {
       resource: a.resource,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import {
   assertUsableClient,
+  type BatchOption,
   createHold,
   fullJitterBackoff,
   type Hold,
@@ -11,6 +12,7 @@ import {
   type RedisClient,
   RedisGuard,
   releasedIf,
+  requireBoolean,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requireOneOf,
@@ -23,7 +25,7 @@ import {
 import { LockLostError, lockTimeout } from './errors.js'
 import { rwAbandonScript, rwAcquireScript, rwExtendScript, rwReleaseScript } from './scripts.js'
 
-export interface ReadWriteLockOptions {
+export interface ReadWriteLockOptions extends BatchOption {
   redis: RedisClient
   name: string
   /** Default hold TTL; default 30000. */
@@ -71,7 +73,9 @@ export class ReadWriteLock {
     ]
     this.#channel = ks.channel(this.#name, 'released')
     this.#ttlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? 30_000)
-    this.#guard = new RedisGuard(this.#redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000))
+    this.#guard = new RedisGuard(this.#redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000), {
+      batch: requireBoolean('batch', options.batch ?? true),
+    })
     this.#notifier = new Notifier(this.#redis)
   }
 
@@ -109,9 +113,13 @@ export class ReadWriteLock {
           attempt: async () => {
             const queueMs = waitMs > 0 ? Math.max(1, Math.ceil(deadline - performance.now())) : 0
             const sentAt = performance.now()
-            const [ok, value] = await this.#guard.run(`rw.${mode}`, () =>
-              rwAcquireScript.run(this.#redis, this.#keys, [flag, id, ttlMs, INTENT_MS, queueMs]),
-            )
+            const [ok, value] = await this.#guard.script(`rw.${mode}`, rwAcquireScript, this.#keys, [
+              flag,
+              id,
+              ttlMs,
+              INTENT_MS,
+              queueMs,
+            ])
             return ok === 1
               ? { value: this.#hold(mode, id, value, ttlMs, sentAt) }
               : { value: null, hintMs: value }
@@ -123,9 +131,7 @@ export class ReadWriteLock {
           ),
           // Leaves the queue; a writer also withdraws its intent, so readers need not wait for it to lapse.
           abandon: () =>
-            this.#guard.run('rw.abandon', () =>
-              rwAbandonScript.run(this.#redis, this.#keys, [flag, id, this.#channel]),
-            ),
+            this.#guard.script('rw.abandon', rwAbandonScript, this.#keys, [flag, id, this.#channel]),
         }),
       )
     })
@@ -144,8 +150,11 @@ export class ReadWriteLock {
         package: 'lock',
         name: 'rw',
         release: () =>
-          rwReleaseScript.run(this.#redis, this.#keys, [flag, id, this.#channel]).then(releasedIf),
-        extend: (ttlMs) => rwExtendScript.run(this.#redis, keys, [flag, id, ttlMs]),
+          rwReleaseScript
+            .run(this.#redis, this.#keys, [flag, id, this.#channel], this.#guard.scriptOptions)
+            .then(releasedIf),
+        extend: (ttlMs) =>
+          rwExtendScript.run(this.#redis, keys, [flag, id, ttlMs], this.#guard.scriptOptions),
       },
       { mode },
     )

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import {
   AbortError,
   assertUsableClient,
+  type BatchOption,
   createHold,
   delay,
   fullJitterBackoff,
@@ -19,13 +20,14 @@ import {
   requireOptions,
   requireSignal,
   requireTimeoutMs,
+  type ScriptRunOptions,
   Watchdog,
   withTimeout,
 } from '@rp/core/kit'
 import { LockLostError, RedlockQuorumError } from './errors.js'
 import { redlockExtendScript, redlockReleaseScript } from './scripts.js'
 
-export interface RedlockOptions {
+export interface RedlockOptions extends BatchOption {
   /** Clock drift allowance as a fraction of the TTL; default 0.01. */
   driftFactor?: number
   prefix?: string
@@ -62,6 +64,7 @@ export class Redlock {
   readonly #quorum: number
   readonly #drift: number
   readonly #instanceTimeoutMs: number
+  readonly #scriptOptions: ScriptRunOptions
   readonly #prefix: string
   readonly #keyspace: Keyspace
   readonly #watchdog = new Watchdog('lock')
@@ -100,6 +103,7 @@ export class Redlock {
     this.#instanceTimeoutMs = requireTimeoutMs('instanceTimeoutMs', options.instanceTimeoutMs ?? 500)
     this.#prefix = requireNonEmptyString('prefix', options.prefix ?? 'redlock')
     this.#keyspace = keyspace(this.#prefix)
+    this.#scriptOptions = Object.freeze({ batch: requireBoolean('batch', options.batch ?? true) })
   }
 
   get quorum(): number {
@@ -162,7 +166,7 @@ export class Redlock {
         if (acquired >= this.#quorum && validityMs > 0)
           return this.#lock(resource, key, value, validityMs, started, ttlMs)
         best = Math.max(best, acquired)
-        await this.#onAll((c) => redlockReleaseScript.run(c, [key], [value]))
+        await this.#onAll((c) => redlockReleaseScript.run(c, [key], [value], this.#scriptOptions))
         const remaining = deadline - performance.now()
         if (remaining <= 0) throw new RedlockQuorumError(resource, waitMs, best, this.#quorum)
         await delay(
@@ -194,7 +198,9 @@ export class Redlock {
         name: 'redlock',
         call: (_operation, work) => work(),
         release: async () => {
-          const r = await this.#settle((c) => redlockReleaseScript.run(c, [key], [value]))
+          const r = await this.#settle((c) =>
+            redlockReleaseScript.run(c, [key], [value], this.#scriptOptions),
+          )
           // Without a quorum of answers nothing is known: reject, so calling again retries.
           if (r.answered < this.#quorum)
             throw new RedisUnavailableError(
@@ -204,7 +210,9 @@ export class Redlock {
         },
         extend: async (ms) => {
           const t = performance.now()
-          const r = await this.#settle((c) => redlockExtendScript.run(c, [key], [value, ms]))
+          const r = await this.#settle((c) =>
+            redlockExtendScript.run(c, [key], [value, ms], this.#scriptOptions),
+          )
           // Too few answers says nothing about the lock: reject (retryable), never "lost".
           if (r.answered < this.#quorum)
             throw new RedisUnavailableError(

@@ -28,8 +28,8 @@ end`
  * ARGV: [owner, ttlMs, reentrant 0|1, fenceTtlMs, queue deadline ms or 0, acquire-call id].
  * Reply: {1, token, expiresAt ms} when acquired, {0, ms until it may be free} otherwise.
  *
- * The fencing token is INCR on a counter first raised to the server time in µs, i.e.
- * max(last token, now µs) + 1: strictly increasing per resource
+ * The fencing token is max(last token, now µs) + 1, written back to the counter (one GET and one
+ * SET, where INCR on a raised counter took three commands): strictly increasing per resource
  * while the counter lives, and still larger than every earlier token after the counter expires
  * (as long as the server clock does not run backwards), so the counter needs no eternal key.
  * A caller that passes a deadline joins the waiter queue when it fails. A lock that a release
@@ -60,9 +60,8 @@ if owner or (reserved and reserved ~= ARGV[1]) then
   end
   return {0, math.max(1, redis.call('PTTL', KEYS[1]))}
 end
-local floor = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now_us)
-redis.call('SET', KEYS[2], string.format('%.0f', floor), 'PX', ARGV[4])
-local token = redis.call('INCR', KEYS[2])
+local token = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now_us) + 1
+redis.call('SET', KEYS[2], string.format('%.0f', token), 'PX', ARGV[4])
 if reserved then redis.call('DEL', KEYS[1]) end
 redis.call('HSET', KEYS[1], 'o', ARGV[1], 'c', 1, 't', string.format('%.0f', token), 'n', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -80,10 +79,11 @@ export const releaseScript = defineScript<'released' | 'expired' | 'not-owner'>(
   flags: ['allow-oom'],
   keys: 2,
   lua: `
-local owner = redis.call('HGET', KEYS[1], 'o')
-if not owner then return 'expired' end
-if owner ~= ARGV[1] then return 'not-owner' end
-if redis.call('HINCRBY', KEYS[1], 'c', -1) > 0 then return 'released' end
+local held = redis.call('HMGET', KEYS[1], 'o', 'c')
+if not held[1] then return 'expired' end
+if held[1] ~= ARGV[1] then return 'not-owner' end
+-- A reentrant hold counts down; the last (or only) release frees the lock.
+if held[2] ~= '1' and redis.call('HINCRBY', KEYS[1], 'c', -1) > 0 then return 'released' end
 ${HANDOFF}
 return 'released'`,
 })

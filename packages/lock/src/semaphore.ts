@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import {
   assertUsableClient,
+  type BatchOption,
   type Hold,
   InvalidArgumentError,
   instrument,
@@ -11,6 +12,7 @@ import {
   promised,
   type RedisClient,
   RedisGuard,
+  requireBoolean,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requireOptions,
@@ -21,7 +23,7 @@ import {
 } from '@rp/core/kit'
 import { LockLostError, lockTimeout } from './errors.js'
 
-export interface SemaphoreOptions {
+export interface SemaphoreOptions extends BatchOption {
   redis: RedisClient
   name: string
   /** How many holders at once (the family's name for a count limit). */
@@ -74,12 +76,14 @@ export class Semaphore {
       options.limit ?? options.permits,
     )
     this.#ttlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? 30_000)
-    const guard = new RedisGuard(redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000))
+    const guard = new RedisGuard(redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000), {
+      batch: requireBoolean('batch', options.batch ?? true),
+    })
     this.#notifier = new Notifier(redis)
     this.#leases = new LeaseSet({
       package: 'lock',
       redis,
-      call: (operation, work) => guard.run(operation, work),
+      guard,
       notifier: this.#notifier,
       name: 'semaphore',
     })

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import {
   assertUsableClient,
+  type BatchOption,
   blockingClient,
   delay,
   fullJitterBackoff,
@@ -10,6 +11,7 @@ import {
   publishEvent,
   type RedisClient,
   RedisGuard,
+  requireBoolean,
   requireFunction,
   requireIntegerInRange,
   requireKnownOptions,
@@ -23,7 +25,7 @@ import {
 import { encodeEnvelope, jsonCodec, type PubSubCodec } from './envelope.js'
 import { deadLetterScript, retryScript } from './scripts.js'
 
-export interface DurableChannelOptions {
+export interface DurableChannelOptions extends BatchOption {
   redis: RedisClient
   /** Key namespace; default `dc`. */
   prefix?: string
@@ -81,7 +83,7 @@ export interface DurableChannelStats {
   readonly groups: ReadonlyArray<{ name: string; consumers: number; pending: number; lag: number | null }>
 }
 
-const OPTIONS = ['redis', 'prefix', 'name', 'maxLen', 'codec', 'timeoutMs']
+const OPTIONS = ['redis', 'prefix', 'name', 'maxLen', 'codec', 'timeoutMs', 'batch']
 
 /**
  * At-least-once work distribution on a Redis Stream: consumer groups keep their offsets in Redis,
@@ -111,7 +113,9 @@ export class DurableChannel<T = unknown> {
     requireFunction('codec.encode', this.#codec.encode)
     requireFunction('codec.decode', this.#codec.decode)
     this.#timeoutMs = requireTimeoutMs('timeoutMs', o.timeoutMs ?? 1_000)
-    this.#guard = new RedisGuard(this.#redis, this.#timeoutMs)
+    this.#guard = new RedisGuard(this.#redis, this.#timeoutMs, {
+      batch: requireBoolean('batch', o.batch ?? true),
+    })
   }
 
   #call<R>(operation: string, work: () => Promise<R>): Promise<R> {
@@ -201,7 +205,12 @@ export class DurableChannel<T = unknown> {
         promised(async () => {
           requireNonEmptyString('id', id)
           return this.#call('deadLetters.retry', () =>
-            retryScript.run(this.#redis, [this.#stream, this.#dlq], [id, this.#maxLen]),
+            retryScript.run(
+              this.#redis,
+              [this.#stream, this.#dlq],
+              [id, this.#maxLen],
+              this.#guard.scriptOptions,
+            ),
           )
         }),
       purge: () =>
@@ -249,6 +258,7 @@ export class DurableChannel<T = unknown> {
       maxLen: this.#maxLen,
       codec: this.#codec,
       timeoutMs: this.#timeoutMs,
+      scriptOptions: this.#guard.scriptOptions,
       call: <R>(operation: string, work: () => Promise<R>) => this.#call(operation, work),
     }
   }
@@ -402,6 +412,7 @@ class ConsumerLoop {
             redis,
             [stream, dlq],
             [this.#group, id, deliveries - 1, maxLen, this.#s.consumer],
+            this.#channel.internals.scriptOptions,
           ),
         )
         if (moved === 1)

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import {
   AbortError,
   assertUsableClient,
+  type BatchOption,
   createHold,
   type Hold,
   HoldLostError,
@@ -16,6 +17,7 @@ import {
   promised,
   type RedisClient,
   RedisGuard,
+  requireBoolean,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requireOneOf,
@@ -28,7 +30,7 @@ import {
 import { RateLimitExceededError } from './errors.js'
 import { reportFallback } from './guard.js'
 
-export interface ConcurrencyLimiterOptions {
+export interface ConcurrencyLimiterOptions extends BatchOption {
   redis: RedisClient
   /** Key namespace; default `rl:concurrency`. */
   prefix?: string
@@ -85,12 +87,14 @@ export class ConcurrencyLimiter {
       options.ttlMs ?? options.leaseMs,
     )
     this.#failure = requireOneOf('failure', options.failure ?? 'closed', ['open', 'closed'] as const)
-    const guard = new RedisGuard(redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000))
+    const guard = new RedisGuard(redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000), {
+      batch: requireBoolean('batch', options.batch ?? true),
+    })
     this.#notifier = new Notifier(redis)
     this.#leases = new LeaseSet({
       package: 'ratelimit',
       redis,
-      call: (operation, work) => guard.run(operation, work),
+      guard,
       notifier: this.#notifier,
       name: 'concurrency',
     })

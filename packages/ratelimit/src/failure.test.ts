@@ -1,4 +1,5 @@
 import { parseInfo, RedisOutOfMemoryError, RedisUnavailableError } from '@rp/core'
+import { MAX_BATCH_CALLS } from '@rp/core/kit'
 import { type RedisServer, startRedis } from '@rp/testing'
 import { fillToMaxmemory } from '@rp/testing/vitest'
 import { Redis } from 'ioredis'
@@ -207,22 +208,25 @@ async function waitReady(): Promise<void> {
 }
 
 describe('one command per check', () => {
-  it.each(ALGORITHM_NAMES)(
-    '%s sends one EVALSHA per check (plus one EVAL after NOSCRIPT)',
-    async (algorithm) => {
+  // With batching (the default) a tick's checks share one EVALSHA; with batch: false each check is
+  // one. Either way TIME runs once per check: each keeps its own atomic step on the server clock.
+  it.each(ALGORITHM_NAMES.flatMap((algorithm) => [true, false].map((batch) => [algorithm, batch] as const)))(
+    '%s (batch: %s) sends one script call per check, or per tick when batched (plus one EVAL after NOSCRIPT)',
+    async (algorithm, batch) => {
       await waitReady()
       const limiter = new RateLimiter({
         redis,
-        prefix: `cmd-${algorithm}`,
+        prefix: `cmd-${algorithm}-${batch}`,
         algorithm,
         limit: 500,
         windowMs: 60_000,
+        batch,
       })
       await redis.script('FLUSH')
       await redis.config('RESETSTAT')
       // The first call alone: concurrent calls sent before the NOSCRIPT reply would each need EVAL.
       await limiter.limit('user0')
-      for (let batch = 0; batch < 9; batch++) {
+      for (let round = 0; round < 9; round++) {
         await Promise.all(Array.from({ length: 111 }, (_, i) => limiter.limit(`user${i % 50}`)))
       }
       const stats = parseInfo(await redis.info('commandstats'))
@@ -233,8 +237,11 @@ describe('one command per check', () => {
         ]),
       )
       // commandstats also counts what scripts call inside Redis; TIME runs once per script execution.
-      expect(calls.evalsha).toBe(1_000)
-      expect(calls.eval).toBe(1)
+      // Batched: the lone first call, then ceil(111 / MAX_BATCH_CALLS) EVALSHAs per round (the first
+      // round's answered NOSCRIPT, so those went again as EVAL).
+      const perRound = Math.ceil(111 / MAX_BATCH_CALLS)
+      expect(calls.evalsha).toBe(batch ? 1 + 9 * perRound : 1_000)
+      expect(calls.eval).toBe(batch ? 1 + perRound : 1)
       expect(calls.time).toBe(1_000)
       const fromScripts = [
         'time',

@@ -85,7 +85,7 @@ export class RateLimiter {
       o.windowMs,
       ...(o.algorithm === 'gcra' || o.algorithm === 'token-bucket' ? [o.burst] : []),
     ]
-    this.#guard = new RedisGuard(o.redis, o.timeoutMs)
+    this.#guard = new RedisGuard(o.redis, o.timeoutMs, { batch: o.batch })
     this.#fallback =
       typeof o.failure === 'object'
         ? new MemoryFallback(o.limit, o.windowMs, o.capacity, o.failure.maxKeys ?? 10_000)
@@ -113,12 +113,11 @@ export class RateLimiter {
 
   #run(operation: keyof typeof OPERATIONS, key: string, mode: number, cost: number): Promise<RawDecision> {
     const o = this.#options
-    return this.#guard.run(OPERATIONS[operation], () =>
-      singleScripts[o.algorithm].run(
-        o.redis,
-        [this.#key(key)],
-        [mode, cost, o.limit, o.windowMs, o.burst, this.#needsNonce ? nextNonce() : ''],
-      ),
+    return this.#guard.script(
+      OPERATIONS[operation],
+      singleScripts[o.algorithm],
+      [this.#key(key)],
+      [mode, cost, o.limit, o.windowMs, o.burst, this.#needsNonce ? nextNonce() : ''],
     )
   }
 

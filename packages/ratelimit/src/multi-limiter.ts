@@ -1,8 +1,10 @@
 import {
+  type BatchOption,
   InvalidArgumentError,
   instrument,
   RedisGuard,
   requireArray,
+  requireBoolean,
   requireOptions,
   requireTimeoutMs,
 } from '@rp/core/kit'
@@ -14,7 +16,7 @@ import { MemoryFallback } from './memory-fallback.js'
 import { type FailurePolicy, requireCost, requireKey, resolveFailure } from './options.js'
 import { type MultiLimitResult, type RateLimitResult, toResult } from './result.js'
 
-export interface MultiLimiterOptions {
+export interface MultiLimiterOptions extends BatchOption {
   /**
    * Default: the first limiter's policy. `{ fallback: 'memory' }` checks every policy in process,
    * all-or-nothing like the script: each policy keeps its own in-memory GCRA.
@@ -76,6 +78,7 @@ export class MultiLimiter {
     this.#guard = new RedisGuard(
       first.redis,
       requireTimeoutMs('timeoutMs', options.timeoutMs ?? first.timeoutMs),
+      { batch: requireBoolean('batch', options.batch ?? first.batch) },
     )
   }
 
@@ -84,9 +87,7 @@ export class MultiLimiter {
     const args: Array<string | number> = [mode, cost, nextNonce(), this.#specs.length]
     for (const s of this.#specs)
       args.push(s.algorithmIndex, s.options.limit, s.options.windowMs, s.options.burst)
-    return this.#guard.run('ratelimit.multi', () =>
-      multiScript.run(this.#specs[0]!.options.redis, keys, args),
-    )
+    return this.#guard.script('ratelimit.multi', multiScript, keys, args)
   }
 
   #combine(decisions: RawDecision[], override?: Partial<RateLimitResult>): MultiLimitResult {

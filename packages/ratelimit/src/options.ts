@@ -1,8 +1,10 @@
 import {
   assertUsableClient,
+  type BatchOption,
   InvalidArgumentError,
   keyspace,
   type RedisClient,
+  requireBoolean,
   requireNonEmptyString,
   requireOneOf,
   requireOptions,
@@ -19,7 +21,7 @@ import { ALGORITHM_NAMES, type Algorithm } from './algorithms/index.js'
  */
 export type FailurePolicy = 'open' | 'closed' | { fallback: 'memory'; maxKeys?: number }
 
-interface CommonLimiterOptions {
+interface CommonLimiterOptions extends BatchOption {
   redis: RedisClient
   /** Key namespace; default `rl`. Also the policy name in RateLimit headers. */
   prefix?: string
@@ -71,6 +73,7 @@ export interface ResolvedLimiterOptions {
   capacity: number
   failure: FailurePolicy
   timeoutMs: number
+  batch: boolean
   blockCacheMaxKeys: number
   policy: string
 }
@@ -135,6 +138,7 @@ export function resolveLimiterOptions(options: RateLimiterOptions): ResolvedLimi
     capacity: bursty ? burst : limit,
     failure: resolveFailure(options.failure),
     timeoutMs,
+    batch: requireBoolean('batch', options.batch ?? true),
     blockCacheMaxKeys,
     policy: `${limit};w=${Number.isInteger(seconds) ? seconds : seconds.toFixed(3)}${bursty && burst !== limit ? `;burst=${burst}` : ''}`,
   }

@@ -5,6 +5,8 @@ import {
   isConnectionError,
   RedisGuard,
   RpError,
+  type Script,
+  type ScriptArg,
   scanKeys,
   TimeoutError,
   toJson,
@@ -181,11 +183,23 @@ export class SessionEngine {
 
   constructor(options: ResolvedSessionOptions) {
     this.options = options
-    this.#guard = new RedisGuard(options.redis, options.timeoutMs)
+    this.#guard = new RedisGuard(options.redis, options.timeoutMs, { batch: options.batch })
   }
 
   call<T>(operation: string, work: () => Promise<T>): Promise<T> {
     return instrument({ package: 'session', operation }, () => this.#guard.run(operation, work))
+  }
+
+  /** `call` for one script: batched with the tick's other calls unless `batch: false`. */
+  script<T>(
+    operation: string,
+    script: Script<T>,
+    keys: readonly string[],
+    args?: readonly ScriptArg[],
+  ): Promise<T> {
+    return instrument({ package: 'session', operation }, () =>
+      this.#guard.script(operation, script, keys, args),
+    )
   }
 
   /** Encodes a data object's top-level fields, keyed by stored name; undefined values are deletions. */
@@ -253,15 +267,14 @@ export class SessionEngine {
     policy = true,
   ): Promise<StoredSession | null> {
     const handle = SessionKeys.handle(id)
-    const { keys, touchAfterMs, redis, jsonOnly } = this.options
+    const { keys, touchAfterMs, jsonOnly } = this.options
     let reply: Array<string | number> | null
     try {
-      reply = await this.call(operation, () =>
-        getScript.run(
-          redis,
-          [keys.session(handle)],
-          [touch ? '1' : '0', touchAfterMs, idleTtlMs ?? '', jsonOnly ? 'j' : 'p'],
-        ),
+      reply = await this.script(
+        operation,
+        getScript,
+        [keys.session(handle)],
+        [touch ? '1' : '0', touchAfterMs, idleTtlMs ?? '', jsonOnly ? 'j' : 'p'],
       )
     } catch (error) {
       if (isWrongType(error)) return this.corrupt(handle, operation, error)
@@ -396,7 +409,7 @@ export class SessionEngine {
     for (const field of request.del ?? []) args.push(field)
     let reply: Array<string | number>
     try {
-      reply = await this.call(operation, () => writeScript.run(o.redis, [o.keys.session(handle)], args))
+      reply = await this.script(operation, writeScript, [o.keys.session(handle)], args)
     } catch (error) {
       if (!isWrongType(error)) throw error
       reply = ['corrupt']
@@ -437,8 +450,11 @@ export class SessionEngine {
     const handle = SessionKeys.handle(id)
     let expiresAt: number | null
     try {
-      expiresAt = await this.call(operation, () =>
-        touchScript.run(o.redis, [o.keys.session(handle)], [o.touchAfterMs, idleTtlMs ?? '']),
+      expiresAt = await this.script(
+        operation,
+        touchScript,
+        [o.keys.session(handle)],
+        [o.touchAfterMs, idleTtlMs ?? ''],
       )
     } catch (error) {
       if (!isWrongType(error)) throw error
@@ -455,32 +471,33 @@ export class SessionEngine {
     force = false,
   ): Promise<string | string[] | null> {
     const o = this.options
-    return this.call(operation, () =>
-      destroyScript.run(
-        o.redis,
-        [o.keys.session(handle)],
-        [o.tombstoneMs, withFields ? '1' : '0', force ? '1' : '0'],
-      ),
+    return this.script(
+      operation,
+      destroyScript,
+      [o.keys.session(handle)],
+      [o.tombstoneMs, withFields ? '1' : '0', force ? '1' : '0'],
     )
   }
 
   /** Adds a handle to a user's index; answers its absolute expiry (fixed on the server clock). */
   indexAdd(operation: string, userId: string, handle: string, absoluteExpiresAt?: number): Promise<number> {
     const o = this.options
-    return this.call(operation, () =>
-      indexAddScript.run(
-        o.redis,
-        [o.keys.user(userId)],
-        ['add', handle, absoluteExpiresAt ?? '', o.absoluteTtlMs],
-      ),
+    return this.script(
+      operation,
+      indexAddScript,
+      [o.keys.user(userId)],
+      ['add', handle, absoluteExpiresAt ?? '', o.absoluteTtlMs],
     ) as Promise<number>
   }
 
   /** Removes handles from a user's index (none: just trims); answers [handle, expiry, …] left. */
   indexRemove(operation: string, userId: string, handles: readonly string[]): Promise<string[]> {
     const o = this.options
-    return this.call(operation, () =>
-      indexRemoveScript.run(o.redis, [o.keys.user(userId)], ['remove', ...handles]),
+    return this.script(
+      operation,
+      indexRemoveScript,
+      [o.keys.user(userId)],
+      ['remove', ...handles],
     ) as Promise<string[]>
   }
 
@@ -541,7 +558,7 @@ export async function clearSessions(engine: SessionEngine): Promise<void> {
     await Promise.all(
       batch.map((key) =>
         // Only a live session goes: a tombstone keeps refusing writes until it expires.
-        engine.call('clear', () => clearScript.run(redis, [key])),
+        engine.script('clear', clearScript, [key]),
       ),
     )
   }

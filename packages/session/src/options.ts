@@ -1,7 +1,9 @@
 import {
   assertUsableClient,
+  type BatchOption,
   InvalidArgumentError,
   type RedisClient,
+  requireBoolean,
   requireFunction,
   requireIntegerInRange,
   requireKnownOptions,
@@ -21,7 +23,7 @@ import { SessionKeys } from './session-keys.js'
  */
 export type SessionFailurePolicy = 'throw' | 'anonymous'
 
-export interface SessionStoreOptions {
+export interface SessionStoreOptions extends BatchOption {
   redis: RedisClient
   /** Key namespace; default `sess`. */
   prefix?: string
@@ -56,6 +58,7 @@ export const SESSION_OPTION_NAMES = [
   'maxBytes',
   'codec',
   'timeoutMs',
+  'batch',
   'failure',
 ] as const
 
@@ -73,6 +76,7 @@ export interface ResolvedSessionOptions {
   codec: SessionCodec
   jsonOnly: boolean
   timeoutMs: number
+  batch: boolean
   failure: SessionFailurePolicy
 }
 
@@ -125,6 +129,7 @@ export function resolveSessionOptions(options: SessionStoreOptions): ResolvedSes
     codec,
     jsonOnly: codec === jsonCodec,
     timeoutMs: requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000),
+    batch: requireBoolean('batch', options.batch ?? true),
     failure: requireOneOf('failure', options.failure ?? 'throw', ['throw', 'anonymous'] as const),
   }
 }

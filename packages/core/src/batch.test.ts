@@ -1,0 +1,256 @@
+import { startCluster, startRedis } from '@rp/testing'
+import { describeEachTarget, uniquePrefix } from '@rp/testing/vitest'
+import calculateSlot from 'cluster-key-slot'
+import { Cluster, Redis } from 'ioredis'
+import { describe, expect, it } from 'vitest'
+import { MAX_BATCH_CALLS } from './batch.js'
+import { masters } from './client.js'
+import { ScriptError, TimeoutError } from './errors.js'
+import { RedisGuard } from './guard.js'
+import { keyspace } from './keys.js'
+import { defineScript } from './script.js'
+
+// KEYS[1]: a counter. ARGV[1]: increment. Reply: the new value. A string in the key fails the call.
+const incr = defineScript<number>({
+  name: 'test.batch.incr',
+  keys: 1,
+  lua: `return redis.call('INCRBY', KEYS[1], ARGV[1])`,
+})
+
+// ARGV[1] picks the reply's shape, so a batched reply can be compared with a lone one.
+const shapes = defineScript({
+  name: 'test.batch.shapes',
+  keys: 1,
+  flags: ['no-writes'],
+  lua: `local s = ARGV[1]
+if s == 'nil' then return nil end
+if s == 'false' then return false end
+if s == 'true' then return true end
+if s == 'float' then return 3.7 end
+if s == 'table' then return {1, 'a', {2, 'b'}, ARGV[2]} end
+if s == 'holes' then return {1, nil, 3} end
+if s == 'status' then return redis.status_reply('FINE') end
+if s == 'error' then return redis.error_reply('ERR chosen') end
+if s == 'raise' then error('raised') end
+return KEYS[1] .. '|' .. s`,
+})
+
+const parsed = defineScript<number>({
+  name: 'test.batch.parsed',
+  keys: 1,
+  flags: ['no-writes'],
+  lua: `return ARGV[1]`,
+  decode: (raw) => {
+    const n = JSON.parse(raw as string) as number
+    if (typeof n !== 'number') throw new TypeError('not a number')
+    return n
+  },
+})
+
+async function scriptCalls(nodes: Redis[]): Promise<{ evalsha: number; eval: number }> {
+  let evalsha = 0
+  let evals = 0
+  for (const node of nodes) {
+    const info = await node.info('commandstats')
+    evalsha += Number(/cmdstat_evalsha:calls=(\d+)/.exec(info)?.[1] ?? 0)
+    evals += Number(/cmdstat_eval:calls=(\d+)/.exec(info)?.[1] ?? 0)
+  }
+  return { evalsha, eval: evals }
+}
+
+const setTo = defineScript<string>({
+  name: 'test.batch.set',
+  keys: 1,
+  lua: `return redis.call('SET', KEYS[1], ARGV[1])`,
+  decode: (raw) => String(raw),
+})
+
+describeEachTarget('tick batching', (target) => {
+  const ks = keyspace(uniquePrefix('batch'))
+
+  it('keeps the order calls were made in: across scripts, and before a plain command of the same tick', async () => {
+    const redis = target.client()
+    const key = ks.key('order', 'n')
+    const other = ks.key('order2', 'n')
+    const round = () => {
+      const replies = Promise.all([
+        incr.run(redis, [key], [1]),
+        setTo.run(redis, [key], [10]),
+        incr.run(redis, [other], [5]),
+        incr.run(redis, [key], [1]),
+      ])
+      // Sent while the four wait for the end of the tick: it must not overtake them.
+      return Promise.all([replies, redis.get(key)])
+    }
+    // The first round loads the scripts: a NOSCRIPT answer's EVAL goes after whatever was sent
+    // meanwhile, batched or not.
+    await round()
+    expect(await round()).toEqual([[12, 'OK', 10, 11], '11'])
+  })
+
+  it('answers every call of a batch with its own reply, across many keys and slots', async () => {
+    const redis = target.client()
+    const calls = Array.from({ length: 300 }, (_, i) => incr.run(redis, [ks.key(`k${i % 40}`, 'n')], [i]))
+    const replies = await Promise.all(calls)
+    const totals = new Map<number, number>()
+    replies.forEach((reply, i) => {
+      const previous = totals.get(i % 40) ?? 0
+      // Calls run in the order they were made, so each one's reply is the running total.
+      expect(reply).toBe(previous + i)
+      totals.set(i % 40, previous + i)
+    })
+  })
+
+  it('gives a batched call the same reply as a lone call, whatever its shape', async () => {
+    const redis = target.client()
+    const kinds = ['nil', 'false', 'true', 'float', 'table', 'holes', 'status', 'plain']
+    const lone: unknown[] = []
+    for (const kind of kinds)
+      lone.push(await shapes.run(redis, [ks.key(kind, 'x')], [kind, 'z'], { batch: false }))
+    const batched = await Promise.all(
+      kinds.map((kind) => shapes.run(redis, [ks.key(kind, 'x')], [kind, 'z'])),
+    )
+    expect(batched).toEqual(lone)
+    expect(lone).toEqual([
+      null,
+      null,
+      1,
+      3,
+      [1, 'a', [2, 'b'], 'z'],
+      [1],
+      'FINE',
+      `${ks.key('plain', 'x')}|plain`,
+    ])
+  })
+
+  it('fails one bad call alone: a wrong type, an error reply, a raised error, an undecodable reply', async () => {
+    const redis = target.client()
+    const wrong = ks.key('wrong', 'n')
+    await redis.hset(wrong, 'a', '1')
+    const results = await Promise.allSettled([
+      incr.run(redis, [ks.key('good', 'n')], [1]),
+      incr.run(redis, [wrong], [1]),
+      shapes.run(redis, [ks.key('e', 'x')], ['error']),
+      shapes.run(redis, [ks.key('r', 'x')], ['raise']),
+      parsed.run(redis, [ks.key('p', 'x')], ['{"no":1}']),
+      parsed.run(redis, [ks.key('p', 'x')], ['7']),
+      incr.run(redis, [ks.key('good', 'n')], [1]),
+    ])
+    expect(results.map((r) => r.status)).toEqual([
+      'fulfilled',
+      'rejected',
+      'rejected',
+      'rejected',
+      'rejected',
+      'fulfilled',
+      'fulfilled',
+    ])
+    expect((results[0] as PromiseFulfilledResult<number>).value).toBe(1)
+    expect((results[6] as PromiseFulfilledResult<number>).value).toBe(2)
+    expect((results[5] as PromiseFulfilledResult<number>).value).toBe(7)
+    const reason = (i: number) => (results[i] as PromiseRejectedResult).reason as Error
+    expect(reason(1)).toBeInstanceOf(ScriptError)
+    expect(reason(1).message).toMatch(/test\.batch\.incr.*WRONGTYPE/)
+    expect(reason(2).message).toMatch(/test\.batch\.shapes.*chosen/)
+    expect(reason(3).message).toMatch(/raised/)
+    expect(reason(4)).toBeInstanceOf(TypeError)
+  })
+})
+
+describe('tick batching, counted on servers of its own', () => {
+  it('sends a tick of calls in batches of MAX_BATCH_CALLS, and one call per EVALSHA with batch: false', async () => {
+    const server = await startRedis({ ownServer: true })
+    const redis = new Redis(server.url)
+    try {
+      await incr.run(redis, ['warm'], [1])
+      const before = await scriptCalls([redis])
+      await Promise.all(Array.from({ length: 200 }, (_, i) => incr.run(redis, [`k{${i}}`], [1])))
+      const batched = await scriptCalls([redis])
+      expect(batched.evalsha - before.evalsha).toBe(Math.ceil(200 / MAX_BATCH_CALLS))
+      await Promise.all(
+        Array.from({ length: 200 }, (_, i) => incr.run(redis, [`k{${i}}`], [1], { batch: false })),
+      )
+      const lone = await scriptCalls([redis])
+      expect(lone.evalsha - batched.evalsha).toBe(200)
+      // A batch of one is the script itself.
+      await Promise.all(
+        Array.from({ length: MAX_BATCH_CALLS + 1 }, (_, i) => incr.run(redis, [`k{${i}}`], [1])),
+      )
+      expect((await scriptCalls([redis])).evalsha - lone.evalsha).toBe(2)
+    } finally {
+      redis.disconnect()
+      await server.stop()
+    }
+  })
+
+  it('answers every call within timeoutMs while Redis is paused, and again once it resumes', async () => {
+    const server = await startRedis({ ownServer: true })
+    const redis = new Redis(server.url, { maxRetriesPerRequest: 1 }).on('error', () => {})
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      const guard = new RedisGuard(redis, 200)
+      await guard.run('warm', () => incr.run(redis, ['p{0}'], [1]))
+      await server.pause()
+      const started = performance.now()
+      const results = await Promise.allSettled(
+        Array.from({ length: 500 }, (_, i) =>
+          guard.run('incr', () => incr.run(redis, [`p{${i % 50}}`], [1])),
+        ),
+      )
+      const elapsed = performance.now() - started
+      expect(results.every((r) => r.status === 'rejected' && r.reason instanceof TimeoutError)).toBe(true)
+      expect(elapsed).toBeLessThan(1_000)
+      await server.resume()
+      expect(await guard.run('incr', () => incr.run(redis, ['p{0}'], [1]))).toBeGreaterThan(1)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+      redis.disconnect()
+      await server.stop()
+    }
+  })
+})
+
+describe('tick batching on a cluster', () => {
+  it('sends one batch per master, and resends per slot when a slot moved under a stale map', async () => {
+    const cluster = await startCluster({ masters: 3, replicas: 0 })
+    const redis = new Cluster([...cluster.nodes])
+    try {
+      const nodes = await masters(redis)
+      const ks = keyspace(uniquePrefix('moved'))
+      const keys = Array.from({ length: 90 }, (_, i) => ks.key(`t${i}`, 'n'))
+      await Promise.all(keys.map((key) => incr.run(redis, [key], [1], { batch: false })))
+      const before = await scriptCalls(nodes)
+      expect(await Promise.all(keys.map((key) => incr.run(redis, [key], [1])))).toEqual(keys.map(() => 2))
+      // Keys of different slots on one node share a call: one EVALSHA per master and MAX_BATCH_CALLS.
+      const perNode = new Map<string, number>()
+      for (const key of keys) {
+        const node = redis.slots[calculateSlot(key)]![0]!
+        perNode.set(node, (perNode.get(node) ?? 0) + 1)
+      }
+      const expected = [...perNode.values()].reduce((sum, n) => sum + Math.ceil(n / MAX_BATCH_CALLS), 0)
+      expect(perNode.size).toBe(3)
+      expect((await scriptCalls(nodes)).evalsha - before.evalsha).toBe(expected)
+
+      // Move one key's slot to another master behind the client's back: its slot map is stale, so
+      // the next batch for the old owner carries a key that node no longer serves.
+      const moved = keys[0]!
+      const slot = calculateSlot(moved)
+      const owner = nodes.find((n) => n.options.port === Number(redis.slots[slot]![0]!.split(':')[1]))!
+      const other = nodes.find((n) => n !== owner)!
+      const otherId = (await other.cluster('MYID')) as string
+      const inSlot = keys.filter((key) => calculateSlot(key) === slot)
+      await owner.del(...inSlot)
+      for (const node of [other, owner, ...nodes.filter((n) => n !== owner && n !== other)])
+        await node.cluster('SETSLOT', slot, 'NODE', otherId)
+      const replies = await Promise.all(keys.map((key) => incr.run(redis, [key], [1])))
+      expect(replies).toEqual(keys.map((key) => (inSlot.includes(key) ? 1 : 3)))
+    } finally {
+      redis.disconnect()
+      await cluster.stop()
+    }
+  }, 60_000)
+})

@@ -1,0 +1,85 @@
+import { createHash } from 'node:crypto'
+import type { RedisClient } from './client.js'
+import { ScriptError, toRpError } from './errors.js'
+
+export type ScriptArg = string | number | Buffer
+
+export type ScriptFlag = 'no-writes' | 'allow-oom' | 'allow-cross-slot-keys'
+
+/** A Lua source ready to send: with its flags line (Redis 7) and without it (Redis 6). */
+export interface CompiledLua {
+  readonly name: string
+  /** The source with its `#!lua flags=…` line. */
+  readonly lua: string
+  /** The source without it, for servers older than Redis 7. */
+  readonly body: string
+  readonly sha: string
+  readonly legacySha: string
+}
+
+export function compileLua(name: string, body: string, flags: readonly ScriptFlag[] = []): CompiledLua {
+  const lua = `#!lua${flags.length ? ` flags=${flags.join(',')}` : ''}\n${body}`
+  return {
+    name,
+    lua,
+    body,
+    sha: createHash('sha1').update(lua).digest('hex'),
+    legacySha: createHash('sha1').update(body).digest('hex'),
+  }
+}
+
+function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT')
+}
+
+// Redis 6 cannot parse the shebang line: "Error compiling script ... unexpected symbol near '#'".
+function isShebangRejected(error: unknown): boolean {
+  return error instanceof Error && /compiling script.*near '#'/.test(error.message)
+}
+
+/** Servers (by client) that are older than Redis 7 and get every script without its shebang. */
+const legacyClients = new WeakSet<object>()
+
+/** Whether this client's server took a script only without its flags line (Redis 6). */
+export function isLegacyServer(redis: RedisClient): boolean {
+  return legacyClients.has(redis)
+}
+
+/** The @rp error a script's failure becomes: a ScriptError names the script, others keep their kind. */
+export function translateScriptError(name: string, error: unknown): Error {
+  const mapped = toRpError(error, `script ${name}`)
+  return mapped instanceof ScriptError
+    ? new ScriptError(name, (error as Error).message ?? String(error), { cause: error })
+    : mapped
+}
+
+/**
+ * One round trip in the common case: EVALSHA, and EVAL only when the node answers NOSCRIPT (its
+ * script cache was flushed, or it restarted, or a replica was promoted). EVAL also caches the
+ * script on that node, so the next call is EVALSHA again. Rejections are already translated.
+ */
+export function runLua(
+  redis: RedisClient,
+  script: CompiledLua,
+  keys: readonly string[],
+  args: readonly ScriptArg[],
+): Promise<unknown> {
+  const numKeys = keys.length
+  const legacy = legacyClients.has(redis)
+  const name = script.name
+  // A plain promise chain, not an async function: this is every pattern's hottest path.
+  return redis
+    .evalsha(legacy ? script.legacySha : script.sha, numKeys, ...keys, ...args)
+    .catch((error: unknown) => {
+      if (!isNoScript(error)) throw translateScriptError(name, error)
+      return redis
+        .eval(legacy ? script.body : script.lua, numKeys, ...keys, ...args)
+        .catch((evalError: unknown) => {
+          if (legacy || !isShebangRejected(evalError)) throw translateScriptError(name, evalError)
+          legacyClients.add(redis)
+          return redis.eval(script.body, numKeys, ...keys, ...args).catch((legacyError: unknown) => {
+            throw translateScriptError(name, legacyError)
+          })
+        })
+    })
+}
