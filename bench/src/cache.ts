@@ -30,17 +30,19 @@ function bento(redis: Redis, prefix: string, withMemory: boolean) {
 }
 
 export function cacheHitContenders(): Contender[] {
-  return [
-    {
-      name: '@rp/cache (L1 off)',
-      library: '@rp/cache',
-      settings: `new Cache({ prefix, ttlMs: ${TTL_MS} }).get(key): one EVALSHA with the tag check`,
-      async setup(redis, prefix) {
-        const cache = new Cache({ redis, prefix, ttlMs: TTL_MS })
-        await fill((k) => cache.set(k, VALUE))
-        return { op: (i) => cache.get(`k${i % KEYS}`), close: () => cache.close() }
-      },
+  const rp = (batch: boolean): Contender => ({
+    name: `@rp/cache (L1 off${batch ? '' : ', batch: false'})`,
+    library: '@rp/cache',
+    settings: `new Cache({ prefix, ttlMs: ${TTL_MS}${batch ? '' : ', batch: false'} }).get(key): one script call with the tag check`,
+    async setup(redis, prefix) {
+      const cache = new Cache({ redis, prefix, ttlMs: TTL_MS, batch })
+      await fill((k) => cache.set(k, VALUE))
+      return { op: (i) => cache.get(`k${i % KEYS}`), close: () => cache.close() }
     },
+  })
+  return [
+    rp(true),
+    rp(false),
     {
       name: 'bentocache (Redis driver, L2 only)',
       library: 'bentocache',

@@ -3,6 +3,8 @@ import { countCommands, type Figures, run, type Sample, summarize } from './meas
 
 /** The ioredis options every ioredis-based contender gets: the same client for every library. */
 export const CLIENT_OPTIONS = { enableAutoPipelining: false } as const
+/** The second column: the same, with ioredis's auto-pipelining on, as many users run it. */
+export const PIPELINED_OPTIONS = { enableAutoPipelining: true } as const
 
 export interface Context {
   url: string
@@ -34,52 +36,91 @@ export interface Row extends Figures {
   name: string
   library: string
   settings: string
+  /** ops/s with enableAutoPipelining on every ioredis client, when the table has that column. */
+  pipelinedOpsPerSec?: number
   ratioToBestPeer?: number
 }
 
-/** Runs every contender on the same server, interleaved round by round, and summarizes each. */
-export async function compare(ctx: Context, workload: string, contenders: Contender[]): Promise<Row[]> {
-  const clients = contenders.map(() => new Redis(ctx.url, CLIENT_OPTIONS))
-  const counters = clients.map((c) => countCommands(c))
-  const built: Array<Awaited<ReturnType<Contender['setup']>>> = []
-  for (const [i, c] of contenders.entries())
-    built.push(await c.setup(clients[i]!, `b${i}${Date.now().toString(36)}`, ctx))
-  const samples: Sample[][] = contenders.map(() => [])
+interface Lane {
+  contender: Contender
+  counter: () => number
+  op: (i: number) => Promise<unknown>
+  close?: () => Promise<void>
+  samples: Sample[]
+}
+
+async function lanes(ctx: Context, contenders: Contender[], options: object, tag: string): Promise<Lane[]> {
+  const out: Lane[] = []
+  for (const [i, contender] of contenders.entries()) {
+    const client = new Redis(ctx.url, options)
+    const counter = countCommands(client)
+    const built = await contender.setup(client, `b${tag}${i}${Date.now().toString(36)}`, ctx)
+    out.push({
+      contender,
+      counter,
+      op: built.op,
+      close: async () => {
+        await built.close?.()
+        client.disconnect()
+      },
+      samples: [],
+    })
+  }
+  return out
+}
+
+/**
+ * Runs every contender on the same server, interleaved round by round, and summarizes each. With
+ * `pipelined`, every contender also runs on an auto-pipelining client, in the same rounds.
+ */
+export async function compare(
+  ctx: Context,
+  workload: string,
+  contenders: Contender[],
+  options: { pipelined?: boolean } = {},
+): Promise<Row[]> {
+  const plain = await lanes(ctx, contenders, CLIENT_OPTIONS, 'p')
+  const pipelined = options.pipelined ? await lanes(ctx, contenders, PIPELINED_OPTIONS, 'a') : []
+  const all = [...plain, ...pipelined]
   // Warm-up long enough for the JIT to settle on every contender's hot path.
-  for (let i = 0; i < contenders.length; i++)
-    await run(built[i]!.op, ctx.quick ? 200 : 2_000, 8, { client: counters[i]!, admin: ctx.admin })
+  for (const lane of all)
+    await run(lane.op, ctx.quick ? 200 : 2_000, 8, { client: lane.counter, admin: ctx.admin })
+  for (const lane of all) lane.samples.length = 0
   const perRound = Math.floor(ctx.ops / ctx.rounds)
   for (let round = 0; round < ctx.rounds; round++) {
     // Each round starts with a different contender, so no library always runs first (or right
     // after the heaviest one).
-    for (let j = 0; j < contenders.length; j++) {
-      const i = (j + round) % contenders.length
-      samples[i]!.push(
-        await run((n) => built[i]!.op(n + round * perRound), perRound, ctx.concurrency, {
-          client: counters[i]!,
+    for (let j = 0; j < all.length; j++) {
+      const lane = all[(j + round) % all.length]!
+      lane.samples.push(
+        await run((n) => lane.op(n + round * perRound), perRound, ctx.concurrency, {
+          client: lane.counter,
           admin: ctx.admin,
         }),
       )
     }
   }
-  for (const b of built) await b.close?.()
-  for (const c of clients) c.disconnect()
-  const rows: Row[] = contenders.map((c, i) => {
-    const figures = summarize(samples[i]!)
+  for (const lane of all) await lane.close?.()
+  const rows: Row[] = plain.map((lane, i) => {
+    const c = lane.contender
     return {
       workload,
       name: c.name,
       library: c.library,
       settings: c.settings,
-      ...figures,
+      ...summarize(lane.samples),
       ...(c.ownConnection ? { clientCommandsPerOp: Number.NaN } : {}),
+      ...(pipelined[i] ? { pipelinedOpsPerSec: summarize(pipelined[i].samples).opsPerSec } : {}),
     }
   })
-  const peers = rows.filter((r) => !r.library.startsWith('@rp/') && r.library !== 'baseline')
-  const best = Math.max(...peers.map((r) => r.opsPerSec))
-  for (const r of rows) r.ratioToBestPeer = r.opsPerSec / best
+  const best = Math.max(...rows.filter(isPeer).map(bestOf))
+  for (const r of rows) r.ratioToBestPeer = bestOf(r) / best
   return rows
 }
+
+const isPeer = (r: Row) => !r.library.startsWith('@rp/') && r.library !== 'baseline'
+/** A contender's figure is its better column: users pick the client setting that suits them. */
+const bestOf = (r: Row) => Math.max(r.opsPerSec, r.pipelinedOpsPerSec ?? 0)
 
 const fmt = (n: number, digits = 0) =>
   Number.isFinite(n)
@@ -89,14 +130,15 @@ const fmt = (n: number, digits = 0) =>
 export { fmt }
 
 export function table(rows: Row[]): string[] {
+  const pipelined = rows.some((r) => r.pipelinedOpsPerSec !== undefined)
   return [
     `### ${rows[0]?.workload ?? ''}`,
     '',
-    '| Library | ops/s | p50 ms | p99 ms | client cmds/op | server cmds/op | vs best peer |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| Library | ops/s |${pipelined ? ' ops/s, auto-pipelining |' : ''} p50 ms | p99 ms | client cmds/op | server cmds/op | Redis CPU µs/op | vs best peer |`,
+    `| --- | ---: |${pipelined ? ' ---: |' : ''} ---: | ---: | ---: | ---: | ---: | ---: |`,
     ...rows.map(
       (r) =>
-        `| ${r.name} | ${fmt(r.opsPerSec)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.clientCommandsPerOp, 2)} | ${fmt(r.serverCommandsPerOp, 2)} | ${fmt(r.ratioToBestPeer ?? Number.NaN, 2)}× |`,
+        `| ${r.name} | ${fmt(r.opsPerSec)} |${pipelined ? ` ${fmt(r.pipelinedOpsPerSec ?? Number.NaN)} |` : ''} ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.clientCommandsPerOp, 2)} | ${fmt(r.serverCommandsPerOp, 2)} | ${fmt(r.serverCpuUsPerOp, 1)} | ${fmt(r.ratioToBestPeer ?? Number.NaN, 2)}× |`,
     ),
     '',
     verdict(rows),
@@ -104,15 +146,14 @@ export function table(rows: Row[]): string[] {
   ]
 }
 
-/** One sentence per table: does @rp win or lose on throughput against the best peer? */
+/** One sentence per table: does @rp win or lose on throughput against the best peer, in either column? */
 export function verdict(rows: Row[]): string {
-  const ours = rows.filter((r) => r.library.startsWith('@rp/')).sort((a, b) => b.opsPerSec - a.opsPerSec)[0]
-  const peer = rows
-    .filter((r) => !r.library.startsWith('@rp/') && r.library !== 'baseline')
-    .sort((a, b) => b.opsPerSec - a.opsPerSec)[0]
+  const ours = rows.filter((r) => r.library.startsWith('@rp/')).sort((a, b) => bestOf(b) - bestOf(a))[0]
+  const peer = rows.filter(isPeer).sort((a, b) => bestOf(b) - bestOf(a))[0]
   if (!ours || !peer) return ''
-  const ratio = ours.opsPerSec / peer.opsPerSec
+  const ratio = bestOf(ours) / bestOf(peer)
   // Within 3 % either way is inside what one round moves on a shared VM: call it level.
   const outcome = ratio >= 1.03 ? 'wins' : ratio > 0.97 ? 'is level on' : 'loses'
-  return `**@rp ${outcome} this workload**: ${ours.name} runs at ${fmt(ratio, 2)}× ${peer.name}.`
+  const column = (r: Row) => ((r.pipelinedOpsPerSec ?? 0) > r.opsPerSec ? ' (auto-pipelining)' : '')
+  return `**@rp ${outcome} this workload**: ${ours.name}${column(ours)} runs at ${fmt(ratio, 2)}× ${peer.name}${column(peer)}.`
 }

@@ -35,6 +35,11 @@ export function submitContenders(): Contender[] {
       {},
     ),
     rp(
+      '@rp/leaderboard (first-reached, competition, batch: false)',
+      'the defaults, with batch: false: every submit its own script call',
+      { batch: false },
+    ),
+    rp(
       '@rp/leaderboard (member ties, ordinal)',
       "submit(member, score) with update 'best', ties 'member', ranking 'ordinal': redis-rank's semantics",
       {

@@ -10,19 +10,21 @@ const TTL_MS = 10_000
 const RELEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`
 
 export function lockContenders(): Contender[] {
-  return [
-    {
-      name: '@rp/lock LockManager',
-      library: '@rp/lock',
-      settings: `acquire(resource, { ttlMs: ${TTL_MS}, waitMs: 0 }) + release() (fencing token minted in the acquire script)`,
-      async setup(redis, prefix) {
-        const locks = new LockManager({ redis, prefix })
-        return {
-          op: async (i) => (await locks.acquire(`r${i}`, { ttlMs: TTL_MS, waitMs: 0 })).release(),
-          close: () => locks.close(),
-        }
-      },
+  const rp = (batch: boolean): Contender => ({
+    name: `@rp/lock LockManager${batch ? '' : ' (batch: false)'}`,
+    library: '@rp/lock',
+    settings: `acquire(resource, { ttlMs: ${TTL_MS}, waitMs: 0 }) + release() (fencing token minted in the acquire script)${batch ? '' : ', batch: false'}`,
+    async setup(redis, prefix) {
+      const locks = new LockManager({ redis, prefix, batch })
+      return {
+        op: async (i) => (await locks.acquire(`r${i}`, { ttlMs: TTL_MS, waitMs: 0 })).release(),
+        close: () => locks.close(),
+      }
     },
+  })
+  return [
+    rp(true),
+    rp(false),
     {
       name: 'redis-semaphore Mutex',
       library: 'redis-semaphore',

@@ -9,7 +9,7 @@ import { cpus } from 'node:os'
 import { startBinaryServer } from '@rp/testing'
 import { Redis } from 'ioredis'
 import { cacheHitContenders, cacheL1Contenders, cacheStampede, stampedeTable } from './cache.js'
-import { type Context, compare, fmt, type Row, table } from './compare.js'
+import { type Contender, type Context, compare, fmt, type Row, table } from './compare.js'
 import { bulkLoad, bulkTable, readContenders, submitContenders } from './leaderboard.js'
 import { handoffTable, lockContenders, lockHandoff } from './lock.js'
 import { broadcastContenders, durableContenders } from './pubsub.js'
@@ -65,6 +65,16 @@ function redisBenchmark(label: string, args: string[]): string[] {
   return [...lines, '']
 }
 
+/**
+ * The same workload with one caller: batching cannot help there, so this shows what it costs (a
+ * call waits for the end of its tick before it leaves).
+ */
+async function alone(workload: string, contenders: Contender[]): Promise<string[]> {
+  const one = { ...ctx, concurrency: 1, ops: quick ? 400 : 20_000, rounds: quick ? 2 : 4 }
+  const rows = check(await compare(one, `${workload}, concurrency 1`, contenders))
+  return table(rows)
+}
+
 function check(rows: Row[]): Row[] {
   for (const r of rows)
     if (!Number.isFinite(r.opsPerSec) || !Number.isFinite(r.p99Ms) || !Number.isFinite(r.serverCommandsPerOp))
@@ -80,11 +90,16 @@ try {
         ctx,
         `Rate-limit check, ${KEYS} hot keys, every check admitted, concurrency 64`,
         rateLimitContenders(ADMITTED),
+        { pipelined: true },
       ),
     )
     const sha = (await admin.script('LOAD', MINIMAL_LUA)) as string
     md.push(
       ...table(rl),
+      ...(await alone(
+        'Rate-limit check, admitted',
+        rateLimitContenders(ADMITTED).filter((c) => !/sliding|fixed-window|token/.test(c.name)),
+      )),
       ...redisBenchmark('EVALSHA (INCR + PEXPIRE)', ['EVALSHA', sha, '1', 'rb:__rand_int__', '60000']),
     )
     const denied = check(
@@ -119,10 +134,12 @@ try {
         ctx,
         'Lock acquire + release, uncontended, distinct resources, concurrency 64',
         lockContenders(),
+        { pipelined: true },
       ),
     )
     md.push(
       ...table(lk),
+      ...(await alone('Lock acquire + release', lockContenders())),
       ...redisBenchmark('SET NX PX', ['SET', 'lk:__rand_int__', 'v', 'PX', '10000', 'NX']),
     )
     const handoff = await lockHandoff(ctx)
@@ -132,8 +149,14 @@ try {
   }
   if (wants('cache')) {
     md.push('## Cache', '')
-    const hit = check(await compare(ctx, 'Cache hit from Redis, concurrency 64', cacheHitContenders()))
-    md.push(...table(hit), ...redisBenchmark('GET', ['GET', 'key:__rand_int__']))
+    const hit = check(
+      await compare(ctx, 'Cache hit from Redis, concurrency 64', cacheHitContenders(), { pipelined: true }),
+    )
+    md.push(
+      ...table(hit),
+      ...(await alone('Cache hit from Redis', cacheHitContenders())),
+      ...redisBenchmark('GET', ['GET', 'key:__rand_int__']),
+    )
     const l1 = check(
       await compare(ctx, 'Cache hit with the in-process tier, concurrency 64', cacheL1Contenders()),
     )
@@ -152,6 +175,7 @@ try {
         ctx,
         `Session request flow (express-session: get, then touch, or set 1 request in 4), ${SESSIONS} sessions of 1 KiB, concurrency 64`,
         sessionFlowContenders(),
+        { pipelined: true },
       ),
     )
     md.push(...table(flow))
@@ -184,6 +208,7 @@ try {
         ctx,
         'Broadcast: publish until all 4 subscribers have it, concurrency 64',
         broadcastContenders(),
+        { pipelined: true },
       ),
     )
     md.push(...table(broadcast))
@@ -200,7 +225,9 @@ try {
   if (wants('leaderboard')) {
     md.push('## Leaderboards', '')
     const submit = check(
-      await compare(ctx, 'Leaderboard submit + rank, 10,000 members, concurrency 64', submitContenders()),
+      await compare(ctx, 'Leaderboard submit + rank, 10,000 members, concurrency 64', submitContenders(), {
+        pipelined: true,
+      }),
     )
     md.push(...table(submit))
     const members = quick ? 10_000 : 1_000_000
@@ -249,7 +276,8 @@ const all = [
   `Machine: ${machine.cpu}, ${machine.cores} cores · Node ${machine.node} · Redis ${machine.redis} · ${machine.date}${quick ? ' · **quick run: sizes too small to compare**' : ''}`,
   '',
   `Every contender runs against one redis-server (persistence off) started by the harness, ${ctx.rounds} interleaved rounds (each starting with a different contender) after a warm-up, ${fmt(ctx.ops)} operations each, 64 in flight (ops/s is the median round; latencies pool every round); every ioredis-based library gets the same ioredis client options. @rp packages run from their built dist/, as npm users get them.`,
-  '"client cmds/op" counts commands the client sent (n/a where the library brings its own connection); "server cmds/op" is the INFO commandstats delta, which also counts commands run inside scripts.',
+  '"client cmds/op" counts commands the client sent (n/a where the library brings its own connection); "server cmds/op" is the INFO commandstats delta, which also counts commands run inside scripts; "Redis CPU µs/op" is the delta of used_cpu_user + used_cpu_sys (INFO cpu) per operation: what a shared Redis pays for each call, parsing and syscalls included.',
+  'Where a table has an "ops/s, auto-pipelining" column, every contender also ran on clients with `enableAutoPipelining: true`, in the same interleaved rounds; "vs best peer" and the verdict take each contender\'s better column. @rp rows marked `batch: false` send every call alone, so the gain from tick batching stays visible. The "concurrency 1" tables show what batching costs a lone caller, where it cannot help.',
   '"vs best peer" is ops/s relative to the fastest peer library in the table (baselines excluded). Each library runs with its documented defaults plus the settings listed.',
   '',
   ...md,

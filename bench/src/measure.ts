@@ -7,6 +7,8 @@ export interface Sample {
   ops: number
   clientCommands: number
   serverCommands: number
+  /** Redis's own CPU time (user + sys, INFO cpu) while the sample ran, in µs. */
+  serverCpuUs: number
 }
 
 export interface Figures {
@@ -17,6 +19,16 @@ export interface Figures {
   clientCommandsPerOp: number
   /** Commands Redis executed per operation, including those run inside scripts (INFO commandstats). */
   serverCommandsPerOp: number
+  /**
+   * Redis CPU per operation in µs: what a shared Redis pays for each call, whoever sends it,
+   * parsing and syscalls included. Rounds are long enough that INFO's 10 ms resolution is noise.
+   */
+  serverCpuUsPerOp: number
+}
+
+async function serverCpuUs(admin: Redis): Promise<number> {
+  const info = parseInfo(await admin.info('cpu'))
+  return (Number(info.used_cpu_user) + Number(info.used_cpu_sys)) * 1e6
 }
 
 /** Counts every command the client writes, pipelines and MULTI/EXEC included. */
@@ -51,6 +63,7 @@ export async function run(
   let next = 0
   const clientBefore = counters.client()
   const serverBefore = await serverCommandCount(counters.admin)
+  const cpuBefore = await serverCpuUs(counters.admin)
   const started = performance.now()
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -63,6 +76,7 @@ export async function run(
   )
   const elapsedMs = performance.now() - started
   const serverAfter = await serverCommandCount(counters.admin)
+  const cpuAfter = await serverCpuUs(counters.admin)
   return {
     latenciesMs: latencies,
     elapsedMs,
@@ -70,6 +84,7 @@ export async function run(
     clientCommands: counters.client() - clientBefore,
     // The INFO call that took the "before" figure is itself counted once.
     serverCommands: serverAfter - serverBefore,
+    serverCpuUs: cpuAfter - cpuBefore,
   }
 }
 
@@ -89,5 +104,6 @@ export function summarize(samples: Sample[]): Figures {
     p99Ms: percentile(latencies, 99),
     clientCommandsPerOp: samples.reduce((a, s) => a + s.clientCommands, 0) / ops,
     serverCommandsPerOp: samples.reduce((a, s) => a + s.serverCommands, 0) / ops,
+    serverCpuUsPerOp: samples.reduce((a, s) => a + s.serverCpuUs, 0) / ops,
   }
 }

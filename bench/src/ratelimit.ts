@@ -67,10 +67,10 @@ async function prepare(policy: Policy, op: (i: number) => Promise<unknown>) {
 
 export function rateLimitContenders(policy: Policy): Contender[] {
   const { limit, windowMs } = policy
-  const rp = (algorithm: Algorithm, blockCache?: { maxKeys: number }): Contender => ({
-    name: `@rp/ratelimit ${algorithm}${blockCache ? ' + blockCache' : ''}`,
+  const rp = (algorithm: Algorithm, blockCache?: { maxKeys: number }, batch = true): Contender => ({
+    name: `@rp/ratelimit ${algorithm}${blockCache ? ' + blockCache' : ''}${batch ? '' : ' (batch: false)'}`,
     library: '@rp/ratelimit',
-    settings: `RateLimiter { algorithm: '${algorithm}', limit: ${limit}, windowMs: ${windowMs}${blockCache ? `, blockCache: { maxKeys: ${blockCache.maxKeys} }` : ''} } (defaults: failure 'open', timeoutMs 1000)`,
+    settings: `RateLimiter { algorithm: '${algorithm}', limit: ${limit}, windowMs: ${windowMs}${blockCache ? `, blockCache: { maxKeys: ${blockCache.maxKeys} }` : ''}${batch ? '' : ', batch: false'} } (defaults: failure 'open', timeoutMs 1000)`,
     setup(redis, prefix) {
       const limiter = new RateLimiter({
         redis,
@@ -78,6 +78,7 @@ export function rateLimitContenders(policy: Policy): Contender[] {
         algorithm,
         limit,
         windowMs,
+        batch,
         ...(blockCache ? { blockCache } : {}),
       })
       return prepare(policy, (i) => limiter.limit(`k${i % KEYS}`))
@@ -101,7 +102,7 @@ export function rateLimitContenders(policy: Policy): Contender[] {
   return [
     ...(policy.exhaust
       ? [rp('sliding-window'), rp('gcra'), rp('sliding-window', { maxKeys: 10_000 })]
-      : ALGORITHM_NAMES.map((algorithm) => rp(algorithm))),
+      : [...ALGORITHM_NAMES.map((algorithm) => rp(algorithm)), rp('gcra', undefined, false)]),
     flexible(false),
     ...(policy.exhaust ? [flexible(true)] : []),
     {
