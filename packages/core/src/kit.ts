@@ -6,6 +6,7 @@
  */
 
 export { MAX_BATCH_CALLS } from './batch.js'
+export { BoundedMap } from './bounded-map.js'
 export { guarded } from './callbacks.js'
 export { assertUsableClient, nodeConnection } from './client.js'
 export { fullJitterBackoff } from './connection.js'

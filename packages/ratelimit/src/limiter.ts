@@ -1,4 +1,5 @@
 import {
+  BoundedMap,
   instrument,
   type Keyspace,
   keyspace,
@@ -8,7 +9,6 @@ import {
   requirePositiveInteger,
   requireTimeoutMs,
 } from '@rp/core/kit'
-import { LRUCache } from 'lru-cache'
 import { type Algorithm, algorithmIndex, type RawDecision, singleScripts } from './algorithms/index.js'
 import { MODE } from './algorithms/prelude.js'
 import { isPolicyError, nextNonce, reportFallback } from './guard.js'
@@ -65,7 +65,7 @@ export class RateLimiter {
   readonly #policyParts: Array<string | number>
   readonly #guard: RedisGuard
   readonly #fallback: MemoryFallback | null
-  readonly #blocked: LRUCache<string, number> | null
+  readonly #blocked: BoundedMap<string, number> | null
   // Built once: limit() is the hot path, and these never change.
   readonly #trace: { package: string; operation: string; attributes: { algorithm: Algorithm } }
   readonly #needsNonce: boolean
@@ -90,7 +90,7 @@ export class RateLimiter {
       typeof o.failure === 'object'
         ? new MemoryFallback(o.limit, o.windowMs, o.capacity, o.failure.maxKeys ?? 10_000)
         : null
-    this.#blocked = o.blockCacheMaxKeys > 0 ? new LRUCache({ max: o.blockCacheMaxKeys }) : null
+    this.#blocked = o.blockCacheMaxKeys > 0 ? new BoundedMap<string, number>(o.blockCacheMaxKeys) : null
     this.#trace = { package: 'ratelimit', operation: 'limit', attributes: { algorithm: o.algorithm } }
     // Only the sliding log stores a member per request; the other algorithms ignore the nonce.
     this.#needsNonce = o.algorithm === 'sliding-log'

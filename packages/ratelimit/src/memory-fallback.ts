@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache'
+import { BoundedMap } from '@rp/core/kit'
 
 /**
  * In-process GCRA used only while Redis is unreachable, when the failure policy is
@@ -6,14 +6,15 @@ import { LRUCache } from 'lru-cache'
  * processes admits up to N× the limit during the outage: availability with a bound.
  */
 export class MemoryFallback {
-  readonly #tat: LRUCache<string, number>
+  readonly #tat: BoundedMap<string, number>
   readonly #interval: number
   readonly #tolerance: number
 
   constructor(limit: number, windowMs: number, burst: number, maxKeys: number) {
     this.#interval = windowMs / limit
     this.#tolerance = burst * this.#interval
-    this.#tat = new LRUCache({ max: maxKeys, ttl: windowMs, ttlAutopurge: false })
+    // No expiry needed: a TAT in the past counts as now, so a stale entry admits like a missing one.
+    this.#tat = new BoundedMap(maxKeys)
   }
 
   /** Decides for `cost` units; with `consume` false, only says whether they would be admitted. */
@@ -33,7 +34,7 @@ export class MemoryFallback {
         retryAfterMs: Math.ceil(next - now - this.#tolerance),
       }
     }
-    if (consume) this.#tat.set(key, next, { ttl: Math.max(1, Math.ceil(next - now)) })
+    if (consume) this.#tat.set(key, next)
     return {
       allowed: true,
       remaining: Math.floor((this.#tolerance - (next - now)) / this.#interval),
