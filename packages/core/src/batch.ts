@@ -53,7 +53,10 @@ interface Call {
 // A cluster node refuses declared KEYS of different slots (CROSSSLOT) even from a script flagged
 // allow-cross-slot-keys; the flag only lets the script touch them. So the cross-slot form declares
 // the first call's keys (which route the command to the node) and carries every call's keys in
-// ARGV, after the counts.
+// ARGV, after the counts. There, each call first probes its first key: a slot this node does not
+// serve (a stale slot map) answers an error, and the call is skipped, to be resent per slot,
+// before it ran anything (a body that reads with redis.pcall would not notice it itself).
+// Errors keep Redis's "ERR " prefix where the body raised a bare message.
 function wrapperBody(body: string, crossSlot: boolean): string {
   return `local rp_call = function(KEYS, ARGV)
 ${body}
@@ -71,10 +74,17 @@ for c = 1, n do
   for j = 1, nk do keys[j] = src[k + j] end
   for j = 1, na do args[j] = ARGV[a + j] end
   k, a = k + nk, a + na
-  local ok, res = pcall(rp_call, keys, args)
+  local ok, res = true, nil
+  if ${crossSlot} then
+    local probe = redis.pcall('EXISTS', keys[1])
+    if type(probe) == 'table' and probe.err then ok, res = false, probe end
+  end
+  if ok then ok, res = pcall(rp_call, keys, args) end
   if not ok then
     if type(res) == 'table' then res = res.err end
-    out[c] = {0, tostring(res)}
+    res = tostring(res)
+    if not string.find(res, '^%u+ ') then res = 'ERR ' .. res end
+    out[c] = {0, res}
   elseif type(res) == 'table' and res.err then
     out[c] = {0, res.err}
   else
@@ -105,6 +115,8 @@ const noCrossSlot = new WeakSet<object>()
 // Errors a cluster node answers before a script runs, so the calls can be sent again per slot.
 const ROUTING =
   /^(CROSSSLOT|MOVED|ASK|TRYAGAIN|Too many Cluster redirections)|allow-cross-slot-keys|Unexpected flag|Unknown lua shebang|do not hash to the same slot|non local key/
+// The server cannot run a cross-slot batch at all (Redis 6 strips the flag; a proxy refuses it).
+const UNSUPPORTED = /allow-cross-slot-keys|Unexpected flag|Unknown lua shebang|do not hash to the same slot/
 // What one call of a cross-slot batch meets when its slot is not (or no longer) on that node. All
 // keys of a call share a slot, so the first key it touches fails, before it wrote anything.
 const MISROUTED = /non local key|do not hash to the same slot|^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)/
@@ -144,7 +156,8 @@ class Batcher {
       if (!this.#redis.isCluster) this.#sendRuns(queue, false)
       else this.#sendCluster(queue)
     } catch (error) {
-      // Nothing above should throw; if it does, every call still settles (a settled one ignores it).
+      // Grouping cannot throw, and sending rejects instead of throwing (runLua), so this is a
+      // last guard: nothing was sent when it runs, and every call still settles.
       for (const call of queue) call.reject(error)
     }
   }
@@ -157,6 +170,11 @@ class Batcher {
     for (const call of calls) {
       const key = call.keys[0]
       const slot = key === undefined ? -1 : calculateSlot(key)
+      if (slot >= 0 && !inOneSlot(call.keys, slot)) {
+        // Alone it gets CROSSSLOT; in a cross-slot batch it might run, or run half.
+        this.#send([call], false)
+        continue
+      }
       const node = crossSlot && slot >= 0 ? cluster.slots[slot]?.[0] : undefined
       const id = node ?? `slot:${slot}`
       const group = groups.get(id)
@@ -228,7 +246,7 @@ class Batcher {
         if (mixed && ROUTING.test(messageOf(error))) {
           // The server cannot take this batch (Redis 6, a proxy): batch per slot from now on. A
           // slot that moved under a stale map (MOVED, ASK) only needs this batch sent per slot.
-          if (!/^(MOVED|ASK|TRYAGAIN|Too many)/.test(messageOf(error))) noCrossSlot.add(redis)
+          if (UNSUPPORTED.test(messageOf(error))) noCrossSlot.add(redis)
           this.#sendBySlot(calls)
           return
         }
@@ -254,6 +272,11 @@ function messageOf(error: unknown): string {
   const cause = (error as { cause?: unknown })?.cause
   const source = cause instanceof Error ? cause : error
   return source instanceof Error ? source.message : String(source)
+}
+
+function inOneSlot(keys: readonly string[], slot: number): boolean {
+  for (let k = 1; k < keys.length; k++) if (calculateSlot(keys[k]!) !== slot) return false
+  return true
 }
 
 function sameSlot(calls: readonly Call[]): boolean {

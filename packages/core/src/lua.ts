@@ -53,10 +53,16 @@ export function translateScriptError(name: string, error: unknown): Error {
     : mapped
 }
 
+/** The scripts each client has seen its server run, by the hash it sends (EVAL caches them there). */
+const loaded = new WeakMap<object, Set<string>>()
+
 /**
  * One round trip in the common case: EVALSHA, and EVAL only when the node answers NOSCRIPT (its
  * script cache was flushed, or it restarted, or a replica was promoted). EVAL also caches the
- * script on that node, so the next call is EVALSHA again. Rejections are already translated.
+ * script on that node, so the next call is EVALSHA again. A client's first call of a script is
+ * EVAL straight away: after a NOSCRIPT the EVAL would run behind whatever the client sent
+ * meanwhile, and calls made in order must run in order. Rejections are already translated; this
+ * never throws (too many arguments for one call reject).
  */
 export function runLua(
   redis: RedisClient,
@@ -64,22 +70,48 @@ export function runLua(
   keys: readonly string[],
   args: readonly ScriptArg[],
 ): Promise<unknown> {
+  try {
+    return send(redis, script, keys, args)
+  } catch (error) {
+    return Promise.reject(translateScriptError(script.name, error))
+  }
+}
+
+function send(redis: RedisClient, script: CompiledLua, keys: readonly string[], args: readonly ScriptArg[]) {
   const numKeys = keys.length
   const legacy = legacyClients.has(redis)
   const name = script.name
-  // A plain promise chain, not an async function: this is every pattern's hottest path.
-  return redis
-    .evalsha(legacy ? script.legacySha : script.sha, numKeys, ...keys, ...args)
-    .catch((error: unknown) => {
-      if (!isNoScript(error)) throw translateScriptError(name, error)
-      return redis
-        .eval(legacy ? script.body : script.lua, numKeys, ...keys, ...args)
-        .catch((evalError: unknown) => {
-          if (legacy || !isShebangRejected(evalError)) throw translateScriptError(name, evalError)
-          legacyClients.add(redis)
-          return redis.eval(script.body, numKeys, ...keys, ...args).catch((legacyError: unknown) => {
+  const sha = legacy ? script.legacySha : script.sha
+  let seen = loaded.get(redis)
+  if (!seen) {
+    seen = new Set()
+    loaded.set(redis, seen)
+  }
+  const known = seen
+  const evaluate = (): Promise<unknown> =>
+    redis
+      .eval(legacy ? script.body : script.lua, numKeys, ...keys, ...args)
+      .then((reply) => {
+        known.add(sha)
+        return reply
+      })
+      .catch((evalError: unknown) => {
+        if (legacy || !isShebangRejected(evalError)) throw translateScriptError(name, evalError)
+        legacyClients.add(redis)
+        return redis
+          .eval(script.body, numKeys, ...keys, ...args)
+          .then((reply) => {
+            known.add(script.legacySha)
+            return reply
+          })
+          .catch((legacyError: unknown) => {
             throw translateScriptError(name, legacyError)
           })
-        })
-    })
+      })
+  if (!known.has(sha)) return evaluate()
+  // A plain promise chain, not an async function: this is every pattern's hottest path.
+  return redis.evalsha(sha, numKeys, ...keys, ...args).catch((error: unknown) => {
+    if (!isNoScript(error)) throw translateScriptError(name, error)
+    return evaluate()
+  })
 }

@@ -91,14 +91,19 @@ export async function expectInvalidArguments(
   }
 }
 
-/** Writes 10 KB strings until the server refuses one (it must run with maxmemory and noeviction). */
+/** Writes strings until the server refuses even a 10-byte one (it must run with maxmemory and noeviction). */
 export async function fillToMaxmemory(redis: Redis): Promise<void> {
-  const filler = 'x'.repeat(10_000)
-  for (let i = 0; ; i++) {
-    const refused = await redis.set(`fill:${i}`, filler).then(
-      () => false,
-      () => true,
-    )
-    if (refused) return
+  // Large values first, then ever smaller ones: a 10 kB value that no longer fits can leave up to
+  // 10 kB free, and a script checked against maxmemory once, before it runs, would then write freely.
+  let i = 0
+  for (const size of [10_000, 1_000, 100, 10]) {
+    const filler = 'x'.repeat(size)
+    for (; ; i++) {
+      const refused = await redis.set(`fill:${i}`, filler).then(
+        () => false,
+        () => true,
+      )
+      if (refused) break
+    }
   }
 }
