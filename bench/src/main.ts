@@ -9,6 +9,7 @@ import { cpus } from 'node:os'
 import { startBinaryServer } from '@rp/testing'
 import { Redis } from 'ioredis'
 import { cacheHitContenders, cacheL1Contenders, cacheStampede, stampedeTable } from './cache.js'
+import { clusterTables } from './cluster.js'
 import { type Contender, type Context, compare, fmt, type Row, table } from './compare.js'
 import { bulkLoad, bulkTable, readContenders, submitContenders } from './leaderboard.js'
 import { handoffTable, lockContenders, lockHandoff } from './lock.js'
@@ -254,6 +255,7 @@ try {
     boardClient.disconnect()
     Object.assign(json, { leaderboardSubmit: submit, leaderboardBulk: loaded.rows, leaderboardReads: reads })
   }
+  if (wants('cluster')) md.push('## Cluster', '', ...(await clusterTables({ quick })))
 } finally {
   admin.disconnect()
   await server.stop()

@@ -200,6 +200,25 @@ describe('tick batching, counted on servers of its own', () => {
     }
   })
 
+  it('gives the same answers on an auto-pipelining client, with its keyPrefix applied', async () => {
+    const server = await startRedis({ ownServer: true })
+    const plain = new Redis(server.url)
+    try {
+      for (const enableAutoPipelining of [true, false]) {
+        const redis = new Redis(server.url, { enableAutoPipelining, keyPrefix: `kp${enableAutoPipelining}:` })
+        const replies = await Promise.all(
+          Array.from({ length: 100 }, (_, i) => incr.run(redis, [`{k${i % 10}}`], [i])),
+        )
+        expect(replies.slice(90)).toEqual([450, 460, 470, 480, 490, 500, 510, 520, 530, 540])
+        expect(await plain.get(`kp${enableAutoPipelining}:{k9}`)).toBe('540')
+        redis.disconnect()
+      }
+    } finally {
+      plain.disconnect()
+      await server.stop()
+    }
+  })
+
   it('answers every call within timeoutMs while Redis is paused, and again once it resumes', async () => {
     const server = await startRedis({ ownServer: true })
     const redis = new Redis(server.url, { maxRetriesPerRequest: 1 }).on('error', () => {})

@@ -301,8 +301,9 @@ const batchers = new WeakMap<RedisClient, Batcher>()
 /**
  * A command sent on the client while calls wait for the end of the tick would overtake them: a
  * delete issued after a read, in the same tick, would run first. So the client's sendCommand
- * sends the waiting batch first. (With enableAutoPipelining ioredis queues commands before they
- * reach sendCommand, so there a plain command of the same tick can still run before them.)
+ * sends the waiting batch first. (With enableAutoPipelining ioredis queues plain commands before
+ * they reach sendCommand, while script calls go around that queue (lua.ts), so there a plain
+ * command of the same tick may run before or after them.)
  */
 function keepOrder(redis: RedisClient, batcher: Batcher): void {
   const client = redis as unknown as { sendCommand: (...args: unknown[]) => unknown }
