@@ -42,10 +42,8 @@ export interface StoredSession {
   idleTtlMs: number
 }
 
-/** A StoredSession whose per-field encodings are split out of the read's JSON text only if asked. */
+/** A StoredSession that keeps the per-field encodings it was read from. */
 class Stored implements StoredSession {
-  #text: string | null
-  #pairs: Map<string, string> | null
   createdAt: number
   lastSeenAt: number
   expiresAt: number
@@ -57,16 +55,13 @@ class Stored implements StoredSession {
     readonly handle: string,
     readonly userId: string | null,
     readonly data: Record<string, unknown>,
-    text: string | null,
-    pairs: Map<string, string> | null,
+    readonly encoded: Map<string, string>,
     readonly meta: SessionMeta,
     times: Pick<
       StoredSession,
       'createdAt' | 'lastSeenAt' | 'expiresAt' | 'absoluteExpiresAt' | 'version' | 'idleTtlMs'
     >,
   ) {
-    this.#text = text
-    this.#pairs = pairs
     this.createdAt = times.createdAt
     this.lastSeenAt = times.lastSeenAt
     this.expiresAt = times.expiresAt
@@ -74,43 +69,6 @@ class Stored implements StoredSession {
     this.version = times.version
     this.idleTtlMs = times.idleTtlMs
   }
-
-  get encoded(): Map<string, string> {
-    this.#pairs ??= splitJsonObject(this.#text ?? '{}')
-    return this.#pairs
-  }
-}
-
-/**
- * The members of a JSON object text as stored field names ('.' and the name's JSON string, as
- * written) and value texts, without parsing the values: the read script spliced them verbatim.
- */
-export function splitJsonObject(text: string): Map<string, string> {
-  const members = new Map<string, string>()
-  let depth = 0
-  let inString = false
-  let start = 1
-  let colon = -1
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (inString) {
-      if (c === 92 /* \\ */) i++
-      else if (c === 34 /* " */) inString = false
-      continue
-    }
-    if (c === 34) inString = true
-    else if (c === 123 /* { */ || c === 91 /* [ */) depth++
-    else if (c === 125 /* } */ || c === 93 /* ] */) {
-      depth--
-      if (depth === 0 && colon > 0)
-        members.set(`.${text.slice(start, colon).trim()}`, text.slice(colon + 1, i).trim())
-    } else if (depth === 1 && c === 58 /* : */ && colon < start) colon = i
-    else if (depth === 1 && c === 44 /* , */) {
-      members.set(`.${text.slice(start, colon).trim()}`, text.slice(colon + 1, i).trim())
-      start = i + 1
-    }
-  }
-  return members
 }
 
 export type WriteMode = 'create' | 'upsert' | 'merge' | 'replace'
@@ -267,14 +225,14 @@ export class SessionEngine {
     policy = true,
   ): Promise<StoredSession | null> {
     const handle = SessionKeys.handle(id)
-    const { keys, touchAfterMs, jsonOnly } = this.options
+    const { keys, touchAfterMs } = this.options
     let reply: Array<string | number> | null
     try {
       reply = await this.script(
         operation,
         getScript,
         [keys.session(handle)],
-        [touch ? '1' : '0', touchAfterMs, idleTtlMs ?? '', jsonOnly ? 'j' : 'p'],
+        [touch ? '1' : '0', touchAfterMs, idleTtlMs ?? ''],
       )
     } catch (error) {
       if (isWrongType(error)) return this.corrupt(handle, operation, error)
@@ -290,13 +248,8 @@ export class SessionEngine {
     }
     if (!reply) return null
     if (reply.length < 9) return this.corrupt(handle, operation, null)
-    const mode = reply[0]
-    let data: string | Map<string, string>
-    if (mode === 'j') data = String(reply[9])
-    else {
-      data = new Map()
-      for (let i = 9; i + 1 < reply.length; i += 2) data.set(String(reply[i]), String(reply[i + 1]))
-    }
+    const data = new Map<string, string>()
+    for (let i = 9; i + 1 < reply.length; i += 2) data.set(String(reply[i]), String(reply[i + 1]))
     return this.#build(handle, reply.slice(1, 7) as number[], String(reply[7]), String(reply[8]), data)
   }
 
@@ -321,15 +274,15 @@ export class SessionEngine {
   }
 
   /**
-   * A session from its parts. `data` is the data fields spliced into one JSON object text by the
-   * read script (the JSON codec), or the stored pairs (any codec, or a hash read whole).
+   * A session from its parts: `data` holds the stored data fields, by stored field name. With the
+   * JSON codec they are joined into one object text and parsed once.
    */
   async #build(
     handle: string,
     nums: readonly number[],
     userId: string,
     metaText: string,
-    data: string | Map<string, string>,
+    data: Map<string, string>,
   ): Promise<StoredSession | null> {
     const { codec, jsonOnly } = this.options
     let field = '@m'
@@ -339,22 +292,14 @@ export class SessionEngine {
       if (nums.length !== 6 || !nums.every(Number.isFinite))
         throw new Error('a number field is missing or not a number')
       let decoded: Record<string, unknown>
-      let text: string | null = null
-      let pairs: Map<string, string> | null = null
-      if (typeof data === 'string') {
+      if (jsonOnly) {
         field = '*'
-        text = data
         // JSON.parse defines own properties: a field named __proto__ stays data.
-        decoded = JSON.parse(data) as Record<string, unknown>
-      } else if (jsonOnly) {
-        field = '*'
-        pairs = data
         let spliced = '{'
         for (const [name, value] of data)
           spliced += `${spliced.length > 1 ? ',' : ''}${name.slice(1)}:${value}`
         decoded = JSON.parse(`${spliced}}`) as Record<string, unknown>
       } else {
-        pairs = data
         const entries: Array<[string, unknown]> = []
         for (const [name, value] of data) {
           field = name
@@ -373,7 +318,7 @@ export class SessionEngine {
         number,
         number,
       ]
-      return new Stored(handle, userId || null, decoded, text, pairs, meta, {
+      return new Stored(handle, userId || null, decoded, data, meta, {
         createdAt,
         lastSeenAt,
         expiresAt,

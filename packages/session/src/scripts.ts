@@ -46,11 +46,12 @@ end
 /**
  * Reads a session in one HGETALL, and with ARGV[1] = '1' rolls its idle expiry.
  * KEYS[1] session. ARGV[1] touch, ARGV[2] touchAfterMs, ARGV[3] idle TTL for this touch ('' = the
- * session's own), ARGV[4] 'j' to splice the data fields into one JSON object text (the JSON
- * codec: the client parses once), 'p' to return them as pairs (any other codec).
+ * session's own). The data fields come back as pairs, never spliced here: joining 1 KiB of
+ * strings in Lua cost Redis more than the whole read (a get at 27 µs of Redis time, 17 without),
+ * and the client joins them for the JSON codec at a fraction of that.
  * Reply: nil for no live session (missing, destroyed or expired); {'corrupt'} for a key this store
- * did not write; else {mode, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, version, idle,
- * user id or '', meta or '', then the JSON text ('j') or name, value pairs ('p')}.
+ * did not write; else {'p', createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, version, idle,
+ * user id or '', meta or '', then name, value pairs}.
  * A key of another type is refused by HGETALL (WRONGTYPE): a data error the client reports.
  * allow-oom: a touch rewrites two fixed-size fields and a TTL, so reads keep working at maxmemory.
  */
@@ -67,12 +68,8 @@ local data = {}
 for i = 1, #all, 2 do
   local name = all[i]
   if string.byte(name, 1) == 46 then
-    if ARGV[4] == 'j' then
-      data[#data + 1] = string.sub(name, 2) .. ':' .. all[i + 1]
-    else
-      data[#data + 1] = name
-      data[#data + 1] = all[i + 1]
-    end
+    data[#data + 1] = name
+    data[#data + 1] = all[i + 1]
   else
     f[name] = all[i + 1]
   end
@@ -91,12 +88,8 @@ if ARGV[1] == '1' and now - seen >= tonumber(ARGV[2]) then
   redis.call('HSET', k, '@l', seen, '@e', e)
   redis.call('PEXPIREAT', k, e)
 end
-local reply = {ARGV[4], created, seen, e, cap, version, idle, f['@u'] or '', f['@m'] or ''}
-if ARGV[4] == 'j' then
-  reply[10] = '{' .. table.concat(data, ',') .. '}'
-else
-  for i = 1, #data do reply[9 + i] = data[i] end
-end
+local reply = {'p', created, seen, e, cap, version, idle, f['@u'] or '', f['@m'] or ''}
+for i = 1, #data do reply[9 + i] = data[i] end
 return reply
 `,
 })
