@@ -59,6 +59,9 @@ export interface Subscription extends AsyncDisposable {
   unsubscribe(): Promise<void>
 }
 
+/** How long sharded subscribers must stay ready after a lost node before `resubscribed`. */
+const SHARDS_SETTLE_MS = 250
+
 export interface PubSubOptions<Events> extends BatchOption {
   redis: RedisClient
   /** Channel namespace; default `ps`. */
@@ -529,8 +532,46 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
       'ready',
       guarded('pubsub', 'ready', () => this.#onReady()),
     )
+    if (isCluster(this.#redis) && this.#sharded) this.#watchShards(sub)
     this.#subscriber = sub
     return sub
+  }
+
+  /**
+   * Sharded subscriptions live on per-node connections ioredis manages itself; a lost node and the
+   * resubscription after the slot map changed show only as `-node` and `subscribersReady`. While a
+   * failover settles, ioredis goes round that pair every few milliseconds, so `disconnected` fires
+   * on the first loss and `resubscribed` once the subscribers have stayed ready for a moment.
+   */
+  #watchShards(sub: RedisClient): void {
+    let healthy = true
+    let settle: NodeJS.Timeout | null = null
+    sub.on(
+      '-node',
+      guarded('pubsub', '-node', () => {
+        if (settle) clearTimeout(settle)
+        settle = null
+        if (!healthy || !this.#everReady) return
+        healthy = false
+        this.#emit('disconnected', {})
+      }),
+    )
+    sub.on(
+      'subscribersReady',
+      guarded('pubsub', 'subscribersReady', () => {
+        if (healthy) return
+        if (settle) clearTimeout(settle)
+        settle = setTimeout(
+          guarded('pubsub', 'resubscribe', () => {
+            settle = null
+            healthy = true
+            this.#onReady()
+          }),
+          SHARDS_SETTLE_MS,
+        )
+        settle.unref()
+      }),
+    )
   }
 
   #onReady(): void {
