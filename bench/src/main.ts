@@ -13,7 +13,7 @@ import { clusterTables } from './cluster.js'
 import { type Contender, type Context, compare, fmt, type Row, table } from './compare.js'
 import { bulkLoad, bulkTable, readContenders, submitContenders } from './leaderboard.js'
 import { handoffTable, lockContenders, lockHandoff } from './lock.js'
-import { broadcastContenders, durableContenders } from './pubsub.js'
+import { broadcastContenders, durableContenders, pubsubMemory } from './pubsub.js'
 import { ADMITTED, DENIED, KEYS, MINIMAL_LUA, rateLimitContenders, rateLimitMemory } from './ratelimit.js'
 import { SESSIONS, sessionFlowContenders, sessionGetContenders, sessionMemory } from './session.js'
 
@@ -221,7 +221,19 @@ try {
       ),
     )
     md.push(...table(durable))
-    Object.assign(json, { pubsubBroadcast: broadcast, pubsubDurable: durable })
+    const memClient = new Redis(server.url)
+    const pubsubMem = await pubsubMemory(memClient, admin)
+    memClient.disconnect()
+    for (const m of pubsubMem) if (!(m.bytesPer1000 > 0)) problems.push(`pubsub memory ${m.name}: no figure`)
+    md.push(
+      '### Memory per 1,000 retained messages (the broadcast message, MEMORY USAGE of every key written)',
+      '',
+      '| Library | bytes per 1,000 messages |',
+      '| --- | ---: |',
+      ...pubsubMem.map((m) => `| ${m.name} | ${fmt(m.bytesPer1000)} |`),
+      '',
+    )
+    Object.assign(json, { pubsubBroadcast: broadcast, pubsubDurable: durable, pubsubMemory: pubsubMem })
   }
   if (wants('leaderboard')) {
     md.push('## Leaderboards', '')

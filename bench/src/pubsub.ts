@@ -183,3 +183,60 @@ export function durableContenders(): Contender[] {
     },
   ]
 }
+
+/** MEMORY USAGE of every key under `match` (SAMPLES 0: exact). */
+async function bytesUnder(admin: Redis, match: string): Promise<number> {
+  let bytes = 0
+  let cursor = '0'
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', match, 'COUNT', 1_000)
+    cursor = next
+    for (const key of keys) bytes += Number(await admin.memory('USAGE', key, 'SAMPLES', '0'))
+  } while (cursor !== '0')
+  return bytes
+}
+
+/**
+ * Memory per 1,000 retained messages of the benchmark's shape: a DurableChannel's stream, a
+ * sequenced PubSub's replay stream (`replay: 1000`), and BullMQ's waiting jobs.
+ */
+export async function pubsubMemory(
+  redis: Redis,
+  admin: Redis,
+): Promise<Array<{ name: string; bytesPer1000: number }>> {
+  const stamp = Date.now().toString(36)
+  const durable = new DurableChannel<ReturnType<typeof MESSAGE>>({
+    redis,
+    prefix: `memd${stamp}`,
+    name: 'jobs',
+  })
+  for (let i = 0; i < 1_000; i += 100)
+    await Promise.all(Array.from({ length: 100 }, (_, j) => durable.publish(MESSAGE(i + j))))
+  const replay = new PubSub<{ events: ReturnType<typeof MESSAGE> }>({
+    redis,
+    prefix: `memr${stamp}`,
+    sequenced: true,
+    replay: 1_000,
+  })
+  for (let i = 0; i < 1_000; i += 100)
+    await Promise.all(Array.from({ length: 100 }, (_, j) => replay.publish('events', MESSAGE(i + j))))
+  await replay.close()
+  const connection = redis.duplicate()
+  const queue = new Queue(`memq${stamp}`, { connection })
+  for (let i = 0; i < 1_000; i += 100)
+    await Promise.all(Array.from({ length: 100 }, (_, j) => queue.add('job', MESSAGE(i + j))))
+  const rows = [
+    { name: '@rp/pubsub DurableChannel (stream)', bytesPer1000: await bytesUnder(admin, `memd${stamp}*`) },
+    {
+      name: '@rp/pubsub PubSub replay stream (replay: 1000)',
+      bytesPer1000: await bytesUnder(admin, `memr${stamp}*`),
+    },
+    {
+      name: 'BullMQ Queue (1,000 waiting jobs)',
+      bytesPer1000: await bytesUnder(admin, `bull:memq${stamp}*`),
+    },
+  ]
+  await queue.close()
+  connection.disconnect()
+  return rows
+}

@@ -113,6 +113,20 @@ describeEachTarget('PubSub', (target) => {
     expect(gaps).toEqual([{ channel: 'user:events', missed: 3, from: 3, to: 5 }])
   })
 
+  it('replay gives back what a sequenced channel kept, from a sequence number on, to fill a gap', async () => {
+    const b = bus({ sequenced: ['user:events'], replay: 100 })
+    for (let i = 1; i <= 8; i++) await b.publish('user:events', { userId: String(i), action: 'login' })
+    const kept = await b.replay('user:events', { fromSeq: 3 })
+    expect(kept.map((k) => k.seq)).toEqual([3, 4, 5, 6, 7, 8])
+    expect(kept[0]!.message).toEqual({ userId: '3', action: 'login' })
+    expect((await b.replay('user:events')).length).toBe(8)
+    await expect(b.replay('orders:eu')).rejects.toMatchObject({
+      code: 'RP_INVALID_ARGUMENT',
+      argument: 'channel',
+    })
+    await expect(b.replay('user:events', { fromSeq: -1 })).rejects.toMatchObject({ argument: 'fromSeq' })
+  })
+
   it('iterate holds at most bufferSize messages for a slow consumer and applies the overflow policy', async () => {
     const b = bus()
     let overflowed = 0

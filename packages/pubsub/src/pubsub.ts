@@ -19,6 +19,7 @@ import {
   requireIntegerInRange,
   requireKnownOptions,
   requireNonEmptyString,
+  requireNonNegativeInteger,
   requireOneOf,
   requireOptions,
   requireSignal,
@@ -447,6 +448,41 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
       },
     }
     return iterator
+  }
+
+  /**
+   * What a sequenced channel kept (`replay: n`), oldest first, from sequence number `fromSeq` on
+   * (default: all kept): what a subscriber reads to fill a `gap`. The stream keeps at least the
+   * last n (trimmed with `MAXLEN ~`); if the first seq returned is above `fromSeq`, the ones
+   * before it are gone. A kept message that no longer decodes is a `decode-error` event, skipped.
+   */
+  replay<C extends keyof Events & string>(
+    channel: C,
+    options: { fromSeq?: number } = {},
+  ): Promise<Array<{ seq: number; message: Events[C] }>> {
+    return promised(async () => {
+      this.#requireChannel('channel', channel)
+      const from = requireNonNegativeInteger('fromSeq', requireOptions('options', options).fromSeq ?? 0)
+      if (!this.#isSequenced(channel) || this.#replay === 0)
+        throw new InvalidArgumentError(
+          'channel',
+          `'${channel}' is not sequenced with replay, so nothing is kept`,
+        )
+      const entries = (await this.#guard.run('replay', () =>
+        this.#redis.xrangeBuffer(this.#keys.key(channel, 'replay'), '-', '+'),
+      )) as Array<[Buffer, Buffer[]]>
+      const out: Array<{ seq: number; message: Events[C] }> = []
+      for (const [, fields] of entries) {
+        const seq = Number(fields[1]?.toString())
+        if (!(seq >= from) || !fields[3]) continue
+        try {
+          out.push({ seq, message: decodeEnvelope(this.#codec, fields[3]).value as Events[C] })
+        } catch (error) {
+          this.#emit('decode-error', { channel, error })
+        }
+      }
+      return out
+    })
   }
 
   /** Resolves once every current subscription is active on the subscriber connection. */
