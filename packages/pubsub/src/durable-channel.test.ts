@@ -159,6 +159,38 @@ describeEachTarget('DurableChannel', (target) => {
     console.log(`DurableChannel SIGKILL test: 10,000 handled, ${duplicates} handled twice`)
   }, 120_000)
 
+  it('a worker process started after another stopped resumes from the group offset: nothing again, nothing lost', async () => {
+    const prefix = uniquePrefix('dcr')
+    const jobs = new DurableChannel<{ n: number }>({ redis, prefix, name: 'jobs' })
+    const env = {
+      RP_PREFIX: prefix,
+      ...(target.kind === 'cluster'
+        ? { RP_CLUSTER_NODES: JSON.stringify(inject('rpClusterNodes')) }
+        : { RP_REDIS_URL: inject('rpRedisUrl') }),
+    }
+    const file = fileURLToPath(new URL('./consume.worker.ts', import.meta.url))
+    const handled = `${prefix}:{handled}`
+    for (const [run, from] of [
+      ['first', 0],
+      ['second', 500],
+    ] as const) {
+      // Published while no process consumes: the second half lands between the two processes.
+      await Promise.all(Array.from({ length: 500 }, (_, i) => jobs.publish({ n: from + i })))
+      await redis.del(`${prefix}:stop`)
+      const worker = runWorker<{ ok: boolean }>(file, { ...env, RP_WORKER: run })
+      await eventually(
+        async () => (await redis.hlen(handled)) === from + 500,
+        30_000,
+        `the ${run} process's work`,
+      )
+      await redis.set(`${prefix}:stop`, '1', 'PX', 60_000)
+      expect(await worker).toEqual({ ok: true })
+    }
+    const counts = Object.values(await redis.hgetall(handled)).map(Number)
+    expect(counts.length).toBe(1_000)
+    expect(counts.every((c) => c === 1)).toBe(true)
+  }, 90_000)
+
   it('rejects bad input, naming the argument', async () => {
     const jobs = channel()
     await expectInvalidArguments([[() => jobs.publish({ n: 1, f: () => 1 } as never), /^message/]])
