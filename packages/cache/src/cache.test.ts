@@ -282,6 +282,7 @@ describe('Cache input validation', () => {
     expect(() => new Cache({ redis, namespace: 'n', ttlMs: 0 })).toThrow(InvalidArgumentError)
     expect(() => new Cache({ redis, namespace: 'n', ttlMs: -1 })).toThrow(/ttlMs/)
     expect(() => new Cache({ redis, namespace: '', ttlMs: 1 })).toThrow(/namespace/)
+    expect(() => new Cache({ redis, namespace: 'n', ttlMs: 1, batch: 'yes' as never })).toThrow(/^batch:/)
     const cache = new Cache({ redis, namespace: 'n', ttlMs: 1_000 })
     await expect(cache.get('')).rejects.toThrow(/key/)
     await expect(cache.set('k', undefined)).rejects.toThrow(/value: is undefined/)

@@ -260,6 +260,7 @@ describeEachTarget('Leaderboard', (target) => {
       [() => lb.page(0), /^page:/],
       [() => lb.around('m', 5_000), /^n:/],
       [() => lb.submit('m', 1, { submissionID: 'x' } as never), /^submissionID:/],
+      [async () => new Leaderboard({ redis, name: 'b', batch: 'x' as never }), /^batch:/],
       [() => lb.submitMany([{ member: 'm', score: Number.NaN }]), /^entries\[0\]\.score:/],
       [() => lb.among(['']), /^members\[0\]:/],
     ])

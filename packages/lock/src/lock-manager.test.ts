@@ -335,5 +335,6 @@ describe('LockManager input validation', () => {
     ]
     await expectInvalidArguments(calls)
     expect(() => new LockManager({ redis, ttlMs: -5 })).toThrow(/ttlMs/)
+    expect(() => new LockManager({ redis, batch: 1 as never })).toThrow(/^batch:/)
   })
 })

@@ -203,6 +203,7 @@ describeEachTarget('PubSub', (target) => {
       [() => b.subscribe('user:events', 'nope' as never), /^handler:/],
     ])
     expect(() => b.iterate('user:events', { bufferSize: 0 })).toThrow(/^bufferSize:/)
+    expect(() => new PubSub({ redis: target.client(), batch: 'no' as never })).toThrow(/^batch:/)
     expect(() => new PubSub({ redis: target.client(), sharded: true, prefx: 'x' } as never)).toThrow(
       /^prefx:/,
     )

@@ -196,6 +196,9 @@ describe('RateLimiter options', () => {
     expect(
       () => new RateLimiter({ redis, algorithm: 'sliding-window', limit: 1e9, windowMs: 1_000 }),
     ).not.toThrow()
+    expect(
+      () => new RateLimiter({ redis, algorithm: 'gcra', limit: 1, windowMs: 1_000, batch: 'yes' as never }),
+    ).toThrow(/^batch:/)
   })
 
   // A real client that never connects: validation must fail before any I/O.

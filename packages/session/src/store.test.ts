@@ -222,6 +222,7 @@ describeEachTarget('SessionStore', (target) => {
     const decade = 10 * 365 * 86_400_000
     expect(() => new SessionStore({ redis, idleTtlMs: decade, absoluteTtlMs: decade })).not.toThrow()
     expect(() => new SessionStore({ redis, absoluteTtlMs: decade + 1 })).toThrow(/^absoluteTtlMs/)
+    expect(() => new SessionStore({ redis, batch: 0 as never })).toThrow(/^batch:/)
   })
 
   it('rejects a session over maxBytes with a typed error, and writes nothing', async () => {
