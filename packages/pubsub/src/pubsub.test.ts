@@ -125,6 +125,16 @@ describeEachTarget('PubSub', (target) => {
       argument: 'channel',
     })
     await expect(b.replay('user:events', { fromSeq: -1 })).rejects.toMatchObject({ argument: 'fromSeq' })
+    await expect(b.replay('user:events', { from: 2 } as never)).rejects.toMatchObject({ argument: 'from' })
+
+    // More than one page (500 entries), read newest first and only back to fromSeq, in order.
+    const many = bus({ sequenced: ['orders:eu'], replay: 2_000 })
+    await Promise.all(Array.from({ length: 1_200 }, (_, i) => many.publish('orders:eu', { id: i })))
+    const tail = await many.replay('orders:eu', { fromSeq: 100 })
+    expect(tail.map((k) => k.seq)).toEqual(Array.from({ length: 1_101 }, (_, i) => 100 + i))
+    expect(new Set(tail.map((k) => k.message.id)).size).toBe(1_101)
+    await many.close()
+    await expect(many.replay('orders:eu')).rejects.toThrow(/closed/)
   })
 
   it('iterate holds at most bufferSize messages for a slow consumer and applies the overflow policy', async () => {

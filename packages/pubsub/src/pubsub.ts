@@ -62,6 +62,10 @@ export interface Subscription extends AsyncDisposable {
 
 /** How long sharded subscribers must stay ready after a lost node before `resubscribed`. */
 const SHARDS_SETTLE_MS = 250
+/** Entries per XREVRANGE call of `replay()`. */
+const REPLAY_PAGE = 500
+/** After a lost node that no resubscription follows (a replica): renew anyway after this long. */
+const SHARDS_QUIET_MS = 1_000
 
 export interface PubSubOptions<Events> extends BatchOption {
   redis: RedisClient
@@ -151,6 +155,7 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
   #subscriber: RedisClient | null = null
   #everReady = false
   #closed = false
+  #settle: NodeJS.Timeout | null = null
   #pending = new Set<Promise<unknown>>()
   /** Open iterators' stop functions: close() ends them, so no next() is left unsettled. */
   readonly #iterators = new Set<() => void>()
@@ -200,7 +205,7 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
     event: 'overflow',
     listener: (e: { channel: string; policy: OverflowPolicy; dropped: number }) => void,
   ): this
-  on(event: 'decode-error', listener: (e: { channel: string; error: unknown }) => void): this
+  on(event: 'decode-error', listener: (e: { channel: string; seq?: number; error: unknown }) => void): this
   on(event: PubSubEventName, listener: (e: never) => void): this {
     requireOneOf('event', event, [
       'subscribed',
@@ -451,34 +456,51 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
   }
 
   /**
-   * What a sequenced channel kept (`replay: n`), oldest first, from sequence number `fromSeq` on
-   * (default: all kept): what a subscriber reads to fill a `gap`. The stream keeps at least the
-   * last n (trimmed with `MAXLEN ~`); if the first seq returned is above `fromSeq`, the ones
-   * before it are gone. A kept message that no longer decodes is a `decode-error` event, skipped.
+   * What a sequenced channel kept (`replay: n` on its publishers), oldest first, from sequence
+   * number `fromSeq` on (default: all kept): what a subscriber reads to fill a `gap`. Read newest
+   * first, 500 entries a call, each call bounded by timeoutMs, and only back to `fromSeq`. The
+   * stream keeps at least the last n (`MAXLEN ~`); if the first seq returned is above `fromSeq`, the
+   * ones before it are gone. Messages go through the channel's schema, as delivered ones do; one
+   * that no longer decodes or validates is a `decode-error` event (with its `seq`), and skipped.
    */
   replay<C extends keyof Events & string>(
     channel: C,
     options: { fromSeq?: number } = {},
   ): Promise<Array<{ seq: number; message: Events[C] }>> {
     return promised(async () => {
+      if (this.#closed) throw new InvalidArgumentError('pubsub', 'is closed')
       this.#requireChannel('channel', channel)
-      const from = requireNonNegativeInteger('fromSeq', requireOptions('options', options).fromSeq ?? 0)
-      if (!this.#isSequenced(channel) || this.#replay === 0)
-        throw new InvalidArgumentError(
-          'channel',
-          `'${channel}' is not sequenced with replay, so nothing is kept`,
-        )
-      const entries = (await this.#guard.run('replay', () =>
-        this.#redis.xrangeBuffer(this.#keys.key(channel, 'replay'), '-', '+'),
-      )) as Array<[Buffer, Buffer[]]>
+      requireKnownOptions('options', requireOptions('options', options), ['fromSeq'])
+      const from = requireNonNegativeInteger('fromSeq', options.fromSeq ?? 0)
+      if (!this.#isSequenced(channel))
+        throw new InvalidArgumentError('channel', `'${channel}' is not sequenced, so nothing is kept`)
+      const key = this.#keys.key(channel, 'replay')
+      const kept: Array<[number, Buffer]> = []
+      let end = '+'
+      for (;;) {
+        const page = (await this.#guard.run('replay', () =>
+          this.#redis.xrevrangeBuffer(key, end, '-', 'COUNT', REPLAY_PAGE),
+        )) as Array<[Buffer, Buffer[]]>
+        let older = false
+        for (const [, fields] of page) {
+          const seq = Number(fields[1]?.toString())
+          if (!(seq >= from)) {
+            older = true
+            break
+          }
+          if (fields[3]) kept.push([seq, fields[3]])
+        }
+        if (older || page.length < REPLAY_PAGE) break
+        end = `(${page[page.length - 1]![0].toString()}`
+      }
       const out: Array<{ seq: number; message: Events[C] }> = []
-      for (const [, fields] of entries) {
-        const seq = Number(fields[1]?.toString())
-        if (!(seq >= from) || !fields[3]) continue
+      for (let i = kept.length - 1; i >= 0; i--) {
+        const [seq, raw] = kept[i]!
         try {
-          out.push({ seq, message: decodeEnvelope(this.#codec, fields[3]).value as Events[C] })
+          const value = await this.#validate(channel, decodeEnvelope(this.#codec, raw).value, false)
+          out.push({ seq, message: value as Events[C] })
         } catch (error) {
-          this.#emit('decode-error', { channel, error })
+          this.#emit('decode-error', { channel, seq, error })
         }
       }
       return out
@@ -506,6 +528,7 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
   close(): Promise<void> {
     return promised(async () => {
       this.#closed = true
+      if (this.#settle) clearTimeout(this.#settle)
       for (const stop of [...this.#iterators]) stop()
       this.#channels.clear()
       this.#patterns.clear()
@@ -577,35 +600,39 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
    * Sharded subscriptions live on per-node connections ioredis manages itself; a lost node and the
    * resubscription after the slot map changed show only as `-node` and `subscribersReady`. While a
    * failover settles, ioredis goes round that pair every few milliseconds, so `disconnected` fires
-   * on the first loss and `resubscribed` once the subscribers have stayed ready for a moment.
+   * on the first loss and the subscriptions are renewed (then `resubscribed`) once the subscribers
+   * stayed ready for a moment. A `-node` can also be a replica or a command connection, after which
+   * no `subscribersReady` comes: the renewal then runs after a longer quiet spell anyway, so a
+   * `disconnected` is never left without its answer.
    */
   #watchShards(sub: RedisClient): void {
     let healthy = true
-    let settle: NodeJS.Timeout | null = null
+    const renewAfter = (ms: number) => {
+      if (this.#settle) clearTimeout(this.#settle)
+      this.#settle = setTimeout(
+        guarded('pubsub', 'resubscribe', () => {
+          this.#settle = null
+          if (this.#closed) return
+          healthy = true
+          this.#onReady()
+        }),
+        ms,
+      )
+      this.#settle.unref()
+    }
     sub.on(
       '-node',
       guarded('pubsub', '-node', () => {
-        if (settle) clearTimeout(settle)
-        settle = null
-        if (!healthy || !this.#everReady) return
+        if (this.#closed || !this.#everReady) return
+        if (healthy) this.#emit('disconnected', {})
         healthy = false
-        this.#emit('disconnected', {})
+        renewAfter(SHARDS_QUIET_MS)
       }),
     )
     sub.on(
       'subscribersReady',
       guarded('pubsub', 'subscribersReady', () => {
-        if (healthy) return
-        if (settle) clearTimeout(settle)
-        settle = setTimeout(
-          guarded('pubsub', 'resubscribe', () => {
-            settle = null
-            healthy = true
-            this.#onReady()
-          }),
-          SHARDS_SETTLE_MS,
-        )
-        settle.unref()
+        if (!healthy && !this.#closed) renewAfter(SHARDS_SETTLE_MS)
       }),
     )
   }

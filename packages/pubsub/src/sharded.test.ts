@@ -55,6 +55,12 @@ describe('PubSub sharded (SPUBLISH / SSUBSCRIBE) on a cluster', () => {
       await eventually(() => events.includes('resubscribed'), 10_000, 'resubscribed')
       expect(events.indexOf('disconnected')).toBeLessThan(events.indexOf('resubscribed'))
       expect(events.indexOf('disconnected')).toBeGreaterThanOrEqual(0)
+      // Closing reports the subscriber's end once, and nothing after.
+      const before = events.length
+      await subscriber.close()
+      await new Promise((r) => setTimeout(r, 1_200))
+      expect(events.slice(before).filter((e) => e === 'disconnected').length).toBeLessThanOrEqual(1)
+      expect(events.slice(before)).not.toContain('resubscribed')
       expect(unhandled).toEqual([])
     } finally {
       process.off('unhandledRejection', onUnhandled)
