@@ -24,6 +24,7 @@ import { type LocalRegistry, startLocalRegistry } from './local-registry.js'
 const root = resolve(import.meta.dirname, '../../..')
 const changeset = join(root, 'node_modules/.bin/changeset')
 const tsc = join(root, 'node_modules/typescript/bin/tsc')
+const tsx = join(root, 'node_modules/.bin/tsx')
 const typesNode = (
   JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }
 ).devDependencies['@types/node']!
@@ -148,6 +149,8 @@ beforeAll(async () => {
       )
     }
   }
+  // `pnpm release` runs the tools through `pnpm exec`: the copy borrows the workspace's.
+  symlinkSync(join(root, 'node_modules'), join(copy, 'node_modules'))
   writeFileSync(join(copy, '.npmrc'), registry.npmrc)
   for (const [cmd, ...args] of [
     ['git', 'init', '-q', '-b', 'main'],
@@ -183,6 +186,22 @@ describe('release', () => {
   it('a minor changeset for @rp/ratelimit bumps and publishes only @rp/ratelimit, with its changelog entry', () => {
     const before = manifests()
     addChangeset('ratelimit-minor.md', { '@rp/ratelimit': 'minor' }, 'Release test: a ratelimit feature.')
+
+    // `pnpm release --dry-run` says what a release would do and changes nothing; `pnpm release`
+    // refuses a working tree with uncommitted changes (here the new changeset) before it changes
+    // anything, rather than failing halfway.
+    const releaseScript = (...args: string[]) =>
+      sh(tsx, ['scripts/release.ts', ...args], copy, { npm_config_registry: registry.url })
+    const status = () => sh('git', ['status', '--porcelain'], copy)
+    const dirty = status()
+    const plan = releaseScript('--dry-run')
+    expect(plan).toMatch(/@rp\/ratelimit[^\n]*0\.2\.0|0\.2\.0[^\n]*@rp\/ratelimit/)
+    expect(plan).toContain(`on the registry  @rp/ratelimit@${before.get('@rp/ratelimit')!.version}`)
+    expect(status()).toBe(dirty)
+    expect(() => releaseScript()).toThrow(/uncommitted changes/)
+    expect(status()).toBe(dirty)
+    expect(manifests()).toEqual(before)
+
     release('version')
     const after = manifests()
     for (const name of names) {
