@@ -1,3 +1,4 @@
+import { scanKeys } from '@rp/core'
 import { DurableChannel, PubSub } from '@rp/pubsub'
 import { Queue, Worker } from 'bullmq'
 import { RedisPubSub } from 'graphql-redis-subscriptions'
@@ -187,13 +188,15 @@ export function durableContenders(): Contender[] {
 /** MEMORY USAGE of every key under `match` (SAMPLES 0: exact). */
 async function bytesUnder(admin: Redis, match: string): Promise<number> {
   let bytes = 0
-  let cursor = '0'
-  do {
-    const [next, keys] = await admin.scan(cursor, 'MATCH', match, 'COUNT', 1_000)
-    cursor = next
+  for await (const keys of scanKeys(admin, { match }))
     for (const key of keys) bytes += Number(await admin.memory('USAGE', key, 'SAMPLES', '0'))
-  } while (cursor !== '0')
   return bytes
+}
+
+/** Sends the benchmark's first 1,000 messages, 100 in flight. */
+async function thousand(send: (message: ReturnType<typeof MESSAGE>) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < 1_000; i += 100)
+    await Promise.all(Array.from({ length: 100 }, (_, j) => send(MESSAGE(i + j))))
 }
 
 /**
@@ -210,21 +213,18 @@ export async function pubsubMemory(
     prefix: `memd${stamp}`,
     name: 'jobs',
   })
-  for (let i = 0; i < 1_000; i += 100)
-    await Promise.all(Array.from({ length: 100 }, (_, j) => durable.publish(MESSAGE(i + j))))
+  await thousand((m) => durable.publish(m))
   const replay = new PubSub<{ events: ReturnType<typeof MESSAGE> }>({
     redis,
     prefix: `memr${stamp}`,
     sequenced: true,
     replay: 1_000,
   })
-  for (let i = 0; i < 1_000; i += 100)
-    await Promise.all(Array.from({ length: 100 }, (_, j) => replay.publish('events', MESSAGE(i + j))))
+  await thousand((m) => replay.publish('events', m))
   await replay.close()
   const connection = redis.duplicate()
   const queue = new Queue(`memq${stamp}`, { connection })
-  for (let i = 0; i < 1_000; i += 100)
-    await Promise.all(Array.from({ length: 100 }, (_, j) => queue.add('job', MESSAGE(i + j))))
+  await thousand((m) => queue.add('job', m))
   const rows = [
     { name: '@rp/pubsub DurableChannel (stream)', bytesPer1000: await bytesUnder(admin, `memd${stamp}*`) },
     {

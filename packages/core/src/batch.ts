@@ -112,11 +112,12 @@ function wrapperOf(script: BatchableScript, crossSlot: boolean): CompiledLua {
 /** Clients whose cluster refused a cross-slot batch (Redis 6, or a proxy): they batch per slot. */
 const noCrossSlot = new WeakSet<object>()
 
-// Errors a cluster node answers before a script runs, so the calls can be sent again per slot.
-const ROUTING =
-  /^(CROSSSLOT|MOVED|ASK|TRYAGAIN|Too many Cluster redirections)|allow-cross-slot-keys|Unexpected flag|Unknown lua shebang|do not hash to the same slot|non local key/
 // The server cannot run a cross-slot batch at all (Redis 6 strips the flag; a proxy refuses it).
 const UNSUPPORTED = /allow-cross-slot-keys|Unexpected flag|Unknown lua shebang|do not hash to the same slot/
+// Errors a cluster node answers before a script runs, so the calls can be sent again per slot.
+const ROUTING = new RegExp(
+  `^(CROSSSLOT|MOVED|ASK|TRYAGAIN|Too many Cluster redirections)|non local key|${UNSUPPORTED.source}`,
+)
 // What one call of a cross-slot batch meets when its slot is not (or no longer) on that node. All
 // keys of a call share a slot, so the first key it touches fails, before it wrote anything.
 const MISROUTED = /non local key|do not hash to the same slot|^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)/

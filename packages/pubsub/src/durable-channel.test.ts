@@ -6,7 +6,16 @@ import { Redis } from 'ioredis'
 import { describe, expect, inject, it } from 'vitest'
 import { DurableChannel } from './index.js'
 
+// A worker process (consume.worker.ts) on this target, for a channel under `prefix`.
+const WORKER = fileURLToPath(new URL('./consume.worker.ts', import.meta.url))
+
 describeEachTarget('DurableChannel', (target) => {
+  const workerEnv = (prefix: string) => ({
+    RP_PREFIX: prefix,
+    ...(target.kind === 'cluster'
+      ? { RP_CLUSTER_NODES: JSON.stringify(inject('rpClusterNodes')) }
+      : { RP_REDIS_URL: inject('rpRedisUrl') }),
+  })
   const redis = target.client()
   const channel = (name = 'jobs') =>
     new DurableChannel<{ n: number }>({ redis, prefix: uniquePrefix('dc'), name })
@@ -133,18 +142,12 @@ describeEachTarget('DurableChannel', (target) => {
     const jobs = new DurableChannel<{ n: number }>({ redis, prefix, name: 'jobs' })
     for (let i = 0; i < 10_000; i += 500)
       await Promise.all(Array.from({ length: 500 }, (_, j) => jobs.publish({ n: i + j })))
-    const env = {
-      RP_PREFIX: prefix,
-      ...(target.kind === 'cluster'
-        ? { RP_CLUSTER_NODES: JSON.stringify(inject('rpClusterNodes')) }
-        : { RP_REDIS_URL: inject('rpRedisUrl') }),
-    }
-    const file = fileURLToPath(new URL('./consume.worker.ts', import.meta.url))
-    const victim = spawn(process.execPath, ['--import', 'tsx', '--conditions=@rp/source', file], {
+    const env = workerEnv(prefix)
+    const victim = spawn(process.execPath, ['--import', 'tsx', '--conditions=@rp/source', WORKER], {
       env: { ...process.env, ...env, RP_WORKER: 'victim' },
       stdio: 'ignore',
     })
-    const survivors = [0, 1].map((w) => runWorker<{ ok: boolean }>(file, { ...env, RP_WORKER: String(w) }))
+    const survivors = [0, 1].map((w) => runWorker<{ ok: boolean }>(WORKER, { ...env, RP_WORKER: String(w) }))
     const handled = `${prefix}:{handled}`
     await eventually(async () => (await redis.hlen(handled)) > 2_000, 30_000, 'work to be under way')
     victim.kill('SIGKILL')
@@ -162,13 +165,7 @@ describeEachTarget('DurableChannel', (target) => {
   it('a worker process started after another stopped resumes from the group offset: nothing again, nothing lost', async () => {
     const prefix = uniquePrefix('dcr')
     const jobs = new DurableChannel<{ n: number }>({ redis, prefix, name: 'jobs' })
-    const env = {
-      RP_PREFIX: prefix,
-      ...(target.kind === 'cluster'
-        ? { RP_CLUSTER_NODES: JSON.stringify(inject('rpClusterNodes')) }
-        : { RP_REDIS_URL: inject('rpRedisUrl') }),
-    }
-    const file = fileURLToPath(new URL('./consume.worker.ts', import.meta.url))
+    const env = workerEnv(prefix)
     const handled = `${prefix}:{handled}`
     for (const [run, from] of [
       ['first', 0],
@@ -177,7 +174,7 @@ describeEachTarget('DurableChannel', (target) => {
       // Published while no process consumes: the second half lands between the two processes.
       await Promise.all(Array.from({ length: 500 }, (_, i) => jobs.publish({ n: from + i })))
       await redis.del(`${prefix}:stop`)
-      const worker = runWorker<{ ok: boolean }>(file, { ...env, RP_WORKER: run })
+      const worker = runWorker<{ ok: boolean }>(WORKER, { ...env, RP_WORKER: run })
       await eventually(
         async () => (await redis.hlen(handled)) === from + 500,
         30_000,
