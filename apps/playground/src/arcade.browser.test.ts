@@ -1,0 +1,278 @@
+import { existsSync, mkdirSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { freePort, type RedisServer, startRedis } from '@rp/testing'
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { type ArcadeProcess, spawnArcade, stopArcade } from './spawn.js'
+
+// The arcade in real Chromium (Debian's package, driven by playwright-core): two app instances and
+// the score worker as separate processes, on a redis-server of this test's own, which it kills.
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url))
+
+let redis: RedisServer
+let worker: ArcadeProcess
+const apps: ArcadeProcess[] = []
+const urls: string[] = []
+let browser: Browser
+const contexts: BrowserContext[] = []
+let env: Record<string, string>
+const pageErrors: string[] = []
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM))
+    throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`)
+  mkdirSync(ARTIFACTS, { recursive: true })
+  // Append-only with fsync per write, as `pnpm start` runs it: a killed server comes back with its data.
+  redis = await startRedis({ ownServer: true, args: ['--appendonly', 'yes', '--appendfsync', 'always'] })
+  env = { REDIS_URL: redis.url, ARCADE_SECRET: 'test-secret' }
+  worker = await spawnArcade('worker', env, { silent: true })
+  for (const instance of ['A', 'B']) {
+    const port = await freePort()
+    apps.push(
+      await spawnArcade('app', { ...env, ARCADE_INSTANCE: instance, PORT: String(port) }, { silent: true }),
+    )
+    urls.push(`http://127.0.0.1:${port}`)
+  }
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  })
+}, 90_000)
+
+// A script error on any page fails the test that caused it.
+afterEach(() => {
+  expect(pageErrors.splice(0)).toEqual([])
+})
+
+afterAll(async () => {
+  await browser?.close()
+  await Promise.all([...apps, worker].filter(Boolean).map((p) => stopArcade(p, 5_000)))
+  await redis?.stop()
+}, 60_000)
+
+/** A fresh browser (own cookies) signed in as `name` on instance `app` (0 = A, 1 = B). */
+async function player(name: string, app = 0): Promise<Page> {
+  const context = await browser.newContext({
+    viewport: { width: 1360, height: 1000 },
+    timezoneId: 'Europe/Berlin',
+  })
+  contexts.push(context)
+  const page = await context.newPage()
+  page.on('pageerror', (error) => pageErrors.push(`${name}: ${error.message}`))
+  await page.goto(urls[app]!)
+  await page.getByTestId('name').fill(name)
+  await page.getByTestId('signin-form').locator('button').click()
+  await page.getByTestId('game-view').waitFor()
+  return page
+}
+
+/** Plays one real round through the target; resolves with the points the server gave. */
+async function playRound(page: Page): Promise<number> {
+  const target = page.getByTestId('target')
+  await target.click()
+  await page.locator('.target.go').waitFor({ timeout: 5_000 })
+  const answered = page.waitForResponse((r) => r.url().endsWith('/api/rounds'))
+  await target.click()
+  const body = (await (await answered).json()) as { points: number }
+  return body.points
+}
+
+const boardScore = (page: Page, member: string) =>
+  page.locator(`[data-testid="board"] li[data-member="${member}"] b`).textContent({ timeout: 1_000 })
+
+describe('the arcade in Chromium', () => {
+  it('signs in, plays a round, and shows the score and rank', async () => {
+    const page = await player('ana')
+    await page.screenshot({ path: `${ARTIFACTS}/signed-in.png` })
+    const points = await playRound(page)
+    expect(points).toBeGreaterThan(0)
+    await expect.poll(() => page.getByTestId('my-score').textContent()).toBe(String(points))
+    await expect.poll(() => page.getByTestId('my-rank').textContent()).toBe('#1')
+    await expect.poll(() => page.getByTestId('my-weekly-rank').textContent()).toBe('#1')
+    expect(await page.getByTestId('my-percentile').textContent()).toBe('100.0')
+    await page.screenshot({ path: `${ARTIFACTS}/game.png`, fullPage: true })
+  })
+
+  it('pushes a leaderboard change to another browser on the other instance within 1 s (SSE)', async () => {
+    const watcher = await player('bo', 1)
+    const playerPage = await player('cat', 0)
+    let total = 0
+    for (let round = 0; round < 2; round++) {
+      total += await playRound(playerPage)
+      const queuedAt = Date.now()
+      // No reload and no polling of the board on the watcher's side: only the event stream moves it.
+      await expect
+        .poll(() => boardScore(watcher, 'cat').catch(() => null), { timeout: 1_000, interval: 20 })
+        .toBe(String(total))
+      expect(Date.now() - queuedAt).toBeLessThan(1_000)
+    }
+  })
+
+  it('answers rapid clicks with 429 and shows the quota', async () => {
+    const page = await player('dan')
+    const target = page.getByTestId('target')
+    await target.click() // arm: every click before green is a (too soon) round
+    const statuses: number[] = []
+    page.on('response', (r) => {
+      if (r.url().endsWith('/api/rounds')) statuses.push(r.status())
+    })
+    for (let i = 0; i < 12; i++) await target.click()
+    await expect.poll(() => statuses.length).toBe(12)
+    // A bucket of 6: the first 6 pass, then 429s (a token refilled mid-way may let one more through).
+    expect(statuses.slice(0, 6)).toEqual([200, 200, 200, 200, 200, 200])
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(4)
+    expect(await page.getByTestId('toast').textContent()).toBe('Slow down: rate limited (429)')
+    expect(await page.getByTestId('quota').textContent()).toBe('rounds left 0')
+    await page.screenshot({ path: `${ARTIFACTS}/rate-limited.png` })
+  })
+
+  it('grants the daily bonus once when two browsers on two instances claim it together', async () => {
+    const first = await player('eve', 0)
+    const second = await player('eve', 1)
+    await Promise.all([first.getByTestId('bonus').click(), second.getByTestId('bonus').click()])
+    const outcomes = await Promise.all(
+      [first, second].map(async (page) => {
+        const result = page.getByTestId('bonus-result')
+        await expect.poll(() => result.getAttribute('data-outcome')).toMatch(/granted|claimed/)
+        return result.getAttribute('data-outcome')
+      }),
+    )
+    expect(outcomes.sort()).toEqual(['claimed', 'granted'])
+    // The board counts it once: eve has the bonus (500) and nothing else.
+    await expect.poll(() => first.getByTestId('my-score').textContent(), { timeout: 5_000 }).toBe('500')
+  })
+
+  it("shows an edited profile on the other instance's page (tag invalidation and tracking)", async () => {
+    const owner = await player('fay', 0)
+    await playRound(owner)
+    const viewer = await player('gil', 1)
+    await viewer.locator('[data-testid="board"] li[data-member="fay"] .who').click()
+    await expect.poll(() => viewer.getByTestId('motto').textContent()).toBe('New here. Be gentle.')
+    // Read again: now from instance B's in-process copy.
+    await viewer.locator('[data-testid="board"] li[data-member="fay"] .who').click()
+    await expect
+      .poll(() => viewer.getByTestId('profile-source').textContent())
+      .toMatch(/Served from cache by instance B/)
+
+    await owner.locator('[data-testid="profile-form"] input[name="motto"]').fill('Fastest hands in the west')
+    await owner.locator('[data-testid="profile-form"] button').click()
+    await expect
+      .poll(() => viewer.getByTestId('motto').textContent(), { timeout: 3_000 })
+      .toBe('Fastest hands in the west')
+  })
+
+  it('"log out everywhere else" ends the other browser\'s session and keeps this one', async () => {
+    const kept = await player('hal', 0)
+    const ended = await player('hal', 1)
+    // The devices panel refreshes every 5 s.
+    await expect
+      .poll(async () => kept.getByTestId('devices').locator('li').count(), { timeout: 7_000 })
+      .toBe(2)
+    await kept.getByTestId('logout-others').click()
+    await ended.getByTestId('signin').waitFor({ timeout: 5_000 })
+    expect(await ended.getByTestId('signin-error').textContent()).toMatch(/session ended/)
+    await expect
+      .poll(async () => kept.getByTestId('devices').locator('li').count(), { timeout: 3_000 })
+      .toBe(1)
+    expect(await kept.getByTestId('game-view').isVisible()).toBe(true)
+  })
+
+  it('rejects bad input with 400 naming the field, before any write', async () => {
+    const page = await player('ivy', 0)
+    const answer = (path: string, body: unknown) =>
+      page.evaluate(
+        async ([p, b]) => {
+          const res = await fetch(p as string, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(b),
+          })
+          return { status: res.status, body: await res.json() }
+        },
+        [path, body] as const,
+      )
+    expect(await answer('/api/rounds', { reactionMs: -5 })).toMatchObject({
+      status: 400,
+      body: { argument: 'reactionMs' },
+    })
+    expect(await answer('/api/chat', { text: '' })).toMatchObject({ status: 400, body: { argument: 'text' } })
+    expect(await answer('/api/friends', { name: 'a*b{c}' })).toMatchObject({
+      status: 400,
+      body: { argument: 'friend' },
+    })
+    expect(await answer('/api/signin', { name: 'ivy', timeZone: 'Mars/Olympus' })).toMatchObject({
+      status: 400,
+      body: { argument: 'timeZone' },
+    })
+  })
+
+  it('shows a Redis outage and recovers without a reload', async () => {
+    const page = await player('jo', 1)
+    await page.evaluate(() => {
+      ;(globalThis as unknown as { marker: number }).marker = 42
+    })
+    await redis.kill()
+    await page.getByTestId('outage').waitFor({ timeout: 5_000 })
+    expect(await page.getByTestId('redis-status').textContent()).toBe('Redis down')
+    await page.screenshot({ path: `${ARTIFACTS}/outage.png` })
+    await redis.restart()
+    await page.getByTestId('outage').waitFor({ state: 'hidden', timeout: 15_000 })
+    expect(await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker)).toBe(42)
+    // Still signed in (the session survived in the append-only file) and the game works again.
+    expect(await page.getByTestId('whoami').textContent()).toBe('jo')
+    const points = await playRound(page)
+    await expect
+      .poll(() => page.getByTestId('my-score').textContent(), { timeout: 10_000 })
+      .toBe(String(points))
+  }, 60_000)
+
+  it('counts every queued score exactly once after the worker is SIGKILLed', async () => {
+    // This worker acks 800 ms after its writes, so a kill leaves written-but-unacknowledged events,
+    // which the channel delivers again: the boards must not count them twice.
+    await stopArcade(worker)
+    worker = await spawnArcade('worker', { ...env, ARCADE_ACK_DELAY_MS: '800' }, { silent: true })
+    const page = await player('kim', 0)
+    const reactions = [150, 200, 250, 300, 350]
+    const expected = reactions.reduce((sum, r) => sum + (1_000 - r), 0)
+    for (const reactionMs of reactions) {
+      const status = await page.evaluate(
+        async (r) =>
+          (
+            await fetch('/api/rounds', {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ reactionMs: r }),
+            })
+          ).status,
+        reactionMs,
+      )
+      expect(status).toBe(200)
+    }
+    await expect.poll(() => page.getByTestId('my-score').textContent(), { timeout: 5_000 }).not.toBe('0')
+    worker.child.kill('SIGKILL')
+    await worker.exited
+    worker = await spawnArcade('worker', env, { silent: true })
+    await expect
+      .poll(() => page.getByTestId('my-score').textContent(), { timeout: 15_000 })
+      .toBe(String(expected))
+    // Past the visibility timeout (3 s) every redelivery has happened: still exactly once.
+    await new Promise((resolve) => setTimeout(resolve, 4_000))
+    await page.reload()
+    await expect.poll(() => page.getByTestId('my-score').textContent()).toBe(String(expected))
+    await page.screenshot({ path: `${ARTIFACTS}/dashboard.png`, fullPage: true })
+
+    // SIGTERM: the worker finishes, acknowledges and exits cleanly.
+    await stopArcade(worker)
+    expect((await worker.exited).code).toBe(0)
+  }, 60_000)
+})
