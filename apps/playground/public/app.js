@@ -428,7 +428,10 @@ async function loadDashboard() {
   $('dash-memory').textContent = m.error
     ? m.error
     : `${(m.usedBytes / 1048576).toFixed(1)} MB used · ${m.maxmemoryBytes ? `${(m.maxmemoryBytes / 1048576).toFixed(0)} MB max` : 'no maxmemory'} · ${m.policy}`
-  $('dash-warnings').replaceChildren(...(m.warnings ?? []).map((w) => h('li', {}, w)))
+  const warnings = m.warnings ?? []
+  $('dash-warnings').replaceChildren(
+    ...(warnings.length ? warnings.map((w) => h('li', {}, w)) : [h('li', { class: 'ok' }, 'No warnings')]),
+  )
   $('dash-cps').textContent = json.commandsPerSecond == null ? '…' : json.commandsPerSecond.toFixed(0)
   const max = Math.max(1, ...json.topCommands.map((c) => c.perSecond))
   $('dash-commands').replaceChildren(

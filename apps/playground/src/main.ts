@@ -42,7 +42,21 @@ try {
   } else {
     log('REDIS_URL is not set: starting an embedded Redis (redis-server binary, else Docker)')
     // Append-only with fsync on every write: killed and restarted, it comes back with its data.
-    embedded = await startRedis({ ownServer: true, args: ['--appendonly', 'yes', '--appendfsync', 'always'] })
+    // A memory limit with volatile-lru: sessions, caches and counters (all with TTLs) give way before
+    // the all-time board, which has none.
+    embedded = await startRedis({
+      ownServer: true,
+      args: [
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--maxmemory',
+        '256mb',
+        '--maxmemory-policy',
+        'volatile-lru',
+      ],
+    })
     env.REDIS_URL = embedded.url
     log(`embedded Redis (${embedded.source}) on ${embedded.url}; it stops when the arcade stops`)
   }
