@@ -142,6 +142,8 @@ export function createArcade({ services, instance, secret }: ArcadeOptions) {
       const b = check.body(req.body)
       const user = check.playerName(b.name)
       const zone = check.timeZone(b.timeZone)
+      // Signing in again on this browser replaces its session: the old one leaves "your devices".
+      if (req.session.sid) await sessions.destroy(req.session.sid)
       const created = await sessions.create(
         user,
         { friends: [] },
@@ -270,17 +272,18 @@ export function createArcade({ services, instance, secret }: ArcadeOptions) {
           async (_signal, lock) => {
             // A slow grant, so clicks from two tabs or two instances really do overlap.
             await new Promise((resolve) => setTimeout(resolve, 150))
-            const outcome = await services.claimBonus(user, day, lock.token)
-            if (outcome === 'granted')
-              await services.scores.publish({
-                user,
-                points: BONUS_POINTS,
-                submissionId: `bonus:${day}:${user}`,
-                playedAt: Date.now(),
-                timeZone,
-                kind: 'bonus',
-              })
-            return { outcome, token: lock.token }
+            if (await services.bonusClaimed(user, day)) return { outcome: 'claimed', token: lock.token }
+            // The points first, the claim second: a crash between them leaves the bonus unclaimed, and
+            // the next claim publishes the same submissionId again, which the boards count once.
+            await services.scores.publish({
+              user,
+              points: BONUS_POINTS,
+              submissionId: `bonus:${day}:${user}`,
+              playedAt: Date.now(),
+              timeZone,
+              kind: 'bonus',
+            })
+            return { outcome: await services.claimBonus(user, day, lock.token), token: lock.token }
           },
           { ttlMs: 5_000, waitMs: 4_000 },
         )
@@ -392,13 +395,24 @@ export function createArcade({ services, instance, secret }: ArcadeOptions) {
     ),
   )
 
+  const relays = {
+    board: (change: unknown) => hub.send('board', change),
+    chat: (message: unknown) => hub.send('chat', message),
+    profile: (change: unknown) => hub.send('profile', change),
+    ops: (ops: unknown) => hub.send('rp', ops, { remember: true }),
+  } as const
+  const subscribed = new Set<keyof typeof relays>()
+
+  /** Subscribes the relays; safe to call again after a failure, it only adds what is missing. */
   async function start(): Promise<void> {
-    await Promise.all([
-      bus.subscribe('board', (change) => hub.send('board', change)),
-      bus.subscribe('chat', (message) => hub.send('chat', message)),
-      bus.subscribe('profile', (change) => hub.send('profile', change)),
-      bus.subscribe('ops', (ops) => hub.send('rp', ops, { remember: true })),
-    ])
+    await Promise.all(
+      (Object.keys(relays) as Array<keyof typeof relays>)
+        .filter((channel) => !subscribed.has(channel))
+        .map(async (channel) => {
+          await bus.subscribe(channel, relays[channel])
+          subscribed.add(channel)
+        }),
+    )
   }
 
   function close(): void {

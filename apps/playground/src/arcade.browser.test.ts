@@ -1,8 +1,10 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { freePort, type RedisServer, startRedis } from '@rp/testing'
+// The shared cluster's seed nodes come from the harness's global setup (its typed inject key).
+import '@rp/testing/vitest'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
 import { type ArcadeProcess, spawnArcade, stopArcade } from './spawn.js'
 
 // The arcade in real Chromium (Debian's package, driven by playwright-core): two app instances and
@@ -60,8 +62,8 @@ afterAll(async () => {
   await redis?.stop()
 }, 60_000)
 
-/** A fresh browser (own cookies) signed in as `name` on instance `app` (0 = A, 1 = B). */
-async function player(name: string, app = 0): Promise<Page> {
+/** A fresh browser (own cookies) signed in as `name` on instance `app` (0 = A, 1 = B), or at a URL. */
+async function player(name: string, app: number | string = 0): Promise<Page> {
   const context = await browser.newContext({
     viewport: { width: 1360, height: 1000 },
     timezoneId: 'Europe/Berlin',
@@ -69,7 +71,7 @@ async function player(name: string, app = 0): Promise<Page> {
   contexts.push(context)
   const page = await context.newPage()
   page.on('pageerror', (error) => pageErrors.push(`${name}: ${error.message}`))
-  await page.goto(urls[app]!)
+  await page.goto(typeof app === 'string' ? app : urls[app]!)
   await page.getByTestId('name').fill(name)
   await page.getByTestId('signin-form').locator('button').click()
   await page.getByTestId('game-view').waitFor()
@@ -81,6 +83,8 @@ async function playRound(page: Page): Promise<number> {
   const target = page.getByTestId('target')
   await target.click()
   await page.locator('.target.go').waitFor({ timeout: 5_000 })
+  // A human's reaction: a click under 100 ms after green is a guess, worth 0 points.
+  await page.waitForTimeout(150)
   const answered = page.waitForResponse((r) => r.url().endsWith('/api/rounds'))
   await target.click()
   const body = (await (await answered).json()) as { points: number }
@@ -156,16 +160,18 @@ describe('the arcade in Chromium', () => {
     const owner = await player('fay', 0)
     await playRound(owner)
     const viewer = await player('gil', 1)
-    await viewer.locator('[data-testid="board"] li[data-member="fay"] .who').click()
+    await viewer.locator('[data-testid="board"] li[data-member="fay"] .who').click({ timeout: 5_000 })
     await expect.poll(() => viewer.getByTestId('motto').textContent()).toBe('New here. Be gentle.')
     // Read again: now from instance B's in-process copy.
-    await viewer.locator('[data-testid="board"] li[data-member="fay"] .who').click()
+    await viewer.locator('[data-testid="board"] li[data-member="fay"] .who').click({ timeout: 5_000 })
     await expect
       .poll(() => viewer.getByTestId('profile-source').textContent())
       .toMatch(/Served from cache by instance B/)
 
-    await owner.locator('[data-testid="profile-form"] input[name="motto"]').fill('Fastest hands in the west')
-    await owner.locator('[data-testid="profile-form"] button').click()
+    await owner
+      .locator('[data-testid="profile-form"] input[name="motto"]')
+      .fill('Fastest hands in the west', { timeout: 5_000 })
+    await owner.locator('[data-testid="profile-form"] button').click({ timeout: 5_000 })
     await expect
       .poll(() => viewer.getByTestId('motto').textContent(), { timeout: 3_000 })
       .toBe('Fastest hands in the west')
@@ -275,4 +281,60 @@ describe('the arcade in Chromium', () => {
     await stopArcade(worker)
     expect((await worker.exited).code).toBe(0)
   }, 60_000)
+})
+
+describe('the arcade on Redis Cluster (3 masters, 3 replicas)', () => {
+  const procs: ArcadeProcess[] = []
+  const clusterUrls: string[] = []
+
+  beforeAll(async () => {
+    const nodes = inject('rpClusterNodes')
+      .map((n) => `${n.host}:${n.port}`)
+      .join(',')
+    const clusterEnv = { REDIS_CLUSTER_NODES: nodes, ARCADE_SECRET: 'test-secret' }
+    procs.push(await spawnArcade('worker', clusterEnv, { silent: true }))
+    for (const instance of ['A', 'B']) {
+      const port = await freePort()
+      procs.push(
+        await spawnArcade(
+          'app',
+          { ...clusterEnv, ARCADE_INSTANCE: instance, PORT: String(port) },
+          { silent: true },
+        ),
+      )
+      clusterUrls.push(`http://127.0.0.1:${port}`)
+    }
+  }, 90_000)
+
+  afterAll(async () => {
+    await Promise.all(procs.map((p) => stopArcade(p, 5_000)))
+  }, 30_000)
+
+  it('plays, ranks, pushes the board to the other instance and grants one bonus', async () => {
+    const page = await player('lou', clusterUrls[0]!)
+    const other = await player('lou', clusterUrls[1]!)
+    const points = await playRound(page)
+    await expect.poll(() => page.getByTestId('my-rank').textContent(), { timeout: 5_000 }).toBe('#1')
+    await expect
+      .poll(() => boardScore(other, 'lou').catch(() => null), { timeout: 5_000 })
+      .toBe(String(points))
+    await Promise.all([page.getByTestId('bonus').click(), other.getByTestId('bonus').click()])
+    const outcomes = await Promise.all(
+      [page, other].map(async (p) => {
+        await expect
+          .poll(() => p.getByTestId('bonus-result').getAttribute('data-outcome'))
+          .toMatch(/granted|claimed/)
+        return p.getByTestId('bonus-result').getAttribute('data-outcome')
+      }),
+    )
+    expect(outcomes.sort()).toEqual(['claimed', 'granted'])
+    await expect
+      .poll(() => page.getByTestId('my-score').textContent(), { timeout: 5_000 })
+      .toBe(String(points + 500))
+    // The dashboard reads every master.
+    await expect
+      .poll(() => page.getByTestId('dash-health').textContent(), { timeout: 5_000 })
+      .toMatch(/^ok · cluster/)
+    await page.screenshot({ path: `${ARTIFACTS}/cluster.png`, fullPage: true })
+  })
 })

@@ -14,7 +14,7 @@ export class EventHub {
 
   constructor() {
     this.#heartbeat = setInterval(() => {
-      for (const res of this.#clients) res.write(': keep-alive\n\n')
+      for (const res of this.#clients) if (!res.writableEnded) res.write(': keep-alive\n\n')
     }, HEARTBEAT_MS)
     this.#heartbeat.unref()
   }
@@ -39,6 +39,7 @@ export class EventHub {
     res.write('retry: 1000\n\n')
     this.#clients.add(res)
     res.on('close', () => this.#clients.delete(res))
+    res.on('error', () => this.#clients.delete(res))
   }
 
   send(event: string, data: unknown, options: { remember?: boolean } = {}): void {
@@ -46,8 +47,13 @@ export class EventHub {
       this.#recent.push({ event, data })
       if (this.#recent.length > RECENT_EVENTS) this.#recent.shift()
     }
-    const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
-    for (const res of this.#clients) res.write(frame)
+    let frame: string
+    try {
+      frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
+    } catch {
+      return // not JSON (a cycle, a BigInt): dropped, never thrown into a listener
+    }
+    for (const res of this.#clients) if (!res.writableEnded) res.write(frame)
   }
 
   close(): void {

@@ -221,6 +221,10 @@ export function createServices(redis: RedisClient) {
       return originLoads
     },
 
+    async bonusClaimed(user: string, day: string): Promise<boolean> {
+      return (await redis.hexists(app.key(user, 'bonus', day), 'grantedAt')) === 1
+    },
+
     /** Writes today's bonus claim with the holder's fencing token. */
     async claimBonus(user: string, day: string, fence: number): Promise<'granted' | 'claimed' | 'fenced'> {
       const reply = await claimBonusScript.run(redis, [app.key(user, 'bonus', day)], [fence, 2 * DAY_MS])
