@@ -40,9 +40,14 @@ if (role === 'app') {
     instance,
     secret: process.env.ARCADE_SECRET ?? 'arcade-dev-secret-change-me',
   })
-  await untilUp('subscribing', arcade.start)
+  // Serve at once, Redis or not: with Redis down the page says so, and the relays join when it is up.
+  void untilUp('subscribing', arcade.start)
   const port = Number(process.env.PORT ?? 3000)
-  const server = arcade.app.listen(port, process.env.HOST ?? '127.0.0.1', () => {
+  const server = arcade.app.listen(port, process.env.HOST ?? '127.0.0.1', (error?: Error) => {
+    if (error) {
+      console.error(`[${role} ${instance}] cannot listen on port ${port}: ${error.message}`)
+      process.exit(1)
+    }
     log(`open http://localhost:${port}`)
     ready({ port })
   })
