@@ -630,9 +630,30 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
       }),
     )
     sub.on(
+      'nodeError',
+      guarded('pubsub', 'nodeError', (error: unknown) => {
+        // A slot that moved to another master takes its sharded subscriptions with it: the old
+        // owner sends SUNSUBSCRIBE, which ioredis reports only as a command-queue error of that node
+        // and does not follow. Refreshing the slot map makes ioredis subscribe on the new owner.
+        if (this.#closed || !this.#everReady) return
+        if (!/Last reply: sunsubscribe,/.test(error instanceof Error ? error.message : '')) return
+        if (healthy) this.#emit('disconnected', {})
+        healthy = false
+        ;(sub as unknown as { refreshSlotsCache(): void }).refreshSlotsCache()
+        renewAfter(SHARDS_QUIET_MS)
+      }),
+    )
+    sub.on(
       'subscribersReady',
       guarded('pubsub', 'subscribersReady', () => {
-        if (!healthy && !this.#closed) renewAfter(SHARDS_SETTLE_MS)
+        if (this.#closed) return
+        if (healthy && this.#everReady && this.#channels.size > 0) {
+          // The slot map changed while nothing looked wrong: ioredis 6 follows a moved slot by
+          // itself. Its subscriptions were off on the way, so say so, then renew as after a loss.
+          this.#emit('disconnected', {})
+          healthy = false
+        }
+        if (!healthy) renewAfter(SHARDS_SETTLE_MS)
       }),
     )
   }

@@ -9,6 +9,12 @@ export interface RedisClusterHandle {
   killMaster(slot?: number): Promise<{ host: string; port: number }>
   /** Resolves once every live master's replicas have acknowledged all writes so far (WAIT). */
   waitForReplication(timeoutMs?: number): Promise<void>
+  /**
+   * Moves `slot` and its keys to another live master (the next one after its owner), the way
+   * `redis-cli --cluster reshard` does: IMPORTING, MIGRATING, MIGRATE, then SETSLOT NODE everywhere.
+   * Returns the new owner's address.
+   */
+  migrateSlot(slot: number): Promise<{ host: string; port: number }>
   /** Resolves once every slot is served again, i.e. a replica took over. */
   waitForFailover(timeoutMs?: number): Promise<void>
   stop(): Promise<void>
@@ -94,6 +100,51 @@ export async function startCluster(
       admin[index]!.disconnect()
       await servers[index]!.kill()
       return { host, port }
+    },
+    async migrateSlot(slot) {
+      const live = admin.slice(0, masters).filter((_, i) => !killed.has(i))
+      const slotsReply = (await live[0]!.call('CLUSTER', 'SLOTS')) as Array<
+        [number, number, [string, number]]
+      >
+      const owner = slotsReply.find(([from, to]) => slot >= from && slot <= to)
+      if (!owner) throw new Error(`no node serves slot ${slot}`)
+      const source = live.find((c) => c.options.port === owner[2][1])!
+      const target = live[(live.indexOf(source) + 1) % live.length]!
+      if (target === source) throw new Error('migrateSlot needs two live masters')
+      const [sourceId, targetId] = (await Promise.all([
+        source.call('CLUSTER', 'MYID'),
+        target.call('CLUSTER', 'MYID'),
+      ])) as [string, string]
+      await target.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', sourceId)
+      await source.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', targetId)
+      for (;;) {
+        const keys = (await source.call('CLUSTER', 'GETKEYSINSLOT', slot, 100)) as string[]
+        if (keys.length === 0) break
+        await source.call(
+          'MIGRATE',
+          target.options.host!,
+          target.options.port!,
+          '',
+          0,
+          5_000,
+          'KEYS',
+          ...keys,
+        )
+      }
+      // The target first, so the slot is never without an owner that accepts it.
+      await target.call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId)
+      await source.call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId)
+      for (const c of live)
+        if (c !== source && c !== target) await c.call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId)
+      await until('every node to agree on the slot', 10_000, async () => {
+        const views = await Promise.all(
+          liveAdmins().map((c) => c.call('CLUSTER', 'SLOTS') as Promise<typeof slotsReply>),
+        )
+        return views.every((v) =>
+          v.some(([from, to, [, port]]) => slot >= from && slot <= to && port === target.options.port),
+        )
+      })
+      return { host: target.options.host!, port: target.options.port! }
     },
     async waitForReplication(timeoutMs = 5_000) {
       // WAIT only covers the writes of the connection that sends it (here: none), so compare
