@@ -192,7 +192,7 @@ function ago(ms) {
 
 const target = $('target')
 let phase = 'idle'
-let goAt = 0
+let round = null
 let goTimer
 
 function setPhase(next, label) {
@@ -202,37 +202,54 @@ function setPhase(next, label) {
 }
 
 target.addEventListener('click', () => {
-  if (phase === 'idle') return armTarget()
-  if (phase === 'waiting') return submitRound(null)
-  if (phase === 'go') return submitRound(Math.round(performance.now() - goAt))
+  if (phase === 'idle') return startRound()
+  // The server measures the reaction from the start it handed out: the page only says "now".
+  if (phase === 'waiting' || phase === 'go') return finishRound(phase === 'go')
 })
 
-function armTarget() {
+/** Shows green after the delay the server chose for this round. */
+function arm(next) {
+  round = next
   setPhase('waiting', 'Wait for green…')
   clearTimeout(goTimer)
-  goTimer = setTimeout(
-    () => {
-      goAt = performance.now()
-      setPhase('go', 'Click!')
-    },
-    700 + Math.random() * 1100,
-  )
+  goTimer = setTimeout(() => setPhase('go', 'Click!'), next.delayMs)
 }
 
-async function submitRound(reactionMs) {
-  if (reactionMs === null) armTarget()
-  else setPhase('idle', 'Start round')
+async function startRound() {
+  setPhase('waiting', 'Wait for green…')
   try {
-    const { json, res } = await api('POST', '/api/rounds', { reactionMs })
+    const { json } = await api('POST', '/api/rounds/start')
+    arm(json)
+  } catch (error) {
+    setPhase('idle', 'Start round')
+    $('result').textContent = error.message
+  }
+}
+
+async function finishRound(green) {
+  const current = round
+  if (!current) return
+  if (green) {
+    clearTimeout(goTimer)
+    setPhase('idle', 'Start round')
+  }
+  try {
+    const { json, res } = await api('POST', '/api/rounds', { roundId: current.roundId })
     showQuota(res)
     $('result').textContent =
-      reactionMs === null ? 'Too soon! 0 points.' : `${reactionMs} ms → ${json.points} points`
+      json.reactionMs === null ? 'Too soon! 0 points.' : `${json.reactionMs} ms → ${json.points} points`
+    // A click before green voided the round; the answer carries the next one.
+    if (json.next) arm(json.next)
+    else if (round === current) round = null
   } catch (error) {
     if (error.status === 429) {
       const retry = error.body?.retryAfterSeconds ?? 1
       $('result').textContent = `429 Too Many Requests: wait ${retry}s`
       showQuota(null, 0)
       toast('Slow down: rate limited (429)')
+    } else if (error.status === 409) {
+      // A click that raced the answer to the previous one: that round is over already.
+      if (phase === 'idle') $('result').textContent = 'That round is over; start another.'
     } else $('result').textContent = error.message
   }
 }
@@ -263,7 +280,14 @@ function boardRow(entry, { flash } = {}) {
       'data-member': entry.member,
     },
     h('span', { class: 'rank' }, entry.rank == null ? '–' : `#${entry.rank}`),
-    h('span', { class: 'who', onclick: () => showProfile(entry.member) }, entry.member),
+    h(
+      'span',
+      {
+        class: 'who',
+        onclick: () => showProfile(entry.member).catch(() => toast(`${entry.member} has no card yet`)),
+      },
+      entry.member,
+    ),
     h('b', {}, String(entry.score ?? 0)),
   )
 }
@@ -288,9 +312,23 @@ async function loadBoards() {
   $('my-weekly-rank').textContent = json.weekly.me?.rank ? `#${json.weekly.me.rank}` : '–'
   $('around').replaceChildren(...json.allTime.around.map((e) => boardRow(e)))
   $('friends').replaceChildren(
-    ...json.friends.map((e) =>
-      boardRow({ member: e.member, score: e.score, rank: e.rank == null ? null : e.rank }),
-    ),
+    ...json.friends.map((e) => {
+      const row = boardRow({ member: e.member, score: e.score, rank: e.rank == null ? null : e.rank })
+      if (e.member !== state.user)
+        row.append(
+          h(
+            'button',
+            {
+              type: 'button',
+              class: 'remove',
+              title: `Remove ${e.member}`,
+              onclick: () => removeFriend(e.member),
+            },
+            '×',
+          ),
+        )
+      return row
+    }),
   )
   lastFlash = null
 }
@@ -324,6 +362,11 @@ for (const tab of document.querySelectorAll('.tab')) {
     for (const t of document.querySelectorAll('.tab')) t.classList.toggle('active', t === tab)
     renderBoards()
   })
+}
+
+async function removeFriend(name) {
+  await api('DELETE', `/api/friends/${encodeURIComponent(name)}`).catch((error) => toast(error.message))
+  loadBoards()
 }
 
 $('friend-form').addEventListener('submit', async (event) => {

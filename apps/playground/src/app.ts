@@ -16,7 +16,7 @@ import session from 'express-session'
 import { nanoid } from 'nanoid'
 import { createDashboard } from './dashboard.js'
 import { EventHub } from './hub.js'
-import { BONUS_POINTS, type ChatMessage, type Services } from './services.js'
+import { BONUS_POINTS, type ChatMessage, MAX_FRIENDS, type Services } from './services.js'
 import * as check from './validate.js'
 
 declare module 'express-session' {
@@ -32,7 +32,6 @@ interface Player {
   user: string
   sid: string
   timeZone: string
-  friends: string[]
 }
 
 type PlayerRequest = Request & { player: Player }
@@ -46,7 +45,8 @@ export interface ArcadeOptions {
 }
 
 const PUBLIC_DIR = fileURLToPath(new URL('../public/', import.meta.url))
-const MAX_FRIENDS = 12
+const MAX_STREAMS = 1_000
+const MAX_STREAMS_PER_IP = 20
 
 /** JSON for anything an instrumentation event carries: errors become their message. */
 function plain(value: unknown): unknown {
@@ -78,11 +78,23 @@ export function createArcade({ services, instance, secret }: ArcadeOptions) {
   const dashboard = createDashboard(services.redis)
   const app = express()
   app.disable('x-powered-by')
-  app.set('trust proxy', 'loopback')
+  // Clients connect directly unless TRUST_PROXY says otherwise: a forged X-Forwarded-For must not
+  // buy a fresh rate-limit bucket.
+  if (process.env.TRUST_PROXY) app.set('trust proxy', process.env.TRUST_PROXY)
 
   const store = new ExpressSessionStore({ sessions })
   app.use(express.static(PUBLIC_DIR, { index: 'index.html', maxAge: 0 }))
   app.use(express.json({ limit: '8kb' }))
+  // The status probe comes before the session and the per-player limiter, so with Redis hung it
+  // answers within the probe's bound plus the IP limiter's short timeout, not after a session read.
+  app.get(
+    '/api/status',
+    rateLimit({ limiter: services.statusLimiter }),
+    route(async (_req, res) => {
+      const report = await health(services.redis, { timeoutMs: 800 })
+      res.status(report.ok ? 200 : 503).json({ instance, redis: report })
+    }),
+  )
   app.use(
     '/api',
     session({
@@ -115,8 +127,7 @@ export function createArcade({ services, instance, secret }: ArcadeOptions) {
       await new Promise<void>((resolve) => req.session.destroy(() => resolve()))
       return null
     }
-    const friends = Array.isArray(current.data.friends) ? (current.data.friends as string[]) : []
-    return { user: current.userId ?? '', sid, timeZone: req.session.timeZone ?? 'UTC', friends }
+    return { user: current.userId ?? '', sid, timeZone: req.session.timeZone ?? 'UTC' }
   }
 
   const requirePlayer = (req: Request, res: Response, next: NextFunction) => {
@@ -126,14 +137,6 @@ export function createArcade({ services, instance, secret }: ArcadeOptions) {
       next()
     }, next)
   }
-
-  app.get(
-    '/api/status',
-    route(async (_req, res) => {
-      const report = await health(services.redis, { timeoutMs: 800 })
-      res.status(report.ok ? 200 : 503).json({ instance, redis: report })
-    }),
-  )
 
   app.post(
     '/api/signin',
@@ -146,10 +149,10 @@ export function createArcade({ services, instance, secret }: ArcadeOptions) {
       if (req.session.sid) await sessions.destroy(req.session.sid)
       const created = await sessions.create(
         user,
-        { friends: [] },
+        {},
         { meta: { userAgent: String(req.get('user-agent') ?? '').slice(0, 120), instance } },
       )
-      await services.addZone(zone)
+      await Promise.all([services.addZone(zone), services.ensureProfile(user)])
       // A new cookie id at sign-in: a cookie planted before it (fixation) is worth nothing after.
       await new Promise<void>((resolve, reject) => req.session.regenerate((e) => (e ? reject(e) : resolve())))
       req.session.sid = created.id
@@ -173,8 +176,8 @@ export function createArcade({ services, instance, secret }: ArcadeOptions) {
     '/api/me',
     requirePlayer,
     route(async (req: PlayerRequest, res) => {
-      const { user, timeZone, friends } = req.player
-      res.json({ user, timeZone, friends, instance })
+      const { user, timeZone } = req.player
+      res.json({ user, timeZone, friends: await services.friends(user), instance })
     }),
   )
 
@@ -202,12 +205,27 @@ export function createArcade({ services, instance, secret }: ArcadeOptions) {
   )
 
   app.post(
+    '/api/rounds/start',
+    requirePlayer,
+    route(async (req: PlayerRequest, res) => {
+      res.json(await services.startRound(req.player.user))
+    }),
+  )
+
+  app.post(
     '/api/rounds',
     requirePlayer,
     rateLimit({ limiter: services.playLimiter, key: byUser((req) => req.session?.user) }),
     route(async (req: PlayerRequest, res) => {
-      const reaction = check.reactionMs(check.body(req.body).reactionMs)
-      const points = check.pointsFor(reaction)
+      const roundId = check.roundId(check.body(req.body).roundId)
+      const round = await services.finishRound(req.player.user, roundId)
+      if (!round) {
+        res
+          .status(409)
+          .json({ error: 'round-over', message: 'This round has ended or expired; start another' })
+        return
+      }
+      const points = check.pointsFor(round.reactionMs)
       const submissionId = nanoid()
       if (points > 0)
         await services.scores.publish({
@@ -218,7 +236,9 @@ export function createArcade({ services, instance, secret }: ArcadeOptions) {
           timeZone: req.player.timeZone,
           kind: 'round',
         })
-      res.json({ points, reactionMs: reaction, submissionId })
+      // A click before green voids the round; the next one starts in the same answer.
+      const next = round.reactionMs === null ? await services.startRound(req.player.user) : undefined
+      res.json({ points, reactionMs: round.reactionMs, submissionId, next })
     }),
   )
 
@@ -226,7 +246,8 @@ export function createArcade({ services, instance, secret }: ArcadeOptions) {
     '/api/boards',
     requirePlayer,
     route(async (req: PlayerRequest, res) => {
-      const { user, timeZone, friends } = req.player
+      const { user, timeZone } = req.player
+      const friends = await services.friends(user)
       const weeklyBoard = services.weekly(timeZone)
       const week = weeklyBoard.current()
       const [top, me, around, weeklyTop, weeklyMe, among] = await Promise.all([
@@ -251,12 +272,19 @@ export function createArcade({ services, instance, secret }: ArcadeOptions) {
     requirePlayer,
     route(async (req: PlayerRequest, res) => {
       const friend = check.playerName(check.body(req.body).name, 'friend')
-      const friends = [...new Set([...req.player.friends, friend])].filter((f) => f !== req.player.user)
-      if (friends.length > MAX_FRIENDS)
+      if (friend === req.player.user) throw new InvalidArgumentError('friend', 'must be someone else')
+      if (!(await services.addFriend(req.player.user, friend)))
         throw new InvalidArgumentError('friend', `at most ${MAX_FRIENDS} friends`)
-      // A per-field merge: a parallel request that changes another field of this session keeps it.
-      await sessions.update(req.player.sid, { friends })
-      res.json({ friends })
+      res.json({ friends: await services.friends(req.player.user) })
+    }),
+  )
+
+  app.delete(
+    '/api/friends/:name',
+    requirePlayer,
+    route(async (req: PlayerRequest, res) => {
+      await services.removeFriend(req.player.user, check.playerName(req.params.name, 'friend'))
+      res.json({ friends: await services.friends(req.player.user) })
     }),
   )
 
@@ -300,9 +328,16 @@ export function createArcade({ services, instance, secret }: ArcadeOptions) {
     route(async (req, res) => {
       const user = check.playerName(req.params.user, 'user')
       const before = services.originLoads
-      const profile = await cache.getOrSet(`profile:${user}`, () => services.loadProfile(user), {
-        tags: [`profile:${user}`],
-      })
+      const profile = await cache.getOrSet(
+        `profile:${user}`,
+        async () => {
+          // Only players who signed in have a card: nobody can fill the cache with made-up names.
+          const found = await services.loadProfile(user)
+          if (!found) throw new NotFoundError()
+          return found
+        },
+        { tags: [`profile:${user}`] },
+      )
       res.json({ profile, instance, fromOrigin: services.originLoads !== before })
     }),
   )
@@ -346,28 +381,38 @@ export function createArcade({ services, instance, secret }: ArcadeOptions) {
   app.get(
     '/api/dashboard',
     route(async (_req, res) => {
-      const snapshot = await dashboard()
+      const snapshot = await dashboard.snapshot()
       res.json({ instance, ...snapshot, cache: cache.stats(), streams: hub.size, events: hub.recent })
     }),
   )
 
-  app.get('/api/events', (_req, res) => {
-    hub.attach(res)
-    hub.send('hello', { instance })
+  app.get('/api/events', (req, res) => {
+    const ip = req.ip ?? req.socket.remoteAddress ?? 'unknown'
+    if (hub.size >= MAX_STREAMS || hub.countFor(ip) >= MAX_STREAMS_PER_IP) {
+      res.status(429).json({ error: 'too-many-streams' })
+      return
+    }
+    hub.attach(res, ip, { event: 'hello', data: { instance } })
   })
 
   app.use('/api', (_req, res) => {
     res.status(404).json({ error: 'not-found' })
   })
 
-  app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    if (res.headersSent) return
-    if (error instanceof InvalidArgumentError) {
+  app.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(error)
+    const status = (error as { status?: unknown }).status
+    if (error instanceof NotFoundError) {
+      res.status(404).json({ error: 'not-found' })
+    } else if (error instanceof InvalidArgumentError) {
       res.status(400).json({ error: 'invalid-argument', argument: error.argument, message: error.message })
     } else if (error instanceof RedisDownError || isConnectionError(error)) {
       res.status(503).json({ error: 'redis-unavailable', message: (error as Error).message })
     } else if ((error as { type?: string }).type === 'entity.parse.failed') {
       res.status(400).json({ error: 'invalid-argument', argument: 'body', message: 'must be JSON' })
+    } else if (typeof status === 'number' && status >= 400 && status < 500) {
+      // body-parser and the router mark the client's mistakes (too large, bad encoding, bad URL).
+      res.status(status).json({ error: 'bad-request', message: (error as Error).message })
     } else {
       res
         .status(500)
@@ -423,6 +468,9 @@ export function createArcade({ services, instance, secret }: ArcadeOptions) {
 
   return { app, hub, start, close }
 }
+
+/** A profile of nobody who ever signed in. */
+class NotFoundError extends Error {}
 
 /** express-session skipped the session because its store is disconnected: Redis is down. */
 class RedisDownError extends Error {

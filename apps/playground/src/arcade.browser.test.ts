@@ -125,15 +125,20 @@ describe('the arcade in Chromium', () => {
   it('answers rapid clicks with 429 and shows the quota', async () => {
     const page = await player('dan')
     const target = page.getByTestId('target')
-    await target.click() // arm: every click before green is a (too soon) round
+    // Arm: every click before green ends the round as too soon, and the answer arms the next one.
+    const started = page.waitForResponse((r) => r.url().endsWith('/api/rounds/start'))
+    await target.click()
+    await started
     const statuses: number[] = []
     page.on('response', (r) => {
       if (r.url().endsWith('/api/rounds')) statuses.push(r.status())
     })
     for (let i = 0; i < 12; i++) await target.click()
     await expect.poll(() => statuses.length).toBe(12)
-    // A bucket of 6: the first 6 pass, then 429s (a token refilled mid-way may let one more through).
-    expect(statuses.slice(0, 6)).toEqual([200, 200, 200, 200, 200, 200])
+    // A bucket of 6: the first 6 pass the limiter, then 429s (a token refilled mid-way may let one
+    // more through). A click that races the answer to the one before gets 409: that round is over.
+    expect(statuses.slice(0, 6).every((s) => s === 200 || s === 409)).toBe(true)
+    expect(statuses[0]).toBe(200)
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(4)
     expect(await page.getByTestId('toast').textContent()).toBe('Slow down: rate limited (429)')
     expect(await page.getByTestId('quota').textContent()).toBe('rounds left 0')
@@ -195,7 +200,8 @@ describe('the arcade in Chromium', () => {
 
   it('rejects bad input with 400 naming the field, before any write', async () => {
     const page = await player('ivy', 0)
-    const answer = (path: string, body: unknown) =>
+    type Answer = { status: number; body: { roundId: string; delayMs: number } & Record<string, unknown> }
+    const answer = (path: string, body: unknown): Promise<Answer> =>
       page.evaluate(
         async ([p, b]) => {
           const res = await fetch(p as string, {
@@ -203,13 +209,21 @@ describe('the arcade in Chromium', () => {
             headers: { 'content-type': 'application/json' },
             body: JSON.stringify(b),
           })
-          return { status: res.status, body: await res.json() }
+          return { status: res.status, body: (await res.json()) as Answer['body'] }
         },
         [path, body] as const,
       )
-    expect(await answer('/api/rounds', { reactionMs: -5 })).toMatchObject({
+    // The client cannot name its own reaction time: a round is only an id the server handed out.
+    expect(await answer('/api/rounds', { reactionMs: 100 })).toMatchObject({
       status: 400,
-      body: { argument: 'reactionMs' },
+      body: { argument: 'roundId' },
+    })
+    const { body: round } = await answer('/api/rounds/start', {})
+    await page.waitForTimeout(round.delayMs + 150)
+    expect(await answer('/api/rounds', { roundId: round.roundId })).toMatchObject({ status: 200 })
+    expect(await answer('/api/rounds', { roundId: round.roundId })).toMatchObject({
+      status: 409,
+      body: { error: 'round-over' },
     })
     expect(await answer('/api/chat', { text: '' })).toMatchObject({ status: 400, body: { argument: 'text' } })
     expect(await answer('/api/friends', { name: 'a*b{c}' })).toMatchObject({
@@ -248,22 +262,34 @@ describe('the arcade in Chromium', () => {
     await stopArcade(worker)
     worker = await spawnArcade('worker', { ...env, ARCADE_ACK_DELAY_MS: '800' }, { silent: true })
     const page = await player('kim', 0)
-    const reactions = [150, 200, 250, 300, 350]
-    const expected = reactions.reduce((sum, r) => sum + (1_000 - r), 0)
-    for (const reactionMs of reactions) {
-      const status = await page.evaluate(
-        async (r) =>
-          (
-            await fetch('/api/rounds', {
-              method: 'POST',
-              headers: { 'content-type': 'application/json' },
-              body: JSON.stringify({ reactionMs: r }),
-            })
-          ).status,
-        reactionMs,
+    // Five rounds at once, each ended 200 ms after its green: five score events in a burst.
+    const points = await page.evaluate(async () => {
+      const post = async <T>(path: string, body: unknown): Promise<T> =>
+        (
+          await fetch(path, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+          })
+        ).json() as Promise<T>
+      const rounds = await Promise.all(
+        Array.from({ length: 5 }, () => post<{ roundId: string; delayMs: number }>('/api/rounds/start', {})),
       )
-      expect(status).toBe(200)
-    }
+      return Promise.all(
+        rounds.map(
+          (r) =>
+            new Promise<number>((resolve) =>
+              setTimeout(
+                async () =>
+                  resolve((await post<{ points: number }>('/api/rounds', { roundId: r.roundId })).points),
+                r.delayMs + 200,
+              ),
+            ),
+        ),
+      )
+    })
+    expect(points.every((p) => p > 0)).toBe(true)
+    const expected = points.reduce((sum, p) => sum + p, 0)
     await expect.poll(() => page.getByTestId('my-score').textContent(), { timeout: 5_000 }).not.toBe('0')
     worker.child.kill('SIGKILL')
     await worker.exited

@@ -4,6 +4,7 @@ import { PACKAGE_PREFIXES } from './services.js'
 /** Keys scanned per refresh at most: the panel is a sample, never a load on Redis. */
 const KEY_SCAN_LIMIT = 5_000
 const KEYS_REFRESH_MS = 3_000
+const SNAPSHOT_MS = 1_000
 
 interface CommandSample {
   at: number
@@ -52,7 +53,23 @@ export function createDashboard(redis: RedisClient) {
   let previous: CommandSample | null = null
   let keys: { at: number; value: Awaited<ReturnType<typeof keysPerPackage>> } | null = null
 
-  return async function snapshot() {
+  let shared: { at: number; value: Promise<Snapshot> } | null = null
+
+  /** One snapshot per second at most, shared by every page that asks meanwhile. */
+  function snapshot(): Promise<Snapshot> {
+    if (!shared || Date.now() - shared.at > SNAPSHOT_MS) {
+      const value = take()
+      shared = { at: Date.now(), value }
+      value.catch(() => {
+        if (shared?.value === value) shared = null
+      })
+    }
+    return shared.value
+  }
+
+  return { snapshot }
+
+  async function take() {
     const [report, mem] = await Promise.all([
       health(redis, { timeoutMs: 1_000 }),
       memory(redis, { timeoutMs: 1_000 }).catch((error: Error) => ({ error: error.message })),
@@ -76,4 +93,12 @@ export function createDashboard(redis: RedisClient) {
     }
     return { health: report, memory: mem, commandsPerSecond, topCommands, keys: keys?.value ?? null }
   }
+}
+
+type Snapshot = {
+  health: Awaited<ReturnType<typeof health>>
+  memory: Awaited<ReturnType<typeof memory>> | { error: string }
+  commandsPerSecond: number | null
+  topCommands: Array<{ command: string; perSecond: number }>
+  keys: Awaited<ReturnType<typeof keysPerPackage>> | null
 }

@@ -5,6 +5,7 @@ import { LockManager } from '@rp/lock'
 import { DurableChannel, PubSub } from '@rp/pubsub'
 import { MultiLimiter, RateLimiter } from '@rp/ratelimit'
 import { SessionStore } from '@rp/session'
+import { nanoid } from 'nanoid'
 
 /** The arcade's key prefix: every key the app and its packages write starts with it. */
 export const PREFIX = 'arcade'
@@ -70,7 +71,7 @@ export interface Profile {
 export const BONUS_POINTS = 500
 const DAY_MS = 86_400_000
 const ZONE_TTL_MS = 30 * DAY_MS
-export const MAX_ZONES = 24
+export const MAX_ZONES = 32
 
 /**
  * The bonus claim, written only by a holder whose fencing token is newer than any before it: a
@@ -94,6 +95,32 @@ return 1
 `,
 })
 
+/**
+ * Adds a member to a set that may hold at most ARGV[2] members, and sets its TTL. KEYS[1] the set;
+ * ARGV[1] the member, ARGV[2] the cap, ARGV[3] the TTL (ms). Reply: 1 if it is a member now, 0 if full.
+ */
+const addCappedScript = defineScript<number>({
+  name: 'playground.addCapped',
+  keys: 1,
+  lua: `
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 and redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`,
+})
+
+/** A round of the game: its start time is the server's, so a client cannot choose its own score. */
+export interface RoundResult {
+  /** ms from green to the click, or null for a click before green. */
+  reactionMs: number | null
+}
+
+export const MAX_FRIENDS = 12
+const ROUND_TTL_MS = 30_000
+
 /** One instance of each pattern, shared by the app processes and the worker. */
 export function createServices(redis: RedisClient) {
   const app = keyspace(PACKAGE_PREFIXES.app)
@@ -112,6 +139,18 @@ export function createServices(redis: RedisClient) {
     limit: 600,
     windowMs: 60_000,
     burst: 120,
+    // Fail open fast: a hung Redis must not hold every request for the default second.
+    timeoutMs: 250,
+  })
+  // The status probe, per client address, before any session is read.
+  const statusLimiter = new RateLimiter({
+    redis,
+    prefix: `${PACKAGE_PREFIXES.ratelimit}:status`,
+    algorithm: 'gcra',
+    limit: 300,
+    windowMs: 60_000,
+    burst: 60,
+    timeoutMs: 150,
   })
   // Two policies checked atomically in one script: a short burst and a per-minute ceiling.
   const playLimiter = new MultiLimiter([
@@ -162,6 +201,7 @@ export function createServices(redis: RedisClient) {
     redis,
     sessions,
     apiLimiter,
+    statusLimiter,
     playLimiter,
     allTime,
     bus,
@@ -184,22 +224,68 @@ export function createServices(redis: RedisClient) {
       return board
     },
 
-    /** Remembers a zone someone plays in, so the worker keeps a weekly board for it. */
+    /**
+     * Remembers a zone someone plays in, so the worker keeps a weekly board for it; at most
+     * MAX_ZONES are kept (a player's own zone always gets their scores, see the worker).
+     */
     async addZone(timeZone: string): Promise<void> {
-      const key = app.key('zones', 'set')
-      await redis.multi().sadd(key, timeZone).pexpire(key, ZONE_TTL_MS).exec()
+      await addCappedScript.run(redis, [app.key('zones', 'set')], [timeZone, MAX_ZONES, ZONE_TTL_MS])
     },
 
     async zones(): Promise<string[]> {
-      const zones = await redis.smembers(app.key('zones', 'set'))
-      return zones.slice(0, MAX_ZONES)
+      return redis.smembers(app.key('zones', 'set'))
+    },
+
+    /** Starts a round: green shows after a random delay, measured on this server's clock. */
+    async startRound(user: string): Promise<{ roundId: string; delayMs: number }> {
+      const roundId = nanoid()
+      const delayMs = 700 + Math.floor(Math.random() * 1_100)
+      await redis.set(app.key(user, 'round', roundId), Date.now() + delayMs, 'PX', ROUND_TTL_MS)
+      return { roundId, delayMs }
+    },
+
+    /** Ends a round, once: null if it is unknown, already ended or expired. */
+    async finishRound(user: string, roundId: string): Promise<RoundResult | null> {
+      const goAt = await redis.getdel(app.key(user, 'round', roundId))
+      if (goAt === null) return null
+      const reactionMs = Date.now() - Number(goAt)
+      return { reactionMs: reactionMs < 0 ? null : reactionMs }
+    },
+
+    async friends(user: string): Promise<string[]> {
+      return (await redis.smembers(app.key(user, 'friends'))).sort()
+    },
+
+    /** Adds a friend unless the list is full; one script, so parallel adds cannot overshoot. */
+    async addFriend(user: string, friend: string): Promise<boolean> {
+      const added = await addCappedScript.run(
+        redis,
+        [app.key(user, 'friends')],
+        [friend, MAX_FRIENDS, 30 * DAY_MS],
+      )
+      return added === 1
+    },
+
+    async removeFriend(user: string, friend: string): Promise<void> {
+      await redis.srem(app.key(user, 'friends'), friend)
+    },
+
+    /** A player exists once signed in: their profile hash is created then. */
+    async ensureProfile(user: string): Promise<void> {
+      const key = app.key(user, 'profile')
+      await redis
+        .multi()
+        .hsetnx(key, 'createdAt', Date.now())
+        .pexpire(key, 30 * DAY_MS)
+        .exec()
     },
 
     /** The profile "database": a hash per player; reads are slow on purpose, so the cache shows. */
-    async loadProfile(user: string): Promise<Profile> {
+    async loadProfile(user: string): Promise<Profile | null> {
       originLoads++
       await new Promise((resolve) => setTimeout(resolve, 40))
       const stored = await redis.hgetall(app.key(user, 'profile'))
+      if (!stored.createdAt) return null
       return {
         user,
         motto: stored.motto ?? 'New here. Be gentle.',

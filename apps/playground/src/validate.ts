@@ -13,7 +13,8 @@ const NAME = /^[\p{L}\p{N}][\p{L}\p{N} _.-]{0,19}$/u
 
 /** A player name: 1–20 letters, digits, spaces, dots, dashes or underscores. */
 export function playerName(value: unknown, field = 'name'): string {
-  const name = typeof value === 'string' ? value.trim() : value
+  // NFKC folds look-alikes such as fullwidth letters into the plain ones, so 'Ａna' is 'Ana'.
+  const name = typeof value === 'string' ? value.normalize('NFKC').trim() : value
   if (typeof name !== 'string' || !NAME.test(name))
     throw new InvalidArgumentError(field, 'must be 1–20 letters, digits, spaces, dots, dashes or underscores')
   return name
@@ -46,15 +47,14 @@ export function color(value: unknown): string {
   return value.toLowerCase()
 }
 
-/** A round's reaction time in ms, or null for a click before the target lit. */
-export function reactionMs(value: unknown): number | null {
-  if (value === null) return null
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 60_000)
-    throw new InvalidArgumentError('reactionMs', 'must be null or an integer from 0 to 60000')
+/** A round id, as the server handed it out. */
+export function roundId(value: unknown): string {
+  if (typeof value !== 'string' || !/^[A-Za-z0-9_-]{21}$/.test(value))
+    throw new InvalidArgumentError('roundId', 'must be the id /api/rounds/start returned')
   return value
 }
 
-/** Points for a round: faster is better; under 100 ms is a guess, not a reaction. */
+/** Points for a round, from the server's measure: under 100 ms is a guess, not a reaction. */
 export function pointsFor(reaction: number | null): number {
   if (reaction === null || reaction < 100) return 0
   return Math.max(0, 1_000 - reaction)

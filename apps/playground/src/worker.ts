@@ -1,7 +1,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { EVENT_CHANNEL } from '@rp/core'
 import type { Worker } from '@rp/pubsub'
-import { MAX_ZONES, type Services } from './services.js'
+import type { Services } from './services.js'
 
 /** Relayed instrumentation events per second at most: an outage must not become a flood. */
 const RELAY_PER_SECOND = 10
@@ -16,15 +16,16 @@ export function startScoreWorker(
   services: Services,
   options: { consumer: string; ackDelayMs?: number },
 ): Worker {
-  const zones = new Set<string>()
+  // The zones in use, refreshed every few seconds; the set is capped when players sign in.
+  let zones: string[] = []
   let zonesAt = 0
-  const zonesFor = async (zone: string) => {
+  const zonesFor = async (own: string) => {
     if (Date.now() - zonesAt > ZONES_REFRESH_MS) {
-      for (const z of await services.zones()) zones.add(z)
+      zones = await services.zones()
       zonesAt = Date.now()
     }
-    if (zones.size < MAX_ZONES) zones.add(zone)
-    return [...zones]
+    // The player's own zone always: their weekly board never misses their score.
+    return [...new Set([own, ...zones])]
   }
 
   return services.scores.consume(
