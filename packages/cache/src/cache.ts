@@ -8,6 +8,7 @@ import {
   requireArray,
   requireBoolean,
   requireFunction,
+  requireKnownOptions,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requireOptions,
@@ -34,6 +35,17 @@ import { Tiers } from './tiers.js'
 export type { CacheStats, SetOptions } from './entry.js'
 export { MAX_TAGS_PER_ENTRY } from './entry.js'
 export type { GetOrSetOptions } from './get-or-set.js'
+
+/** The options set() takes, and getOrSet() on top of them. */
+const SET_OPTIONS = ['ttlMs', 'graceMs', 'tags']
+const GET_OR_SET_OPTIONS = [
+  ...SET_OPTIONS,
+  'softTimeoutMs',
+  'hardTimeoutMs',
+  'negativeTtlMs',
+  'earlyRefresh',
+  'signal',
+]
 
 /**
  * A two-tier cache: an optional in-process LRU (kept fresh by Redis client-side caching) in front of
@@ -100,6 +112,7 @@ export class Cache {
           'value',
           `is undefined for key ${JSON.stringify(key)}; delete the key instead`,
         )
+      requireKnownOptions('options', requireOptions('options', options), SET_OPTIONS)
       const set = this.#resolveSet(options)
       const encoded = this.#tiers.entries.encode(key, value, false)
       return instrument({ package: 'cache', operation: 'set' }, () =>
@@ -124,6 +137,7 @@ export class Cache {
           'timeoutMs',
           "is the cache's bound on Redis calls, set on the Cache; the soft factory timeout is softTimeoutMs",
         )
+      requireKnownOptions('options', o, GET_OR_SET_OPTIONS)
       this.#resolveSet(o)
       if (o.hardTimeoutMs !== undefined) requireTimeoutMs('hardTimeoutMs', o.hardTimeoutMs)
       if (o.softTimeoutMs !== undefined) requireTimeoutMs('softTimeoutMs', o.softTimeoutMs)
@@ -162,9 +176,15 @@ export class Cache {
   setMany(entries: ReadonlyArray<{ key: string; value: unknown } & SetOptions>): Promise<void> {
     return promised(async () => {
       const list = requireArray<{ key: string; value: unknown } & SetOptions>('entries', entries)
+      // Every entry is checked before the first write, so a bad one leaves nothing half-written.
       list.forEach((e, i) => {
         if (typeof e !== 'object' || e === null || Array.isArray(e))
           throw new InvalidArgumentError(`entries[${i}]`, 'must be an object { key, value, ...options }')
+        requireKnownOptions(`entries[${i}]`, e, ['key', 'value', ...SET_OPTIONS])
+        requireNonEmptyString(`entries[${i}].key`, e.key)
+        if (e.value === undefined)
+          throw new InvalidArgumentError(`entries[${i}].value`, 'is undefined; delete the key instead')
+        this.#resolveSet(e)
       })
       await Promise.all(list.map(({ key, value, ...options }) => this.set(key, value, options)))
     })

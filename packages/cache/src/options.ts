@@ -6,6 +6,7 @@ import {
   type RedisClient,
   requireBoolean,
   requireIntegerInRange,
+  requireKnownOptions,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requireOptions,
@@ -62,6 +63,21 @@ export interface ResolvedCacheOptions {
 
 export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions {
   if (!options || typeof options !== 'object') throw new InvalidArgumentError('options', 'must be an object')
+  requireKnownOptions('options', options, [
+    'redis',
+    'prefix',
+    'namespace',
+    'ttlMs',
+    'graceMs',
+    'l1',
+    'tracking',
+    'codec',
+    'compressAboveBytes',
+    'timeoutMs',
+    'leaseMs',
+    'shards',
+    'batch',
+  ])
   const redis = assertUsableClient(options.redis)
   if (options.prefix !== undefined && options.namespace !== undefined && options.prefix !== options.namespace)
     throw new InvalidArgumentError('prefix', 'and namespace name the same thing; give one of them')
@@ -70,6 +86,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
   const namespace = requireNonEmptyString(option, options.prefix ?? options.namespace)
   keyspace(namespace, option)
   const l1Options = options.l1 === undefined ? undefined : requireOptions('l1', options.l1)
+  if (l1Options) requireKnownOptions('l1', l1Options, ['maxEntries', 'ttlMs'])
   const l1 = l1Options
     ? {
         maxEntries: requirePositiveInteger('l1.maxEntries', l1Options.maxEntries),

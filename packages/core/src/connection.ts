@@ -9,6 +9,7 @@ import {
   describe,
   requireBoolean,
   requireIntegerInRange,
+  requireKnownOptions,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requireOptions,
@@ -116,6 +117,27 @@ function parseBoolean(name: string, value: string | undefined): boolean | undefi
  */
 export function resolveConnection(options: CreateRedisOptions = {}): ResolvedConnection {
   requireOptions('options', options)
+  requireKnownOptions('options', options, [
+    'url',
+    'host',
+    'port',
+    'username',
+    'password',
+    'db',
+    'tls',
+    'sentinels',
+    'sentinelName',
+    'clusterNodes',
+    'commandTimeoutMs',
+    'connectTimeoutMs',
+    'maxRetriesPerRequest',
+    'enableOfflineQueue',
+    'autoPipelining',
+    'reconnect',
+    'logger',
+    'env',
+    'redisOptions',
+  ])
   const env = options.env ?? process.env
   if (options.url !== undefined) requireNonEmptyString('url', options.url)
   if (options.host !== undefined) requireNonEmptyString('host', options.host)
@@ -233,6 +255,7 @@ function attachLifecycle(client: RedisClient, logger: Logger | undefined, mode: 
 export function createRedis(options: CreateRedisOptions = {}): RedisClient {
   const conn = resolveConnection(options)
   const reconnect = requireOptions('reconnect', options.reconnect)
+  requireKnownOptions('reconnect', reconnect, ['baseMs', 'capMs'])
   const backoff = fullJitterBackoff(
     requirePositiveInteger('reconnect.baseMs', reconnect.baseMs ?? 100),
     requirePositiveInteger('reconnect.capMs', reconnect.capMs ?? 3_000),

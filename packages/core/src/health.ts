@@ -1,7 +1,7 @@
 import { assertUsableClient, isCluster, masters, type RedisClient } from './client.js'
 import { parseInfo } from './info.js'
 import { withTimeout } from './timeout.js'
-import { promised, requireOptions, requireTimeoutMs } from './validate.js'
+import { knownTimeoutOnly, promised, requireTimeoutMs } from './validate.js'
 
 export interface HealthReport {
   /** Every node answered within the timeout (and, on a cluster, cluster_state is ok). */
@@ -28,10 +28,7 @@ async function probe(node: RedisClient) {
 export function health(redis: RedisClient, options: { timeoutMs?: number } = {}): Promise<HealthReport> {
   return promised(() => {
     assertUsableClient(redis)
-    return probeAll(
-      redis,
-      requireTimeoutMs('timeoutMs', requireOptions('options', options).timeoutMs ?? 1_000),
-    )
+    return probeAll(redis, requireTimeoutMs('timeoutMs', knownTimeoutOnly(options).timeoutMs ?? 1_000))
   })
 }
 

@@ -2,7 +2,7 @@ import { assertUsableClient, masters, type RedisClient } from './client.js'
 import { toRpError } from './errors.js'
 import { parseInfo } from './info.js'
 import { withTimeout } from './timeout.js'
-import { promised, requireOptions, requireTimeoutMs } from './validate.js'
+import { knownTimeoutOnly, promised, requireTimeoutMs } from './validate.js'
 
 export interface MemoryReport {
   readonly usedBytes: number
@@ -79,7 +79,7 @@ async function nodeMemory(node: RedisClient): Promise<NodeMemory> {
 export function memory(redis: RedisClient, options: { timeoutMs?: number } = {}): Promise<MemoryReport> {
   return promised(() => {
     assertUsableClient(redis)
-    const timeoutMs = requireTimeoutMs('timeoutMs', requireOptions('options', options).timeoutMs ?? 2_000)
+    const timeoutMs = requireTimeoutMs('timeoutMs', knownTimeoutOnly(options).timeoutMs ?? 2_000)
     return report(redis, timeoutMs).catch((error: unknown) => {
       throw toRpError(error, 'memory')
     })

@@ -5,6 +5,7 @@ import { withTimeout } from './timeout.js'
 import {
   promised,
   requireFunction,
+  requireKnownOptions,
   requireNonEmptyString,
   requireOptions,
   requirePositiveInteger,
@@ -32,8 +33,11 @@ interface ResolvedScan {
   signal: AbortSignal | undefined
 }
 
-function resolveScan(options: ScanOptions): ResolvedScan {
+const SCAN_OPTIONS = ['match', 'count', 'type', 'timeoutMs', 'signal']
+
+function resolveScan(options: ScanOptions, known = SCAN_OPTIONS): ResolvedScan {
   const o = requireOptions('options', options)
+  requireKnownOptions('options', o, known)
   return {
     match: requireNonEmptyString('match', o.match),
     count: requirePositiveInteger('count', o.count ?? 500),
@@ -100,7 +104,7 @@ export interface DeleteByPatternOptions extends ScanOptions {
 export function deleteByPattern(redis: RedisClient, options: DeleteByPatternOptions): Promise<number> {
   return promised(async () => {
     assertUsableClient(redis)
-    const o = resolveScan(options)
+    const o = resolveScan(options, [...SCAN_OPTIONS, 'batchSize', 'filter'])
     const batchSize = requirePositiveInteger('batchSize', options.batchSize ?? 500)
     if (options.filter !== undefined) requireFunction('filter', options.filter)
     const cluster = isCluster(redis)

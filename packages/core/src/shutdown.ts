@@ -5,9 +5,11 @@ import { InvalidArgumentError } from './errors.js'
 import { withTimeout } from './timeout.js'
 import {
   describe,
+  knownTimeoutOnly,
   promised,
   requireBoolean,
   requireFunction,
+  requireKnownOptions,
   requireOptions,
   requireTimeoutMs,
 } from './validate.js'
@@ -56,7 +58,7 @@ export function shutdown(
   options: ShutdownOptions = {},
 ): Promise<ShutdownResult[]> {
   return promised(() => {
-    const timeoutMs = requireTimeoutMs('timeoutMs', requireOptions('options', options).timeoutMs ?? 5_000)
+    const timeoutMs = requireTimeoutMs('timeoutMs', knownTimeoutOnly(options).timeoutMs ?? 5_000)
     const list = clientList(clients)
     return Promise.all(list.map((c) => closeOne(c, timeoutMs)))
   })
@@ -89,6 +91,7 @@ export function installShutdownHandlers(
   options: ShutdownHandlerOptions = {},
 ): () => void {
   requireOptions('options', options)
+  requireKnownOptions('options', options, ['signals', 'timeoutMs', 'beforeShutdown', 'afterShutdown', 'exit'])
   const signals = options.signals ?? ['SIGTERM', 'SIGINT']
   if (!Array.isArray(signals) || signals.length === 0)
     throw new InvalidArgumentError(
@@ -116,7 +119,11 @@ export function installShutdownHandlers(
       } catch {
         failed = true
       }
-      await shutdown(clients, options)
+      try {
+        await shutdown(clients, { timeoutMs: options.timeoutMs })
+      } catch {
+        failed = true
+      }
       try {
         await options.afterShutdown?.()
       } catch {

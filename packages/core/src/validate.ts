@@ -134,6 +134,13 @@ export function requireKnownOptions(name: string, options: object, allowed: read
   }
 }
 
+/** The options of a call whose only option is `timeoutMs` (health, memory, shutdown). */
+export function knownTimeoutOnly(options: { timeoutMs?: unknown } | undefined): { timeoutMs?: unknown } {
+  const o = requireOptions('options', options)
+  requireKnownOptions('options', o, ['timeoutMs'])
+  return o
+}
+
 /**
  * JSON.stringify that refuses what JSON would lose instead of losing it: functions, symbols and
  * undefined inside arrays (dropped or turned into null), NaN and ±Infinity (null), BigInt and

@@ -11,6 +11,7 @@ import {
   RedisGuard,
   requireBoolean,
   requireFunction,
+  requireKnownOptions,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requireOptions,
@@ -91,6 +92,17 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   constructor(options: LockManagerOptions) {
     super()
     requireOptions('options', options)
+    requireKnownOptions('options', options, [
+      'redis',
+      'prefix',
+      'ttlMs',
+      'waitMs',
+      'timeoutMs',
+      'fenceTtlMs',
+      'handoffMs',
+      'onLost',
+      'batch',
+    ])
     this.#redis = assertUsableClient(options.redis)
     this.#keys = new LockKeys(requireNonEmptyString('prefix', options.prefix ?? 'lock'))
     this.#defaultTtlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? 30_000)
@@ -125,6 +137,8 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     options: Omit<LockAcquireOptions, 'waitMs' | 'signal'> = {},
   ): Promise<Lock | null> {
     return promised(() => {
+      // No wait in a try: a waitMs or signal here would be silently meaningless.
+      requireKnownOptions('options', requireOptions('options', options), ['ttlMs', 'reentrant', 'owner'])
       const attempt = this.#attemptArgs(resource, options)
       return instrument(
         { package: 'lock', operation: 'tryAcquire' },
@@ -136,6 +150,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   #attemptArgs(resource: string, options: LockAcquireOptions): Attempt {
     requireNonEmptyString('resource', resource)
     requireOptions('options', options)
+    requireKnownOptions('options', options, ['ttlMs', 'waitMs', 'signal', 'reentrant', 'owner'])
     const ttlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? this.#defaultTtlMs)
     const owner = options.owner === undefined ? randomUUID() : requireNonEmptyString('owner', options.owner)
     if (options.reentrant !== undefined) requireBoolean('reentrant', options.reentrant)

@@ -13,6 +13,7 @@ import {
   RedisGuard,
   releasedIf,
   requireBoolean,
+  requireKnownOptions,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requireOneOf,
@@ -62,6 +63,7 @@ export class ReadWriteLock {
 
   constructor(options: ReadWriteLockOptions) {
     requireOptions('options', options)
+    requireKnownOptions('options', options, ['redis', 'name', 'ttlMs', 'prefix', 'timeoutMs', 'batch'])
     this.#redis = assertUsableClient(options.redis)
     this.#name = requireNonEmptyString('name', options.name)
     const ks = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'lock:rw'))
@@ -92,6 +94,7 @@ export class ReadWriteLock {
   #acquire(mode: 'read' | 'write', options: RwAcquireOptions): Promise<RwHold> {
     return promised(() => {
       const o = requireOptions('options', options)
+      requireKnownOptions('options', o, ['waitMs', 'signal', 'ttlMs'])
       const waitMs = requireNonNegativeInteger('waitMs', o.waitMs ?? 10_000)
       const ttlMs = requireTimeoutMs('ttlMs', o.ttlMs ?? this.#ttlMs)
       const signal = requireSignal('signal', o.signal)

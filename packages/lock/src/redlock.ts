@@ -15,6 +15,7 @@ import {
   type RedisClient,
   RedisUnavailableError,
   requireBoolean,
+  requireKnownOptions,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requireOptions,
@@ -85,6 +86,13 @@ export class Redlock {
       : (first as readonly RedisClient[])
     const options: RedlockOptions = shaped ? (first as RedlockOptions) : second
     requireOptions('options', options)
+    requireKnownOptions(
+      'options',
+      options,
+      shaped
+        ? ['clients', 'driftFactor', 'prefix', 'instanceTimeoutMs', 'force', 'batch']
+        : ['driftFactor', 'prefix', 'instanceTimeoutMs', 'force', 'batch'],
+    )
     if (options.force !== undefined) requireBoolean('force', options.force)
     if (!Array.isArray(clients) || clients.length === 0)
       throw new InvalidArgumentError('clients', 'must be a non-empty array of ioredis clients')
@@ -137,6 +145,7 @@ export class Redlock {
     return promised(() => {
       requireNonEmptyString('resource', resource)
       requireOptions('options', options)
+      requireKnownOptions('options', options, ['ttlMs', 'waitMs', 'signal'])
       const ttlMs = requireTimeoutMs('ttlMs', options?.ttlMs)
       const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 0)
       const signal = requireSignal('signal', options.signal)

@@ -13,6 +13,7 @@ import {
   type RedisClient,
   RedisGuard,
   requireBoolean,
+  requireKnownOptions,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requireOptions,
@@ -60,6 +61,16 @@ export class Semaphore {
 
   constructor(options: SemaphoreOptions) {
     requireOptions('options', options)
+    requireKnownOptions('options', options, [
+      'redis',
+      'name',
+      'limit',
+      'permits',
+      'ttlMs',
+      'prefix',
+      'timeoutMs',
+      'batch',
+    ])
     const redis = assertUsableClient(options.redis)
     const ks = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'lock:semaphore'))
     this.#name = requireNonEmptyString('name', options.name)
@@ -101,6 +112,7 @@ export class Semaphore {
   acquire(options: SemaphoreAcquireOptions = {}): Promise<Permit> {
     return promised(() => {
       const o = requireOptions('options', options)
+      requireKnownOptions('options', o, ['waitMs', 'signal'])
       const waitMs = requireNonNegativeInteger('waitMs', o.waitMs ?? 10_000)
       const signal = requireSignal('signal', o.signal)
       // One id for the whole wait: it is both the permit id and the waiter's place in the queue.

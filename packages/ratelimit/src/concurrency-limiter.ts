@@ -18,6 +18,7 @@ import {
   type RedisClient,
   RedisGuard,
   requireBoolean,
+  requireKnownOptions,
   requireNonEmptyString,
   requireNonNegativeInteger,
   requireOneOf,
@@ -77,6 +78,16 @@ export class ConcurrencyLimiter {
   constructor(options: ConcurrencyLimiterOptions) {
     if (!options || typeof options !== 'object')
       throw new InvalidArgumentError('options', 'must be an object')
+    requireKnownOptions('options', options, [
+      'redis',
+      'prefix',
+      'limit',
+      'ttlMs',
+      'leaseMs',
+      'failure',
+      'timeoutMs',
+      'batch',
+    ])
     const redis = assertUsableClient(options.redis)
     this.#keyspace = keyspace(requireNonEmptyString('prefix', options.prefix ?? 'rl:concurrency'))
     this.#limit = requirePositiveInteger('limit', options.limit)
@@ -168,6 +179,7 @@ export class ConcurrencyLimiter {
     return promised(() => {
       const keys = this.#keys(key)
       const o = requireOptions('options', options)
+      requireKnownOptions('options', o, ['waitMs', 'signal'])
       const waitMs = requireNonNegativeInteger('waitMs', o.waitMs ?? 0)
       const signal = requireSignal('signal', o.signal)
       const id = randomUUID()

@@ -5,6 +5,7 @@ import {
   keyspace,
   promised,
   RedisGuard,
+  requireKnownOptions,
   requireOptions,
   requirePositiveInteger,
   requireTimeoutMs,
@@ -172,7 +173,9 @@ export class RateLimiter {
   limit(key: string, options: LimitCallOptions = {}): Promise<RateLimitResult> {
     try {
       requireKey(key)
-      const cost = requireCost(requireOptions('options', options).cost ?? 1)
+      const o = requireOptions('options', options)
+      requireKnownOptions('options', o, ['cost'])
+      const cost = requireCost(o.cost ?? 1)
       return instrument(this.#trace, () => this.#limit(key, cost), outcomeOf)
     } catch (error) {
       return Promise.reject(error)

@@ -5,6 +5,7 @@ import {
   RedisGuard,
   requireArray,
   requireBoolean,
+  requireKnownOptions,
   requireOptions,
   requireTimeoutMs,
 } from '@rp/core/kit'
@@ -42,7 +43,7 @@ export class MultiLimiter {
     const list = requireArray<RateLimiter>('limiters', limiters)
     if (list.length === 0)
       throw new InvalidArgumentError('limiters', 'must be a non-empty array of RateLimiter')
-    requireOptions('options', options)
+    requireKnownOptions('options', requireOptions('options', options), ['failure', 'timeoutMs', 'batch'])
     this.#specs = list.map((l, i) => {
       const spec = policySpec(l)
       if (!spec) throw new InvalidArgumentError(`limiters[${i}]`, 'must be a RateLimiter')
@@ -107,7 +108,9 @@ export class MultiLimiter {
   limit(key: string, options: LimitCallOptions = {}): Promise<MultiLimitResult> {
     try {
       requireKey(key)
-      const cost = requireCost(requireOptions('options', options).cost ?? 1)
+      const o = requireOptions('options', options)
+      requireKnownOptions('options', o, ['cost'])
+      const cost = requireCost(o.cost ?? 1)
       return this.#instrumented(key, cost)
     } catch (error) {
       return Promise.reject(error)

@@ -5,6 +5,7 @@ import {
   keyspace,
   type RedisClient,
   requireBoolean,
+  requireKnownOptions,
   requireNonEmptyString,
   requireOneOf,
   requireOptions,
@@ -86,6 +87,7 @@ export function resolveFailure(failure: unknown): FailurePolicy {
     failure !== null &&
     (failure as { fallback?: unknown }).fallback === 'memory'
   ) {
+    requireKnownOptions('failure', failure, ['fallback', 'maxKeys'])
     const maxKeys = (failure as { maxKeys?: unknown }).maxKeys
     if (maxKeys !== undefined) requirePositiveInteger('failure.maxKeys', maxKeys)
     return failure as FailurePolicy
@@ -101,6 +103,18 @@ export const SLIDING_LOG_MAX_LIMIT = 10_000
 
 export function resolveLimiterOptions(options: RateLimiterOptions): ResolvedLimiterOptions {
   if (!options || typeof options !== 'object') throw new InvalidArgumentError('options', 'must be an object')
+  requireKnownOptions('options', options, [
+    'redis',
+    'prefix',
+    'algorithm',
+    'limit',
+    'windowMs',
+    'burst',
+    'failure',
+    'timeoutMs',
+    'blockCache',
+    'batch',
+  ])
   assertUsableClient(options.redis)
   const algorithm = requireOneOf('algorithm', options.algorithm, ALGORITHM_NAMES)
   const limit = requirePositiveInteger('limit', options.limit)
@@ -120,13 +134,12 @@ export function resolveLimiterOptions(options: RateLimiterOptions): ResolvedLimi
   const prefix = requireNonEmptyString('prefix', options.prefix ?? 'rl')
   keyspace(prefix)
   const timeoutMs = requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000)
-  const blockCacheMaxKeys =
-    options.blockCache === undefined
-      ? 0
-      : requirePositiveInteger(
-          'blockCache.maxKeys',
-          requireOptions('blockCache', options.blockCache).maxKeys ?? 10_000,
-        )
+  let blockCacheMaxKeys = 0
+  if (options.blockCache !== undefined) {
+    const blockCache = requireOptions('blockCache', options.blockCache)
+    requireKnownOptions('blockCache', blockCache, ['maxKeys'])
+    blockCacheMaxKeys = requirePositiveInteger('blockCache.maxKeys', blockCache.maxKeys ?? 10_000)
+  }
   const seconds = windowMs / 1000
   return {
     redis: options.redis,

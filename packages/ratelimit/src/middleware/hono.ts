@@ -34,7 +34,7 @@ function forwardedIp(c: Context, hops: number): string | undefined {
 
 /** Hono middleware: `app.use(rateLimit({ limiter }))`. */
 export function rateLimit(options: HonoRateLimitOptions): MiddlewareHandler {
-  const decide = createDecider(options)
+  const decide = createDecider(options, ['ip', 'trustProxy'])
   if (options.ip !== undefined) requireFunction('ip', options.ip)
   const hops = requireNonNegativeInteger('trustProxy', options.trustProxy ?? 0)
   const ipOf = options.ip ?? (hops > 0 ? (c: Context) => forwardedIp(c, hops) : socketIp)

@@ -1,5 +1,11 @@
 import { isIPv4, isIPv6 } from 'node:net'
-import { InvalidArgumentError, requireFunction, requireOptions } from '@rp/core/kit'
+import {
+  InvalidArgumentError,
+  requireBoolean,
+  requireFunction,
+  requireKnownOptions,
+  requireOptions,
+} from '@rp/core/kit'
 import { RateLimiter } from '../limiter.js'
 import { MultiLimiter } from '../multi-limiter.js'
 import type { RateLimitResult } from '../result.js'
@@ -148,8 +154,17 @@ export interface Verdict {
 }
 
 /** The framework-independent part of every adapter. */
-export function createDecider<Req>(options: RateLimitMiddlewareOptions<Req>) {
+/** The options every adapter takes; an adapter passes the ones it adds (Hono: ip, trustProxy). */
+const MIDDLEWARE_OPTIONS = ['limiter', 'key', 'skip', 'cost', 'standardHeaders', 'legacyHeaders', 'body']
+
+export function createDecider<Req>(
+  options: RateLimitMiddlewareOptions<Req>,
+  adapterOptions: readonly string[] = [],
+) {
   requireOptions('options', options)
+  requireKnownOptions('options', options, [...MIDDLEWARE_OPTIONS, ...adapterOptions])
+  for (const name of ['standardHeaders', 'legacyHeaders'] as const)
+    if (options[name] !== undefined) requireBoolean(name, options[name])
   if (!(options.limiter instanceof RateLimiter || options.limiter instanceof MultiLimiter)) {
     throw new InvalidArgumentError('limiter', 'must be a RateLimiter or MultiLimiter')
   }
