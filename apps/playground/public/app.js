@@ -147,9 +147,13 @@ $('signout').addEventListener('click', async () => {
 })
 
 $('logout-others').addEventListener('click', async () => {
-  const { json } = await api('POST', '/api/devices/logout-others')
-  toast(`Ended ${json.ended} other session${json.ended === 1 ? '' : 's'}`)
-  loadDevices()
+  try {
+    const { json } = await api('POST', '/api/devices/logout-others')
+    toast(`Ended ${json.ended} other session${json.ended === 1 ? '' : 's'}`)
+    await loadDevices()
+  } catch (error) {
+    toast(error.message)
+  }
 })
 
 async function loadDevices() {
@@ -297,7 +301,8 @@ let lastFlash = null
 function scheduleBoards(flash) {
   lastFlash = flash ?? lastFlash
   clearTimeout(boardsTimer)
-  boardsTimer = setTimeout(loadBoards, 60)
+  // A failure here (Redis away) shows through the status banner; the next change retries.
+  boardsTimer = setTimeout(() => loadBoards().catch(() => {}), 60)
 }
 
 async function loadBoards() {

@@ -8,7 +8,7 @@ import { masters } from './client.js'
 import { ScriptError, TimeoutError } from './errors.js'
 import { RedisGuard } from './guard.js'
 import { keyspace } from './keys.js'
-import { defineScript } from './script.js'
+import { defineScript, SOLO_ARGS } from './script.js'
 
 // KEYS[1]: a counter. ARGV[1]: increment. Reply: the new value. A string in the key fails the call.
 const incr = defineScript<number>({
@@ -175,7 +175,7 @@ describeEachTarget('tick batching', (target) => {
 })
 
 describe('tick batching, counted on servers of its own', () => {
-  it('sends a tick of calls in batches of MAX_BATCH_CALLS, and one call per EVALSHA with batch: false', async () => {
+  it('sends a tick of calls in batches of MAX_BATCH_CALLS, one call per EVALSHA with batch: false, and bulk calls alone', async () => {
     const server = await startRedis({ ownServer: true })
     const redis = new Redis(server.url)
     try {
@@ -194,6 +194,14 @@ describe('tick batching, counted on servers of its own', () => {
         Array.from({ length: MAX_BATCH_CALLS + 1 }, (_, i) => incr.run(redis, [`k{${i}}`], [1])),
       )
       expect((await scriptCalls([redis])).all - lone.all).toBe(2)
+      // Bulk calls (more than SOLO_ARGS arguments) go alone, with the same replies: nothing to share.
+      const beforeBulk = await scriptCalls([redis])
+      const bulk = Array.from({ length: SOLO_ARGS }, (_, i) => i)
+      const bulkReplies = await Promise.all(
+        Array.from({ length: 4 }, (_, i) => shapes.run(redis, [`b{${i}}`], ['table', ...bulk])),
+      )
+      expect((await scriptCalls([redis])).all - beforeBulk.all).toBe(4)
+      expect(bulkReplies[3]).toEqual([1, 'a', [2, 'b'], '0'])
     } finally {
       redis.disconnect()
       await server.stop()

@@ -155,6 +155,8 @@ export function resolveConnection(options: CreateRedisOptions = {}): ResolvedCon
     if (!Array.isArray(list))
       throw new InvalidArgumentError(name, `must be an array of { host, port }, got ${describe(list)}`)
     list.forEach((node, i) => {
+      if (typeof node === 'object' && node !== null)
+        requireKnownOptions(`${name}[${i}]`, node, ['host', 'port'])
       requireNonEmptyString(`${name}[${i}].host`, node?.host)
       requireIntegerInRange(`${name}[${i}].port`, node?.port, 1, 65_535)
     })

@@ -2,8 +2,12 @@ import { type BatchableScript, runBatched } from './batch.js'
 import type { RedisClient } from './client.js'
 import { InvalidArgumentError } from './errors.js'
 import { compileLua, runLua, type ScriptArg } from './lua.js'
+import { requireBoolean, requireKnownOptions, requireOptions } from './validate.js'
 
 export type { ScriptArg } from './lua.js'
+
+/** Calls with more KEYS plus ARGV than this skip tick batching and run alone. */
+export const SOLO_ARGS = 256
 
 /** The option every pattern takes to turn tick batching off for one instance. */
 export interface BatchOption {
@@ -66,7 +70,24 @@ export interface Script<Reply = unknown> {
 }
 
 /** Declares a named Lua script once; packages call `run` on any client, standalone or cluster. */
+/** Run options already checked: a guard passes the same object on every call of its hot path. */
+const checkedRunOptions = new WeakSet<object>()
+
+function checkRunOptions(options: ScriptRunOptions): void {
+  if (checkedRunOptions.has(options)) return
+  requireKnownOptions('options', requireOptions('options', options), ['batch'])
+  if (options.batch !== undefined) requireBoolean('batch', options.batch)
+  checkedRunOptions.add(options)
+}
+
 export function defineScript<Reply = unknown>(definition: ScriptDefinition<Reply>): Script<Reply> {
+  requireKnownOptions('definition', requireOptions('definition', definition), [
+    'name',
+    'keys',
+    'lua',
+    'flags',
+    'decode',
+  ])
   const { name, keys: keyCount } = definition
   if (keyCount !== 'variadic' && (!Number.isInteger(keyCount) || keyCount < 0)) {
     throw new InvalidArgumentError('keys', `script ${name}: must be an integer >= 0 or 'variadic'`)
@@ -86,7 +107,17 @@ export function defineScript<Reply = unknown>(definition: ScriptDefinition<Reply
           new InvalidArgumentError('keys', `script ${name} takes ${keyCount} keys, got ${keys.length}`),
         )
       }
-      if (options?.batch === false) return runLua(redis, compiled, keys, args).then(decode)
+      if (options !== undefined) {
+        try {
+          checkRunOptions(options)
+        } catch (error) {
+          return Promise.reject(error)
+        }
+      }
+      // A call with hundreds of arguments is a bulk operation: sharing a round trip saves it next to
+      // nothing, and the batch wrapper would copy every argument once more inside Redis.
+      if (options?.batch === false || keys.length + args.length > SOLO_ARGS)
+        return runLua(redis, compiled, keys, args).then(decode)
       return runBatched(redis, batchable, keys, args) as Promise<Reply>
     },
   }

@@ -266,10 +266,10 @@ export class Leaderboard {
       for (const [i, e] of list.entries()) {
         if (typeof e !== 'object' || e === null)
           throw new InvalidArgumentError(`entries[${i}]`, 'must be { member, score }')
-        args.push(
-          requireMember(`entries[${i}].member`, e.member),
-          requireScore(`entries[${i}].score`, e.score),
-        )
+        // No submissionId here: a bulk load is not idempotent per entry, and must not look as if it were.
+        requireKnownOptions(`entries[${i}]`, e, ['member', 'score'])
+        const member = requireMember(`entries[${i}].member`, e.member)
+        args.push(requireScore(`entries[${i}].score`, e.score), member)
       }
       let changed = 0
       if (args.length) await this.#ready()

@@ -199,8 +199,8 @@ return {'ok', fmt(new), rank, changed and 1 or 0}
  * Many submits in one call, applied in order as submit would (without submission ids or ranks),
  * but read and written in a few batched commands: the members' current names and scores first
  * (HMGET, ZMSCORE), the changes worked out in Lua, then one HSET and one ZADD for all of them.
- * ARGV[4] update, ARGV[5] maxMembers ('' = none), ARGV[6] expire at ('' = never), then member,
- * score pairs. Reply: how many submits changed a score, {'range', index} for an increment out of
+ * ARGV[4] update, ARGV[5] maxMembers ('' = none), ARGV[6] expire at ('' = never), then score,
+ * member pairs (ZADD's order). Reply: how many submits changed a score, {'range', index} for an increment out of
  * range (nothing is written), or {'expired'} (ARGV[6] has passed).
  */
 export const submitManyScript = defineScript<number | Array<string>>({
@@ -218,28 +218,24 @@ local function finish(changed)
 end
 -- Member ties without a dense index keep nothing but the sorted set: replace and best are plain
 -- ZADD (GT/LT for best), which applies repeated members in order, as submits would.
+-- The pairs come score first, as ZADD takes them, so they go to it straight from ARGV.
 if not FIRST and not DENSE and mode ~= 'increment' then
-  local args = {}
-  for i = 7, #ARGV, 2 do
-    args[#args + 1] = ARGV[i + 1]
-    args[#args + 1] = ARGV[i]
-  end
   local changed = 0
-  for i = 1, #args, 4000 do
-    local last = math.min(i + 3999, #args)
+  for i = 7, #ARGV, 4000 do
+    local last = math.min(i + 3999, #ARGV)
     if mode == 'best' then
-      changed = changed + redis.call('ZADD', z, DESC and 'GT' or 'LT', 'CH', unpack(args, i, last))
+      changed = changed + redis.call('ZADD', z, DESC and 'GT' or 'LT', 'CH', unpack(ARGV, i, last))
     else
-      changed = changed + redis.call('ZADD', z, 'CH', unpack(args, i, last))
+      changed = changed + redis.call('ZADD', z, 'CH', unpack(ARGV, i, last))
     end
   end
   return finish(changed)
 end
 local members, order = {}, {}
 for i = 7, #ARGV, 2 do
-  if not members[ARGV[i]] then
-    members[ARGV[i]] = {}
-    order[#order + 1] = ARGV[i]
+  if not members[ARGV[i + 1]] then
+    members[ARGV[i + 1]] = {}
+    order[#order + 1] = ARGV[i + 1]
   end
 end
 -- current names and scores, in two commands
@@ -269,8 +265,8 @@ end
 local changed = 0
 local seqs = 0
 for i = 7, #ARGV, 2 do
-  local st = members[ARGV[i]]
-  local score = tonumber(ARGV[i + 1])
+  local st = members[ARGV[i + 1]]
+  local score = tonumber(ARGV[i])
   local new = score
   if mode == 'increment' and st.score then new = st.score + score end
   if math.abs(new) > 9007199254740991 then return {'range', tostring((i - 7) / 2)} end

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis'
 import { afterAll, expect, it } from 'vitest'
 import { ConcurrencyLimiter } from './concurrency-limiter.js'
 import { RateLimiter } from './limiter.js'
-import { rateLimit } from './middleware/express.js'
+import { rateLimit, rateLimitHeaders } from './middleware/express.js'
 import { MultiLimiter } from './multi-limiter.js'
 
 // A misspelt option must be refused, not silently replaced by its default. Nothing here reaches Redis.
@@ -21,6 +21,7 @@ it('refuses a misspelt constructor option, naming it', () => {
     [() => new MultiLimiter([limiter], { timeout: 5 } as never), /timeout/],
     [() => new ConcurrencyLimiter({ redis, limit: 2, ttlMs: 1_000, leaseMS: 5 } as never), /leaseMS/],
     [() => rateLimit({ limiter, keyGenerator: () => 'k' } as never), /keyGenerator/],
+    [() => rateLimitHeaders(limiter, {} as never, { legacyHeader: true } as never), /legacyHeader/],
   ]
   for (const [make, name] of cases) {
     expect(make).toThrow(name)

@@ -113,6 +113,7 @@ export function rateLimitHeaders(
   options: { standardHeaders?: boolean; legacyHeaders?: boolean } = {},
   now = Date.now(),
 ): Record<string, string> {
+  requireKnownOptions('options', requireOptions('options', options), ['standardHeaders', 'legacyHeaders'])
   const headers: Record<string, string> = {}
   const list = policies(limiter)
   const results = 'results' in result ? (result.results as RateLimitResult[]) : [result]
@@ -171,6 +172,7 @@ export function createDecider<Req>(
   for (const name of ['key', 'skip', 'cost', 'body'] as const)
     if (options[name] !== undefined) requireFunction(name, options[name])
   const { limiter } = options
+  const headerOptions = { standardHeaders: options.standardHeaders, legacyHeaders: options.legacyHeaders }
   const keyOf = options.key ?? ((_req: Req, ip: string) => `ip:${ipKey(ip)}`)
   return async (req: Req, ip: string): Promise<Verdict> => {
     if (options.skip && (await options.skip(req))) return { result: null, headers: {}, json: null }
@@ -179,7 +181,7 @@ export function createDecider<Req>(
     const result = await limiter.limit(key, { cost })
     return {
       result,
-      headers: rateLimitHeaders(limiter, result, options),
+      headers: rateLimitHeaders(limiter, result, headerOptions),
       json: result.allowed ? null : JSON.stringify((options.body ?? defaultBody)(result)),
     }
   }
