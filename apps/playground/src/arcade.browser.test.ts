@@ -239,6 +239,11 @@ describe('the arcade in Chromium', () => {
       status: 400,
       body: { argument: 'timeZone' },
     })
+    // Look-alikes fold into the plain name (NFKC): a fullwidth 'Ｉ' signs in as 'I'.
+    expect(await answer('/api/signin', { name: 'Ｉvy', timeZone: 'UTC' })).toMatchObject({
+      status: 200,
+      body: { user: 'Ivy' },
+    })
   })
 
   it('shows a Redis outage and recovers without a reload', async () => {
@@ -313,6 +318,25 @@ describe('the arcade in Chromium', () => {
     await stopArcade(worker)
     expect((await worker.exited).code).toBe(0)
   }, 60_000)
+
+  it('caps the event streams one client address may hold', async () => {
+    // Last in this block: the open pages of earlier tests hold some of this address's 20 streams.
+    const aborts: AbortController[] = []
+    const statuses: number[] = []
+    try {
+      for (let i = 0; i < 25; i++) {
+        const abort = new AbortController()
+        aborts.push(abort)
+        const res = await fetch(`${urls[0]}/api/events`, { signal: abort.signal })
+        statuses.push(res.status)
+        if (res.status === 429) expect(await res.json()).toEqual({ error: 'too-many-streams' })
+      }
+    } finally {
+      for (const abort of aborts) abort.abort()
+    }
+    expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(20)
+    expect(statuses.at(-1)).toBe(429)
+  })
 })
 
 describe('the arcade on Redis Cluster (3 masters, 3 replicas)', () => {

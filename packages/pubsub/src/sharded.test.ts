@@ -52,6 +52,20 @@ async function withShardedPair(
   }
 }
 
+/** Subscribes to `news` and waits for a first message; returns the numbers received, as they come. */
+async function subscribeAndConfirm(
+  publisher: PubSub<Events>,
+  subscriber: PubSub<Events>,
+): Promise<Set<number>> {
+  const got = new Set<number>()
+  await subscriber.subscribe('news', (m) => {
+    got.add(m.n)
+  })
+  await publisher.publish('news', { n: 1 })
+  await eventually(() => got.has(1), 5_000, 'the first message')
+  return got
+}
+
 /** Publishes increasing numbers until one arrives. */
 async function publishUntilDelivered(
   publisher: PubSub<Events>,
@@ -77,12 +91,7 @@ describe('PubSub sharded (SPUBLISH / SSUBSCRIBE) on a cluster', () => {
     await withShardedPair(
       1,
       async ({ cluster, publisherClient, publisher, subscriber, prefix, events, unhandled }) => {
-        const got = new Set<number>()
-        await subscriber.subscribe('news', (m) => {
-          got.add(m.n)
-        })
-        await publisher.publish('news', { n: 1 })
-        await eventually(() => got.has(1), 5_000, 'the first message')
+        const got = await subscribeAndConfirm(publisher, subscriber)
 
         await cluster.waitForReplication()
         const slot = Number(await publisherClient.cluster('KEYSLOT', keyspace(prefix).channel('news')))
@@ -109,12 +118,7 @@ describe('PubSub sharded (SPUBLISH / SSUBSCRIBE) on a cluster', () => {
     await withShardedPair(
       0,
       async ({ cluster, publisherClient, publisher, subscriber, prefix, events, unhandled }) => {
-        const got = new Set<number>()
-        await subscriber.subscribe('news', (m) => {
-          got.add(m.n)
-        })
-        await publisher.publish('news', { n: 1 })
-        await eventually(() => got.has(1), 5_000, 'the first message')
+        const got = await subscribeAndConfirm(publisher, subscriber)
         await new Promise((r) => setTimeout(r, 300))
         expect(events).toEqual([])
 
