@@ -175,6 +175,8 @@ function lossless(v: unknown, depth: number): boolean {
         return true
       }
       const proto = Object.getPrototypeOf(v)
+      // A valid Date is its ISO string, as the explaining walk counts it (frameworks' cookies).
+      if (proto === Date.prototype) return Number.isFinite((v as Date).getTime())
       if (proto !== Object.prototype && proto !== null) return false
       if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return false
       for (const key in v) {

@@ -42,7 +42,7 @@ export interface StoredSession {
   idleTtlMs: number
 }
 
-/** A StoredSession that keeps the per-field encodings it was read from. */
+/** A StoredSession that can give back the per-field encodings it was read from. */
 class Stored implements StoredSession {
   createdAt: number
   lastSeenAt: number
@@ -50,18 +50,24 @@ class Stored implements StoredSession {
   absoluteExpiresAt: number
   version: number
   idleTtlMs: number
+  #dataText: string | null
+  readonly #index: string
+  #encoded: Map<string, string> | null = null
 
   constructor(
     readonly handle: string,
     readonly userId: string | null,
     readonly data: Record<string, unknown>,
-    readonly encoded: Map<string, string>,
+    dataText: string,
+    index: string,
     readonly meta: SessionMeta,
     times: Pick<
       StoredSession,
       'createdAt' | 'lastSeenAt' | 'expiresAt' | 'absoluteExpiresAt' | 'version' | 'idleTtlMs'
     >,
   ) {
+    this.#dataText = dataText
+    this.#index = index
     this.createdAt = times.createdAt
     this.lastSeenAt = times.lastSeenAt
     this.expiresAt = times.expiresAt
@@ -69,6 +75,101 @@ class Stored implements StoredSession {
     this.version = times.version
     this.idleTtlMs = times.idleTtlMs
   }
+
+  /**
+   * Parsed again from the stored text only when asked (a framework save, a regenerate): the app
+   * may have changed `data` since. A value text is what JSON.stringify gave when it was written,
+   * and JSON.stringify(JSON.parse(text)) gives that text back.
+   */
+  get encoded(): Map<string, string> {
+    if (!this.#encoded) {
+      this.#encoded = encodedFields(this.#dataText!, this.#index)
+      this.#dataText = null
+    }
+    return this.#encoded
+  }
+}
+
+/**
+ * The stored data text's fields: JSON-quoted name → value text, in stored order. The index gives
+ * each segment's length in bytes, which are its characters when the text is ASCII (the common
+ * case); otherwise the text is parsed, and each field given back by JSON.stringify.
+ */
+export function encodedFields(dataText: string, index: string): Map<string, string> {
+  const fields = new Map<string, string>()
+  if (Buffer.byteLength(dataText) === dataText.length) {
+    let pos = 1
+    for (const segment of index ? index.split('.') : []) {
+      const colon = segment.indexOf(':')
+      const nameLength = Number(segment.slice(0, colon))
+      const valueLength = Number(segment.slice(colon + 1))
+      fields.set(
+        dataText.slice(pos, pos + nameLength),
+        dataText.slice(pos + nameLength + 1, pos + nameLength + 1 + valueLength),
+      )
+      pos += nameLength + valueLength + 2
+    }
+    return fields
+  }
+  const parsed = JSON.parse(dataText) as Record<string, unknown>
+  for (const name in parsed) fields.set(JSON.stringify(name), JSON.stringify(parsed[name]))
+  return fields
+}
+
+/** A stored value's parts (see scripts.ts for the layout), or null for one this store did not write. */
+interface Layout {
+  lastSeenAt: number
+  expiresAt: number
+  createdAt: number
+  absoluteExpiresAt: number
+  version: number
+  idleTtlMs: number
+  userText: string
+  metaText: string
+  dataText: string
+  /** `<#name>:<#value>` per data field, joined by '.'. */
+  index: string
+}
+
+const LAYOUT_HEAD = /^(\d+),(\d+),(\d+),(\d+),(\d+),(\d+),([\d:.]*)$/
+
+export function parseLayout(v: string): Layout | null {
+  if (typeof v !== 'string' || v.charCodeAt(0) !== 83 /* S */ || v.charCodeAt(1) !== 49 /* 1 */) return null
+  const semi = v.indexOf(';', 28)
+  if (semi < 0) return null
+  const head = LAYOUT_HEAD.exec(v.slice(28, semi))
+  if (!head) return null
+  const userEnd = semi + 1 + Number(head[5])
+  const metaEnd = userEnd + Number(head[6])
+  return {
+    lastSeenAt: Number(v.slice(2, 15)),
+    expiresAt: Number(v.slice(15, 28)),
+    createdAt: Number(head[1]),
+    absoluteExpiresAt: Number(head[2]),
+    version: Number(head[3]),
+    idleTtlMs: Number(head[4]),
+    userText: v.slice(semi + 1, userEnd),
+    metaText: v.slice(userEnd, metaEnd),
+    dataText: v.slice(metaEnd),
+    index: head[7]!,
+  }
+}
+
+/** The user id in a stored value, '' for none (or a value this store did not write). */
+export function userIdOf(v: string): string {
+  const layout = parseLayout(v)
+  if (!layout?.userText) return ''
+  try {
+    const user = JSON.parse(layout.userText) as unknown
+    return typeof user === 'string' ? user : ''
+  } catch {
+    return ''
+  }
+}
+
+/** JSON text with every non-ASCII character \u-escaped: byte offsets equal character offsets. */
+export function asciiJson(text: string): string {
+  return text.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
 export type WriteMode = 'create' | 'upsert' | 'merge' | 'replace'
@@ -101,12 +202,18 @@ export type WriteResult =
     }
   | { status: 'gone' | 'missing' | 'exists' }
 
-/**
- * A data field's name in the hash: '.' and the name as a JSON string (`."cart"`), so a read
- * splices fields into one JSON object text and parses once.
- */
+/** JSON.stringify, or undefined where it throws (toJson then explains why). */
+function quickJson(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value)
+  } catch {
+    return undefined
+  }
+}
+
+/** A data field's name as stored: JSON-quoted, so the stored data is one JSON object text. */
 export function fieldName(name: string): string {
-  return `.${JSON.stringify(name)}`
+  return JSON.stringify(name)
 }
 
 /** A command refused because the key holds another type: a data error for that key alone. */
@@ -114,20 +221,6 @@ export function isWrongType(error: unknown): boolean {
   const cause = (error as { cause?: unknown })?.cause
   const message = cause instanceof Error ? cause.message : error instanceof Error ? error.message : ''
   return message.includes('WRONGTYPE')
-}
-
-/** A script's HGETALL reply (a flat array) as ioredis's hgetall would give it; null stays null. */
-export function pairsToObject(raw: readonly string[] | null): Record<string, string> | null {
-  if (!raw) return null
-  const fields: Record<string, string> = {}
-  for (let i = 0; i + 1 < raw.length; i += 2)
-    Object.defineProperty(fields, raw[i]!, {
-      value: raw[i + 1]!,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    })
-  return fields
 }
 
 /**
@@ -164,6 +257,11 @@ export class SessionEngine {
   async encode(
     argument: string,
     data: Record<string, unknown>,
+    /**
+     * The fields as stored (a framework save's load). A field whose JSON text is the stored one
+     * is not written, so only the changed ones need the lossless check: most of a save's cost.
+     */
+    stored?: ReadonlyMap<string, string>,
   ): Promise<{ set: Map<string, string>; del: string[] }> {
     const { codec, jsonOnly } = this.options
     const set = new Map<string, string>()
@@ -184,8 +282,13 @@ export class SessionEngine {
         continue
       }
       let text: unknown
-      if (jsonOnly) text = toJson(`${argument}.${field}`, value)
-      else {
+      if (jsonOnly) {
+        const same = stored === undefined ? undefined : quickJson(value)
+        text =
+          same !== undefined && stored!.get(fieldName(field)) === same
+            ? same
+            : toJson(`${argument}.${field}`, value)
+      } else {
         try {
           const encoded = codec.encode(value)
           text = encoded instanceof Promise ? await encoded : encoded
@@ -195,16 +298,15 @@ export class SessionEngine {
             `the codec could not encode it: ${String(error)}`,
           )
         }
-        if (typeof text !== 'string' || text.length === 0)
-          throw new InvalidArgumentError(
-            'codec.encode',
-            `must return a non-empty string, got ${JSON.stringify(text)}`,
-          )
+        if (typeof text !== 'string')
+          throw new InvalidArgumentError('codec.encode', `must return a string, got ${typeof text}`)
+        // Stored as a JSON string, so the session's data stays one JSON object text.
+        text = JSON.stringify(text)
       }
       set.set(fieldName(field), text as string)
     }
-    // As the script counts: the stored field name ('.' + name) and the value, in bytes.
-    let bytes = 0
+    // As the script counts: the bytes of these fields' JSON object text (a merge adds the rest).
+    let bytes = 1 + Math.max(1, set.size)
     for (const [field, text] of set) bytes += Buffer.byteLength(field) + Buffer.byteLength(text)
     if (bytes > this.options.maxBytes) throw new SessionTooLargeError(bytes, this.options.maxBytes)
     return { set, del }
@@ -213,8 +315,7 @@ export class SessionEngine {
   /**
    * The live session with this id, or null. Connection trouble follows the failure policy; an
    * undecodable session reads as null and is reported, never thrown at the request. Without a
-   * touch it is one HGETALL: the key's TTL is the stored expiry, so a key that exists is live, and
-   * a tombstone has no `@e`.
+   * touch it is one GET: the key's TTL is the stored expiry, so a key that exists is live.
    */
   async read(
     operation: string,
@@ -226,7 +327,7 @@ export class SessionEngine {
   ): Promise<StoredSession | null> {
     const handle = SessionKeys.handle(id)
     const { keys, touchAfterMs } = this.options
-    let reply: Array<string | number> | null
+    let reply: string | Array<string | number> | null
     try {
       reply = await this.script(
         operation,
@@ -246,11 +347,10 @@ export class SessionEngine {
       }
       throw error
     }
-    if (!reply) return null
-    if (reply.length < 9) return this.corrupt(handle, operation, null)
-    const data = new Map<string, string>()
-    for (let i = 9; i + 1 < reply.length; i += 2) data.set(String(reply[i]), String(reply[i + 1]))
-    return this.#build(handle, reply.slice(1, 7) as number[], String(reply[7]), String(reply[8]), data)
+    if (reply === null) return null
+    if (typeof reply === 'string') return this.decode(handle, reply)
+    // Rolled by this call: the value as read, then the new lastSeenAt and expiresAt.
+    return this.decode(handle, String(reply[0]), Number(reply[1]), Number(reply[2]))
   }
 
   /** A key this store cannot read: reported, and read as no session. */
@@ -265,67 +365,73 @@ export class SessionEngine {
     return null
   }
 
-  /** A stored hash (HGETALL) as a session; null (and a `decode-error` event) when unreadable. */
-  decode(handle: string, fields: Record<string, string>): Promise<StoredSession | null> {
-    const pairs = new Map<string, string>()
-    for (const name in fields) if (name.charCodeAt(0) === 46 /* '.' */) pairs.set(name, fields[name]!)
-    const nums = ['@c', '@l', '@e', '@a', '@v', '@i'].map((name) => Number(fields[name] ?? Number.NaN))
-    return this.#build(handle, nums, fields['@u'] ?? '', fields['@m'] ?? '', pairs)
+  /**
+   * A stored value as a session; null (and a `decode-error` event) when this store cannot read it.
+   * `lastSeenAt` and `expiresAt`, when given, replace the stored ones (a read that rolled them).
+   */
+  decode(
+    handle: string,
+    value: string,
+    lastSeenAt?: number,
+    expiresAt?: number,
+  ): StoredSession | null | Promise<StoredSession | null> {
+    const layout = parseLayout(value)
+    if (!layout) return this.corrupt(handle, 'read', null)
+    if (lastSeenAt !== undefined && expiresAt !== undefined) {
+      layout.lastSeenAt = lastSeenAt
+      layout.expiresAt = expiresAt
+    }
+    return this.#build(handle, layout)
   }
 
-  /**
-   * A session from its parts: `data` holds the stored data fields, by stored field name. With the
-   * JSON codec they are joined into one object text and parsed once.
-   */
-  async #build(
-    handle: string,
-    nums: readonly number[],
-    userId: string,
-    metaText: string,
-    data: Map<string, string>,
-  ): Promise<StoredSession | null> {
-    const { codec, jsonOnly } = this.options
+  /** A session from its stored parts. With the JSON codec the data is one JSON.parse. */
+  #build(handle: string, layout: Layout): StoredSession | null | Promise<StoredSession | null> {
     let field = '@m'
     try {
-      const meta = metaText ? (JSON.parse(metaText) as SessionMeta) : {}
+      const meta = layout.metaText ? (JSON.parse(layout.metaText) as SessionMeta) : {}
+      field = '@u'
+      const user = layout.userText ? (JSON.parse(layout.userText) as unknown) : null
+      if (user !== null && typeof user !== 'string') throw new Error('the user id is not a string')
       field = '@c'
-      if (nums.length !== 6 || !nums.every(Number.isFinite))
-        throw new Error('a number field is missing or not a number')
-      let decoded: Record<string, unknown>
-      if (jsonOnly) {
-        field = '*'
-        // JSON.parse defines own properties: a field named __proto__ stays data.
-        let spliced = '{'
-        for (const [name, value] of data)
-          spliced += `${spliced.length > 1 ? ',' : ''}${name.slice(1)}:${value}`
-        decoded = JSON.parse(`${spliced}}`) as Record<string, unknown>
-      } else {
-        const entries: Array<[string, unknown]> = []
-        for (const [name, value] of data) {
-          field = name
-          const key = JSON.parse(name.slice(1)) as string
-          const result = codec.decode(value)
-          entries.push([key, result instanceof Promise ? await result : result])
-        }
-        // fromEntries defines own properties: a field named __proto__ stays data.
-        decoded = Object.fromEntries(entries)
+      const { createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, version, idleTtlMs } = layout
+      if (![createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, version, idleTtlMs].every(Number.isFinite))
+        throw new Error('a number field is not a number')
+      field = '*'
+      // JSON.parse defines own properties: a field named __proto__ stays data.
+      const data = JSON.parse(layout.dataText) as Record<string, unknown>
+      if (typeof data !== 'object' || data === null || Array.isArray(data))
+        throw new Error('the data is not an object')
+      const times = { createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, version, idleTtlMs }
+      if (this.options.jsonOnly)
+        return new Stored(handle, user, data, layout.dataText, layout.index, meta, times)
+      return this.#decodeFields(handle, user, data, layout, meta, times)
+    } catch (error) {
+      emit({ package: 'session', event: 'decode-error', handle, field, error })
+      return null
+    }
+  }
+
+  /** With a codec of the user's: each field's stored string through codec.decode (maybe async). */
+  async #decodeFields(
+    handle: string,
+    user: string | null,
+    stored: Record<string, unknown>,
+    layout: Layout,
+    meta: SessionMeta,
+    times: ConstructorParameters<typeof Stored>[6],
+  ): Promise<StoredSession | null> {
+    let field = '*'
+    try {
+      const entries: Array<[string, unknown]> = []
+      for (const name in stored) {
+        field = name
+        const text = stored[name]
+        if (typeof text !== 'string') throw new Error('not a string the codec wrote')
+        const result = this.options.codec.decode(text)
+        entries.push([name, result instanceof Promise ? await result : result])
       }
-      const [createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, version, idleTtlMs] = nums as [
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-      ]
-      return new Stored(handle, userId || null, decoded, data, meta, {
-        createdAt,
-        lastSeenAt,
-        expiresAt,
-        absoluteExpiresAt,
-        version,
-        idleTtlMs,
-      })
+      // fromEntries defines own properties: a field named __proto__ stays data.
+      return new Stored(handle, user, Object.fromEntries(entries), layout.dataText, layout.index, meta, times)
     } catch (error) {
       emit({ package: 'session', event: 'decode-error', handle, field, error })
       return null
@@ -345,8 +451,8 @@ export class SessionEngine {
       o.absoluteTtlMs,
       request.absoluteExpiresAt ?? '',
       request.createdAt ?? '',
-      request.userId ?? '',
-      request.meta ?? '{}',
+      request.userId ? asciiJson(JSON.stringify(request.userId)) : '',
+      request.meta === undefined || request.meta === '{}' ? '' : asciiJson(request.meta),
       request.set.size,
       MAX_FIELDS,
     ]
@@ -408,20 +514,10 @@ export class SessionEngine {
     return expiresAt === -1 ? this.corrupt(handle, operation, null) : expiresAt
   }
 
-  /** Ends the session behind a handle and leaves a tombstone; answers the stored fields, or null. */
-  destroyHandle(
-    operation: string,
-    handle: string,
-    withFields: boolean,
-    force = false,
-  ): Promise<string | string[] | null> {
+  /** Ends the session behind a handle and leaves a tombstone; answers its stored value, or null. */
+  destroyHandle(operation: string, handle: string, force = false): Promise<string | null> {
     const o = this.options
-    return this.script(
-      operation,
-      destroyScript,
-      [o.keys.session(handle)],
-      [o.tombstoneMs, withFields ? '1' : '0', force ? '1' : '0'],
-    )
+    return this.script(operation, destroyScript, [o.keys.session(handle)], [o.tombstoneMs, force ? '1' : '0'])
   }
 
   /** Adds a handle to a user's index; answers its absolute expiry (fixed on the server clock). */
@@ -456,14 +552,14 @@ export class SessionEngine {
   }
 }
 
-/** Walks every master's session hashes of this store (tombstones included), a batch at a time. */
+/** Walks every master's session keys of this store (tombstones included), a batch at a time. */
 export async function* scanSessionKeys(engine: SessionEngine): AsyncGenerator<string[]> {
   const { redis, keys, timeoutMs } = engine.options
   for await (const batch of scanKeys(redis, {
     match: keys.sessionPattern(),
     count: 500,
     timeoutMs,
-    type: 'hash',
+    type: 'string',
   })) {
     const owned = batch.filter((key) => keys.handleOf(key) !== null)
     if (owned.length) yield owned
@@ -480,7 +576,7 @@ export async function* scanSessions(engine: SessionEngine, operation: string): A
     const replies = await Promise.all(
       batch.map((key) =>
         engine
-          .call(operation, () => redis.hgetall(key))
+          .call(operation, () => redis.get(key))
           .catch((error: unknown) => {
             if (isWrongType(error)) return null
             throw error
@@ -488,9 +584,10 @@ export async function* scanSessions(engine: SessionEngine, operation: string): A
       ),
     )
     for (let i = 0; i < batch.length; i++) {
-      const fields = replies[i]
-      if (!fields || fields['@e'] === undefined) continue
-      const stored = await engine.decode(keys.handleOf(batch[i]!)!, fields)
+      const value = replies[i]
+      // A tombstone is no session, and no decode error either.
+      if (!value || value === 'T') continue
+      const stored = await engine.decode(keys.handleOf(batch[i]!)!, value)
       if (stored) yield stored
     }
   }

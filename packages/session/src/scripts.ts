@@ -1,116 +1,121 @@
 import { defineScript } from '@rp/core/kit'
 
 /*
- * A session is one hash. Fields starting with '@' are the store's own; a field '.name' holds the
- * encoded top-level data field `name`, so writers of different fields never overwrite each other.
- *   @u user id   @c createdAt   @l lastSeenAt   @e expiresAt   @a absoluteExpiresAt   @v version
- *   @i idle TTL (ms)   @z bytes of data   @m device meta (JSON)   @x tombstone (only field left after destroy)
- * Every time is the server's clock in ms. The key's TTL is always exactly @e (PEXPIREAT), so the
- * stored expiry and the TTL never disagree.
+ * A session is one string, so a read is one GET and the client parses the data with one
+ * JSON.parse (a hash with a field per top-level key cost three times the Redis CPU per read, and a
+ * third more memory, against connect-redis's one string):
+ *
+ *   'S1' <lastSeenAt:13> <expiresAt:13> <createdAt>,<absoluteExpiresAt>,<version>,<idle TTL ms>,
+ *   <#user>,<#meta>,<index>;<user><meta><data>
+ *
+ * - lastSeenAt and expiresAt are zero-padded to 13 digits at fixed offsets, so a touch rewrites
+ *   them in place (SETRANGE) instead of rewriting the session.
+ * - <user> is the user id as a JSON string, <meta> the device meta as JSON ('' for none and for {}),
+ *   both with every non-ASCII character \u-escaped, so everything before <data> is ASCII and a
+ *   byte offset here is a character offset for the client.
+ * - <data> is the session data as one JSON object text: '{' then a segment per top-level field,
+ *   `<JSON-quoted name>:<value text>`, joined by ',', then '}'. The value text is the field's JSON
+ *   (or, with another codec, the codec's output as a JSON string).
+ * - <index> is `<#name>:<#value>` per segment, joined by '.': how a write finds each field to merge
+ *   per field, without parsing JSON in Lua.
+ *
+ * A tombstone (after destroy) is the string 'T'. Every time is the server's clock in ms, and the
+ * key's TTL is always exactly expiresAt (PEXPIREAT), so the stored expiry and the TTL never
+ * disagree. A key of another type fails GET with WRONGTYPE: a data error the client reports.
  */
 const NOW = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
-// One HMGET of the store's own fields. Reply: nil for no key (or a tombstone: x is set), else
-// m[1..7] = e, a, l, i, v, z, c as numbers (or nil where a hash this store did not write lacks
-// them), with m.x the tombstone mark and m.own how many of the store's fields are present. A key
-// of another type fails here with WRONGTYPE: a data error the client reports for that key.
-const META = `
-local OWN = {'@e', '@a', '@l', '@i', '@v', '@z', '@c', '@u', '@m', '@x'}
-local function meta(k)
-  local raw = redis.call('HMGET', k, unpack(OWN))
-  local own = 0
-  for i = 1, 10 do
-    if raw[i] then own = own + 1 end
-  end
-  if own == 0 then return nil end
-  local m = {x = raw[10], own = own}
-  for i = 1, 7 do m[i] = tonumber(raw[i]) end
-  m.valid = m[1] and m[2] and m[3] and m[4] and m[5] and m[6] and m[7]
-  return m
+// pad: a time at its fixed width. head: the fixed part and the first four numbers of a value (all
+// that a touch needs), or nil for a value this store did not write. parse: head, plus where the
+// user, meta and data start and the index, or nil.
+const PARSE = `
+local function pad(n)
+  return string.format('%013d', n)
 end
-`
-
-// New expiry of a live session on activity: now + idle, never past the absolute cap.
-const ROLL = `
-local function roll(k, now, idle, cap)
-  local e = math.min(now + idle, cap)
-  redis.call('HSET', k, '@l', now, '@e', e)
-  redis.call('PEXPIREAT', k, e)
-  return e
+local function head(v)
+  if string.sub(v, 1, 2) ~= 'S1' then return nil end
+  local c, a, ver, idle = string.match(v, '^(%d+),(%d+),(%d+),(%d+),', 29)
+  local l, e = tonumber(string.sub(v, 3, 15)), tonumber(string.sub(v, 16, 28))
+  if not (idle and l and e) then return nil end
+  return {l = l, e = e, c = tonumber(c), a = tonumber(a), v = tonumber(ver), i = tonumber(idle)}
+end
+local function parse(v)
+  local s = head(v)
+  if not s then return nil end
+  local semi = string.find(v, ';', 29, true)
+  if not semi then return nil end
+  local ul, ml, idx = string.match(string.sub(v, 29, semi - 1), '^%d+,%d+,%d+,%d+,(%d+),(%d+),([%d:%.]*)$')
+  if not idx then return nil end
+  s.idx = idx
+  s.ul, s.ml = tonumber(ul), tonumber(ml)
+  s.ustart = semi + 1
+  s.dstart = semi + 1 + tonumber(ul) + tonumber(ml)
+  return s
 end
 `
 
 /**
- * Reads a session in one HGETALL, and with ARGV[1] = '1' rolls its idle expiry.
+ * Reads a session, and with ARGV[1] = '1' rolls its idle expiry in place.
  * KEYS[1] session. ARGV[1] touch, ARGV[2] touchAfterMs, ARGV[3] idle TTL for this touch ('' = the
- * session's own). The data fields come back as pairs, never spliced here: joining 1 KiB of
- * strings in Lua cost Redis more than the whole read (a get at 27 µs of Redis time, 17 without),
- * and the client joins them for the JSON codec at a fraction of that.
- * Reply: nil for no live session (missing, destroyed or expired); {'corrupt'} for a key this store
- * did not write; else {'p', createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, version, idle,
- * user id or '', meta or '', then name, value pairs}.
- * A key of another type is refused by HGETALL (WRONGTYPE): a data error the client reports.
- * allow-oom: a touch rewrites two fixed-size fields and a TTL, so reads keep working at maxmemory.
+ * session's own).
+ * Reply: nil for no live session (missing, destroyed or expired); the stored value as it was
+ * read; or, when this call rolled the expiry, {value, lastSeenAt, expiresAt} with the new times.
+ * The value is never parsed here unless it rolls: the client parses it (and reports a value this
+ * store did not write).
+ * allow-oom: a touch rewrites 26 bytes and a TTL, so reads keep working at maxmemory.
  */
-export const getScript = defineScript<Array<string | number> | null>({
+export const getScript = defineScript<string | Array<string | number> | null>({
   name: 'session.get',
   keys: 1,
   flags: ['allow-oom'],
-  lua: `${NOW}
+  // The hottest script: no helper functions (a batch defines a script's locals once per call).
+  lua: `
 local k = KEYS[1]
-local all = redis.call('HGETALL', k)
-if #all == 0 then return false end
-local f = {}
-local data = {}
-for i = 1, #all, 2 do
-  local name = all[i]
-  if string.byte(name, 1) == 46 then
-    data[#data + 1] = name
-    data[#data + 1] = all[i + 1]
-  else
-    f[name] = all[i + 1]
-  end
-end
-if f['@x'] then return false end
-local e, cap, seen, idle = tonumber(f['@e']), tonumber(f['@a']), tonumber(f['@l']), tonumber(f['@i'])
-local created, version = tonumber(f['@c']), tonumber(f['@v'])
-if not (e and cap and seen and idle and created and version) then return {'corrupt'} end
+local v = redis.call('GET', k)
+if not v or v == 'T' then return false end
+if ARGV[1] ~= '1' then return v end
+local l, e = tonumber(string.sub(v, 3, 15)), tonumber(string.sub(v, 16, 28))
+local cap, idle = string.match(v, '^%d+,(%d+),%d+,(%d+),', 29)
+if string.sub(v, 1, 2) ~= 'S1' or not (l and e and idle) then return v end
+${NOW}
 if e <= now then
   redis.call('DEL', k)
   return false
 end
-if ARGV[1] == '1' and now - seen >= tonumber(ARGV[2]) then
-  seen = now
-  e = math.min(now + (ARGV[3] ~= '' and tonumber(ARGV[3]) or idle), cap)
-  redis.call('HSET', k, '@l', seen, '@e', e)
-  redis.call('PEXPIREAT', k, e)
-end
-local reply = {'p', created, seen, e, cap, version, idle, f['@u'] or '', f['@m'] or ''}
-for i = 1, #data do reply[9 + i] = data[i] end
-return reply
+if now - l < tonumber(ARGV[2]) then return v end
+e = math.min(now + (ARGV[3] ~= '' and tonumber(ARGV[3]) or tonumber(idle)), tonumber(cap))
+redis.call('SETRANGE', k, 2, string.format('%013d%013d', now, e))
+redis.call('PEXPIREAT', k, e)
+return {v, now, e}
 `,
 })
 
 /**
  * KEYS[1] session. ARGV[1] touchAfterMs, ARGV[2] idle TTL for this touch ('' = the session's own).
+ * Reads only the value's first 128 bytes (the fixed part and the four numbers after it).
  * Reply: the new expiresAt, the current one when throttled by touchAfterMs, nil when there is no
- * live session (a touch never creates or revives one), or -1 for a hash this store did not write.
+ * live session (a touch never creates or revives one), or -1 for a value this store did not write.
  */
 export const touchScript = defineScript<number | null>({
   name: 'session.touch',
   keys: 1,
   flags: ['allow-oom'],
-  lua: `${NOW}${META}${ROLL}
+  lua: `${PARSE}
 local k = KEYS[1]
-local m = meta(k)
-if not m or m.x then return false end
-if not m.valid then return -1 end
-if m[1] <= now then return false end
-if now - m[3] < tonumber(ARGV[1]) then return m[1] end
-return roll(k, now, ARGV[2] ~= '' and tonumber(ARGV[2]) or m[4], m[2])
+local v = redis.call('GETRANGE', k, 0, 127)
+if v == '' or v == 'T' then return false end
+local s = head(v)
+if not s then return -1 end
+${NOW}
+if s.e <= now then return false end
+if now - s.l < tonumber(ARGV[1]) then return s.e end
+local e = math.min(now + (ARGV[2] ~= '' and tonumber(ARGV[2]) or s.i), s.a)
+redis.call('SETRANGE', k, 2, pad(now) .. pad(e))
+redis.call('PEXPIREAT', k, e)
+return e
 `,
   decode: (raw) => (raw === null ? null : Number(raw)),
 })
@@ -121,13 +126,13 @@ return roll(k, now, ARGV[2] ~= '' and tonumber(ARGV[2]) or m[4], m[2])
  * ARGV[1] mode: 'create' (fails if it exists), 'upsert' (creates if missing), 'merge' (only a live
  *   session), 'replace' (only a live session; data fields not written are removed).
  * ARGV[2] expected version ('' = any). ARGV[3] '1' to roll the idle expiry. ARGV[4] idle TTL for this
- * write ('' = the session's own). ARGV[5] maxBytes. ARGV[6] idle TTL of a new session.
+ * write and from now on ('' = the session's own). ARGV[5] maxBytes. ARGV[6] idle TTL of a new session.
  * ARGV[7] absolute TTL of a new session (ms from now). ARGV[8] absolute expiry of a new session
- * (epoch ms, '' = now + ARGV[7]). ARGV[9] createdAt of a new session ('' = now). ARGV[10] user id.
- * ARGV[11] meta JSON. ARGV[12] n, then n pairs field, value to set, then fields to delete.
- * ARGV[13] most data fields a session may hold (after ARGV[12]'s pairs and deletions: see FIRST).
- * Size (@z) counts field names and values. Data values are never empty (encoded JSON, or a
- * codec's output, checked non-empty), so HSTRLEN > 0 means the field exists.
+ * (epoch ms, '' = now + ARGV[7]). ARGV[9] createdAt of a new session ('' = now). ARGV[10] user id
+ * (ASCII JSON string, '' = none). ARGV[11] meta (ASCII JSON, '' = none). ARGV[12] n, then n pairs
+ * JSON-quoted name, value text to set, then JSON-quoted names to delete (a name both set and
+ * deleted is set). ARGV[13] most data fields a session may hold.
+ * Size is the bytes of the data's JSON text.
  * Reply: {'ok', version, expiresAt, absoluteExpiresAt, now, createdAt} | {'gone'} (tombstone) |
  * {'missing'} | {'exists'} | {'conflict', version} | {'too-large', bytes} | {'too-many', fields} |
  * {'corrupt'}.
@@ -135,141 +140,140 @@ return roll(k, now, ARGV[2] ~= '' and tonumber(ARGV[2]) or m[4], m[2])
 export const writeScript = defineScript<Array<string | number>>({
   name: 'session.write',
   keys: 1,
-  lua: `${NOW}${META}
+  lua: `${NOW}${PARSE}
 local k = KEYS[1]
 local mode = ARGV[1]
 local n = tonumber(ARGV[12])
 local max_fields = tonumber(ARGV[13])
 local FIRST = 14
-local first_del = FIRST + 2 * n
-local m = meta(k)
-if m and m.x then return {'gone'} end
-if m and not m.valid then return {'corrupt'} end
--- None of the store's fields, yet a key: a hash (or another type) someone else wrote.
-if not m and redis.call('EXISTS', k) == 1 then return {'corrupt'} end
-if not m or m[1] <= now then
-  if m then redis.call('DEL', k) end
+local v = redis.call('GET', k)
+if v == 'T' then return {'gone'} end
+local s = nil
+if v then
+  s = parse(v)
+  if not s then return {'corrupt'} end
+end
+-- The new data as parts of one table.concat (slot 1 is the header, filled in last), so the value
+-- is built in one allocation: Lua's garbage collector, not the commands, was most of a write's
+-- cost. A run of unchanged fields is one substring of the old value.
+local parts, idx, fields, bytes = {'', '{'}, {}, 0, 0
+local function piece(text, lengths, count, size)
+  if fields > 0 then parts[#parts + 1] = ',' end
+  parts[#parts + 1] = text
+  idx[#idx + 1] = lengths
+  fields = fields + count
+  bytes = bytes + size
+end
+-- Writes the value; refuses more than max_fields fields, unless the write added none (it cannot
+-- make things worse), and more than ARGV[5] bytes of data.
+local function store(l, e, c, cap, ver, idle, user_meta, ul, ml, before)
+  if fields > max_fields and fields > before then return {'too-many', fields} end
+  local size = 2 + bytes + math.max(fields - 1, 0)
+  if size > tonumber(ARGV[5]) then return {'too-large', size} end
+  parts[#parts + 1] = '}'
+  parts[1] = 'S1' .. pad(l) .. pad(e) .. string.format('%d,%d,%d,%d,%d,%d,', c, cap, ver, idle, ul, ml)
+    .. table.concat(idx, '.') .. ';' .. user_meta
+  redis.call('SET', k, table.concat(parts))
+  redis.call('PEXPIREAT', k, e)
+  return nil
+end
+-- The fields this write sets (name -> value), and those it deletes (name -> false).
+local change, known = {}, {}
+if not s or s.e <= now or mode ~= 'replace' then
+  for i = FIRST + 2 * n, #ARGV do change[ARGV[i]] = false end
+end
+for i = FIRST, FIRST + 2 * n - 1, 2 do change[ARGV[i]] = ARGV[i + 1] end
+local function add_new()
+  for i = FIRST, FIRST + 2 * n - 1, 2 do
+    local name, value = ARGV[i], ARGV[i + 1]
+    if not known[name] then
+      known[name] = true
+      piece(name .. ':' .. value, #name .. ':' .. #value, 1, #name + 1 + #value)
+    end
+  end
+end
+if not s or s.e <= now then
+  if s then redis.call('DEL', k) end
   if mode ~= 'create' and mode ~= 'upsert' then return {'missing'} end
   if ARGV[2] ~= '' then return {'missing'} end
   if n > max_fields then return {'too-many', n} end
-  local size = 0
-  local args = {}
-  for i = FIRST, FIRST + 2 * n - 1, 2 do
-    size = size + #ARGV[i] + #ARGV[i + 1]
-    args[#args + 1] = ARGV[i]
-    args[#args + 1] = ARGV[i + 1]
-  end
-  if size > tonumber(ARGV[5]) then return {'too-large', size} end
-  local idle = tonumber(ARGV[6])
+  -- A framework's cookie TTL (ARGV[4]) is that session's idle TTL: what a read that rolls uses.
+  local idle = ARGV[4] ~= '' and tonumber(ARGV[4]) or tonumber(ARGV[6])
   local cap = ARGV[8] ~= '' and tonumber(ARGV[8]) or now + tonumber(ARGV[7])
   local created = ARGV[9] ~= '' and tonumber(ARGV[9]) or now
-  local e = math.min(now + (ARGV[4] ~= '' and tonumber(ARGV[4]) or idle), cap)
+  local e = math.min(now + idle, cap)
   if e <= now then return {'missing'} end
-  -- An anonymous session (a framework's) has no user and no meta: fewer fields, less to read.
-  if ARGV[10] ~= '' then
-    args[#args + 1] = '@u'
-    args[#args + 1] = ARGV[10]
-  end
-  if ARGV[11] ~= '{}' then
-    args[#args + 1] = '@m'
-    args[#args + 1] = ARGV[11]
-  end
-  redis.call('HSET', k, '@c', created, '@l', now, '@e', e, '@a', cap, '@v', 1, '@i', idle, '@z', size,
-    unpack(args))
-  redis.call('PEXPIREAT', k, e)
+  add_new()
+  local refused = store(now, e, created, cap, 1, idle, ARGV[10] .. ARGV[11], #ARGV[10], #ARGV[11], 0)
+  if refused then return refused end
   return {'ok', 1, e, cap, now, created}
 end
 if mode == 'create' then return {'exists'} end
-local version = m[5]
-if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= version then return {'conflict', version} end
-local size = m[6]
-local count = 0
-local writing = {}
-local args = {}
-local function stored(f)
-  local len = redis.call('HSTRLEN', k, f)
-  if len > 0 then return #f + len end
-  return 0
+if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= s.v then return {'conflict', s.v} end
+-- Walk the stored fields: unchanged ones join the current run; a changed one ends it.
+local pos, run, run_idx, run_fields, run_bytes = s.dstart + 1, nil, {}, 0, 0
+local before = 0
+local function flush(upto)
+  if run then piece(string.sub(v, run, upto), table.concat(run_idx, '.'), run_fields, run_bytes) end
+  run, run_idx, run_fields, run_bytes = nil, {}, 0, 0
 end
-for i = FIRST, FIRST + 2 * n - 1, 2 do
-  writing[ARGV[i]] = true
-  local old = stored(ARGV[i])
-  if old == 0 then count = count + 1 end
-  size = size - old + #ARGV[i] + #ARGV[i + 1]
-  args[#args + 1] = ARGV[i]
-  args[#args + 1] = ARGV[i + 1]
-end
-local dels = {}
-if mode == 'replace' then
-  -- Every data field not written goes; the session holds at most max_fields, so HKEYS is bounded.
-  for _, f in ipairs(redis.call('HKEYS', k)) do
-    if string.sub(f, 1, 1) == '.' and not writing[f] then dels[#dels + 1] = f end
+for lengths, nl, vl in string.gmatch(s.idx, '((%d+):(%d+))') do
+  nl, vl = tonumber(nl), tonumber(vl)
+  local name = string.sub(v, pos, pos + nl - 1)
+  known[name] = true
+  before = before + 1
+  local value = change[name]
+  if value == nil and mode ~= 'replace' then
+    run = run or pos
+    run_idx[#run_idx + 1] = lengths
+    run_fields = run_fields + 1
+    -- The comma before this field is counted by store's fields - 1.
+    run_bytes = run_bytes + nl + 1 + vl
+  else
+    flush(pos - 2)
+    if value then piece(name .. ':' .. value, nl .. ':' .. #value, 1, nl + 1 + #value) end
   end
-else
-  for i = first_del, #ARGV do
-    if not writing[ARGV[i]] then dels[#dels + 1] = ARGV[i] end
-  end
+  pos = pos + nl + vl + 2
 end
-local removed = 0
-for _, f in ipairs(dels) do
-  local old = stored(f)
-  if old > 0 then removed = removed + 1 end
-  size = size - old
-end
-if size > tonumber(ARGV[5]) then return {'too-large', size} end
--- Fields after the write: those there now (HLEN less the store's own), plus new, less removed.
-local fields = redis.call('HLEN', k) - m.own + count - removed
-if count > 0 and fields > max_fields then return {'too-many', fields} end
-if #dels > 0 then redis.call('HDEL', k, unpack(dels)) end
-version = version + 1
-args[#args + 1] = '@v'
-args[#args + 1] = version
-args[#args + 1] = '@z'
-args[#args + 1] = size
-local e = m[1]
-local cap = m[2]
+flush(pos - 2)
+add_new()
+local l, e, idle = s.l, s.e, s.i
 if ARGV[3] == '1' then
-  e = math.min(now + (ARGV[4] ~= '' and tonumber(ARGV[4]) or m[4]), cap)
-  args[#args + 1] = '@l'
-  args[#args + 1] = now
-  args[#args + 1] = '@e'
-  args[#args + 1] = e
+  if ARGV[4] ~= '' then idle = tonumber(ARGV[4]) end
+  l = now
+  e = math.min(now + idle, s.a)
 end
-redis.call('HSET', k, unpack(args))
-if ARGV[3] == '1' then redis.call('PEXPIREAT', k, e) end
-return {'ok', version, e, cap, now, m[7]}
+local refused = store(l, e, s.c, s.a, s.v + 1, idle, string.sub(v, s.ustart, s.dstart - 1), s.ul, s.ml, before)
+if refused then return refused end
+return {'ok', s.v + 1, e, s.a, now, s.c}
 `,
 })
 
 /**
  * Ends a session and leaves a tombstone, so no write in flight (an update, a touch, a framework's
- * end-of-request save) can bring it back. KEYS[1] session. ARGV[1] tombstone TTL (ms).
- * ARGV[2] '1' to return the session's fields (regenerate moves them to a new id). ARGV[3] '1' to
- * leave a tombstone even where there is no key: only for handles taken from a user's index, whose
- * session may be being created right now. Other ids get none, so logging out made-up ids cannot
- * fill Redis with tombstones.
- * Reply: nil when there was no live session; else the user id ('' if none), or the hash as a flat
- * array.
+ * end-of-request save) can bring it back. KEYS[1] session. ARGV[1] tombstone TTL (ms). ARGV[2] '1'
+ * to leave a tombstone even where there is no key: only for handles taken from a user's index,
+ * whose session may be being created right now. Other ids get none, so logging out made-up ids
+ * cannot fill Redis with tombstones.
+ * Reply: nil when there was no live session; else its stored value (the client reads the user id
+ * from it, and regenerate moves it to a new id).
  * allow-oom: logging out must work when Redis is full; the tombstone is smaller than the session.
  */
-export const destroyScript = defineScript<string | string[] | null>({
+export const destroyScript = defineScript<string | null>({
   name: 'session.destroy',
   keys: 1,
   flags: ['allow-oom'],
-  lua: `${NOW}
+  lua: `${NOW}${PARSE}
 local k = KEYS[1]
 local exists = redis.call('EXISTS', k) == 1
-if not exists and ARGV[3] ~= '1' then return false end
+if not exists and ARGV[2] ~= '1' then return false end
 local reply = false
-if exists and redis.call('TYPE', k).ok == 'hash' and redis.call('HEXISTS', k, '@x') == 0 then
-  local e = tonumber(redis.call('HGET', k, '@e'))
-  if e and e > now then
-    if ARGV[2] == '1' then reply = redis.call('HGETALL', k) else reply = redis.call('HGET', k, '@u') or '' end
-  end
+if exists and redis.call('TYPE', k).ok == 'string' then
+  local v = redis.call('GET', k)
+  local s = head(v)
+  if s and s.e > now then reply = v end
 end
-redis.call('DEL', k)
-redis.call('HSET', k, '@x', 1)
-redis.call('PEXPIRE', k, ARGV[1])
+redis.call('SET', k, 'T', 'PX', ARGV[1])
 return reply
 `,
 })
@@ -320,7 +324,8 @@ export const indexRemoveScript = defineScript<string[]>({
 })
 
 /**
- * KEYS[1] session. Deletes it unless it is a tombstone. Reply: 1 if deleted.
+ * KEYS[1] session. Deletes it if it is a session this store wrote (not a tombstone, not another
+ * writer's key). Reply: 1 if deleted.
  * allow-oom: it only frees memory.
  */
 export const clearScript = defineScript<number>({
@@ -328,7 +333,7 @@ export const clearScript = defineScript<number>({
   keys: 1,
   flags: ['allow-oom'],
   lua: `
-if redis.call('TYPE', KEYS[1]).ok ~= 'hash' or redis.call('HEXISTS', KEYS[1], '@x') == 1 then return 0 end
+if redis.call('TYPE', KEYS[1]).ok ~= 'string' or redis.call('GETRANGE', KEYS[1], 0, 1) ~= 'S1' then return 0 end
 return redis.call('DEL', KEYS[1])
 `,
 })

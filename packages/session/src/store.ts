@@ -12,9 +12,10 @@ import { nanoid } from 'nanoid'
 import {
   type SessionEngine as Engine,
   isWrongType,
-  pairsToObject,
+  parseLayout,
   SessionEngine,
   type StoredSession,
+  userIdOf,
   type WriteResult,
 } from './engine.js'
 import { SessionConflictError } from './errors.js'
@@ -192,9 +193,9 @@ export class SessionStore<Data extends object = Record<string, unknown>> {
       requireId('id', id)
       const engine = this.#engine
       const oldHandle = SessionKeys.handle(id)
-      const raw = await engine.destroyHandle('regenerate', oldHandle, true)
-      if (!Array.isArray(raw)) return null
-      const stored = await engine.decode(oldHandle, pairsToObject(raw)!)
+      const raw = await engine.destroyHandle('regenerate', oldHandle)
+      if (raw === null) return null
+      const stored = await engine.decode(oldHandle, raw)
       if (!stored) return null
       const next = nanoid(ID_LENGTH)
       const handle = SessionKeys.handle(next)
@@ -226,9 +227,10 @@ export class SessionStore<Data extends object = Record<string, unknown>> {
     return promised(async () => {
       requireId('id', id)
       const handle = SessionKeys.handle(id)
-      const userId = await this.#engine.destroyHandle('destroy', handle, false)
-      if (typeof userId === 'string' && userId) await this.#engine.forget('destroy', userId, [handle])
-      return userId !== null
+      const value = await this.#engine.destroyHandle('destroy', handle)
+      const userId = value === null ? '' : userIdOf(value)
+      if (userId) await this.#engine.forget('destroy', userId, [handle])
+      return value !== null
     })
   }
 
@@ -276,7 +278,7 @@ export class SessionStore<Data extends object = Record<string, unknown>> {
         const replies = await Promise.all(
           handles
             .slice(i, i + 100)
-            .map((handle) => this.#engine.destroyHandle('destroyAllForUser', handle, false, true)),
+            .map((handle) => this.#engine.destroyHandle('destroyAllForUser', handle, true)),
         )
         ended += replies.filter((r) => r !== null).length
       }
@@ -322,26 +324,21 @@ export class SessionStore<Data extends object = Record<string, unknown>> {
 
   async #device(handle: string): Promise<SessionDevice | 'destroyed' | null> {
     const o = this.#engine.options
-    const fields = await this.#engine
-      .call('listForUser', () => o.redis.hmget(o.keys.session(handle), '@c', '@l', '@e', '@a', '@m', '@x'))
+    const value = await this.#engine
+      .call('listForUser', () => o.redis.get(o.keys.session(handle)))
       .catch((error: unknown) => {
         // One unreadable key (another type) must not hide the user's other sessions.
         if (isWrongType(error)) return null
         throw error
       })
-    if (!fields) return null
-    if (fields[5] !== null) return 'destroyed'
-    if (fields.slice(0, 4).some((f) => f === null)) return null
-    const [createdAt, lastSeenAt, expiresAt, absoluteExpiresAt] = fields.slice(0, 4).map(Number) as [
-      number,
-      number,
-      number,
-      number,
-    ]
+    if (value === 'T') return 'destroyed'
+    const layout = value === null ? null : parseLayout(value)
+    if (!layout) return null
+    const { createdAt, lastSeenAt, expiresAt, absoluteExpiresAt } = layout
     if (![createdAt, lastSeenAt, expiresAt, absoluteExpiresAt].every(Number.isFinite)) return null
     let meta: SessionMeta = {}
     try {
-      if (fields[4]) meta = JSON.parse(fields[4]) as SessionMeta
+      if (layout.metaText) meta = JSON.parse(layout.metaText) as SessionMeta
     } catch {}
     return { handle, idHint: handle.slice(0, 8), createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, meta }
   }

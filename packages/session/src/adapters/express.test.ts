@@ -1,8 +1,12 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { Server } from 'node:http'
+import { OPERATION_CHANNEL, type OperationEvent } from '@rp/core'
 import { describeEachTarget, eventually, sleep, uniquePrefix } from '@rp/testing/vitest'
 import express from 'express'
-import session from 'express-session'
+import session, { type SessionData } from 'express-session'
+import fc from 'fast-check'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { parseLayout } from '../engine.js'
 import { SessionStore } from '../index.js'
 import { SessionKeys } from '../session-keys.js'
 import { ExpressSessionStore } from './express.js'
@@ -52,6 +56,10 @@ describeEachTarget('ExpressSessionStore over HTTP', (target) => {
       gates.set(req.params.gate, g)
       await g.opened
       req.session[req.body.field] = req.body.value
+      res.json({ ok: true })
+    })
+    app.post('/remember', (req, res) => {
+      req.session.cookie.maxAge = 120_000
       res.json({ ok: true })
     })
     app.post('/set', (req, res) => {
@@ -121,8 +129,8 @@ describeEachTarget('ExpressSessionStore over HTTP', (target) => {
     await browser.request('POST', '/logout')
     gates.get('logout-race')!.open()
     expect((await slow).status).toBe(200)
-    expect(await redis.hget(key, '@u')).toBeNull()
-    expect(await redis.hexists(key, '@x')).toBe(1)
+    // The tombstone, and nothing of the session.
+    expect(await redis.get(key)).toBe('T')
     const after = await stale.request('GET', '/me')
     expect(after.json.session.user).toBeUndefined()
     expect(after.json.session.cart).toBeUndefined()
@@ -137,12 +145,83 @@ describeEachTarget('ExpressSessionStore over HTTP', (target) => {
     const second = Date.parse(seen.json.expires)
     const cookieExpires = Date.parse(/Expires=([^;]+)/.exec(browser.lastSetCookie!)![1]!)
     expect(second).toBeGreaterThan(first)
-    const storedExpiry = Number(await redis.hget(keyOf(browser), '@e'))
+    const storedExpiry = parseLayout((await redis.get(keyOf(browser)))!)!.expiresAt
     const ttlEnds = Date.now() + (await redis.pttl(keyOf(browser)))
     expect(Math.abs(storedExpiry - ttlEnds)).toBeLessThan(100)
     // The cookie the browser holds ends within a second of the stored expiry (cookie dates have
     // one-second resolution).
     expect(Math.abs(cookieExpires - storedExpiry)).toBeLessThan(1_500)
+  })
+
+  it('rolls the expiry in the read: a request that changes nothing is one call, a new maxAge still lands', async () => {
+    const browser = new Browser(base)
+    await browser.request('POST', '/login', { user: 'eve' })
+    const operations: string[] = []
+    const listener = (e: unknown) => {
+      const { package: pkg, operation } = e as OperationEvent
+      if (pkg === 'session') operations.push(operation)
+    }
+    subscribe(OPERATION_CHANNEL, listener)
+    try {
+      const before = parseLayout((await redis.get(keyOf(browser)))!)!
+      await sleep(20)
+      await browser.request('GET', '/me')
+      const after = parseLayout((await redis.get(keyOf(browser)))!)!
+      expect(operations).toEqual(['express.get'])
+      expect(after.lastSeenAt).toBeGreaterThan(before.lastSeenAt)
+      expect(after.expiresAt).toBeGreaterThan(before.expiresAt)
+      // A cookie that asks for another TTL than the read rolled with is touched with it.
+      operations.length = 0
+      await browser.request('POST', '/remember')
+      expect(operations).toEqual(['express.get', 'express.touch'])
+      expect(await redis.pttl(keyOf(browser))).toBeGreaterThan(100_000)
+    } finally {
+      unsubscribe(OPERATION_CHANNEL, listener)
+    }
+  })
+
+  it('merges two overlapping saves per field, whatever the field names and values (model-based)', async () => {
+    const call = <T>(fn: (cb: (error: unknown, value?: T) => void) => void) =>
+      new Promise<T>((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v as T))))
+    // Unicode makes the stored text's bytes differ from its characters: the diff must still find
+    // each field's stored text.
+    const name = fc.string({ unit: 'binary', minLength: 1, maxLength: 6 })
+    let runs = 0
+    await fc.assert(
+      fc.asyncProperty(
+        fc.dictionary(name, fc.jsonValue({ maxDepth: 2 }), { minKeys: 2, maxKeys: 6 }),
+        fc.jsonValue({ maxDepth: 2 }),
+        fc.jsonValue({ maxDepth: 2 }),
+        async (initial, x, y) => {
+          // A fresh id per run: shrinking replays runs, and an upsert merges into what is there.
+          const sid = `model-${runs++}`
+          const [a, b] = Object.keys(initial) as [string, string]
+          await call((cb) => store.set(sid, { ...initial, cookie: { maxAge: 60_000 } } as never, cb))
+          const load = async () => {
+            const data = await call<SessionData | null>((cb) => store.get(sid, cb))
+            return store.createSession(
+              { sessionID: sid, sessionStore: store } as never,
+              data!,
+            ) as never as Record<string, unknown>
+          }
+          const [first, second] = await Promise.all([load(), load()])
+          first[a] = x
+          second[b] = y
+          await call((cb) => store.set(sid, first as never, cb))
+          await call((cb) => store.set(sid, second as never, cb))
+          const final = (await call<SessionData | null>((cb) => store.get(sid, cb))) as Record<
+            string,
+            unknown
+          >
+          const json = (v: unknown) => JSON.parse(JSON.stringify(v)) as unknown
+          expect(json(final[a])).toEqual(json(x))
+          expect(json(final[b])).toEqual(json(y))
+          for (const [k, v] of Object.entries(initial))
+            if (k !== a && k !== b) expect(json(final[k])).toEqual(json(v))
+        },
+      ),
+      { numRuns: 40 },
+    )
   })
 
   it('does not revive a session that expired while a request was in flight', async () => {

@@ -16,12 +16,20 @@ import { engineOf, type SessionStore } from '../store.js'
  */
 export class LoadedBase {
   readonly sid: string
+  /** The idle TTL the load rolled the expiry with, and when (performance.now()); null: no roll. */
+  readonly rolled: { idleTtlMs: number; at: number } | null
   #stored: Pick<StoredSession, 'encoded'> | null
   #fields: Map<string, string> | null = null
 
-  constructor(sid: string, stored: Pick<StoredSession, 'encoded'>) {
+  constructor(
+    sid: string,
+    stored: Pick<StoredSession, 'encoded'> & Partial<Pick<StoredSession, 'idleTtlMs'>>,
+    rolled = false,
+  ) {
     this.sid = sid
     this.#stored = stored
+    this.rolled =
+      rolled && stored.idleTtlMs !== undefined ? { idleTtlMs: stored.idleTtlMs, at: performance.now() } : null
   }
 
   get fields(): Map<string, string> {
@@ -37,6 +45,12 @@ export class LoadedBase {
     this.#stored = null
   }
 }
+
+/**
+ * How far a cookie's TTL may differ from the one the load rolled with and still count as the same:
+ * express-session recomputes `expires` from the app's clock, to the millisecond, during the request.
+ */
+const ROLL_TOLERANCE_MS = 1_000
 
 interface CookieLike {
   expires?: unknown
@@ -66,10 +80,13 @@ export class FrameworkSessions {
     this.store = opts.sessions
   }
 
-  /** The session as a framework wants it: the data, with the cookie's expiry set to the stored one. */
-  async load(operation: string, sid: string): Promise<StoredSession | null> {
+  /**
+   * The session as a framework wants it: the data, with the cookie's expiry set to the stored one.
+   * With `touch`, the read also rolls the idle expiry, as SessionStore.get does.
+   */
+  async load(operation: string, sid: string, touch = false): Promise<StoredSession | null> {
     requireId('sid', sid)
-    const stored = await this.engine.read(operation, sid, false)
+    const stored = await this.engine.read(operation, sid, touch)
     if (!stored) return null
     const cookie = stored.data.cookie
     if (cookie && typeof cookie === 'object')
@@ -83,9 +100,9 @@ export class FrameworkSessions {
     if (typeof session !== 'object' || session === null || Array.isArray(session))
       throw new InvalidArgumentError('session', 'must be a session object')
     const data = sessionFields(session)
-    const { set } = await this.engine.encode('session', data)
-    const idleTtlMs = ttlFromCookie(data.cookie)
     const known = base?.sid === sid ? base : undefined
+    const { set } = await this.engine.encode('session', data, known?.fields)
+    const idleTtlMs = ttlFromCookie(data.cookie)
     if (known) {
       const changed = new Map<string, string>()
       for (const [field, text] of set) if (known.fields.get(field) !== text) changed.set(field, text)
@@ -108,9 +125,25 @@ export class FrameworkSessions {
     })
   }
 
-  async touch(operation: string, sid: string, session: { cookie?: unknown } | undefined): Promise<void> {
+  /**
+   * Rolls the idle expiry to the cookie's. Nothing to do when the load of this very request rolled
+   * it already, with the TTL the cookie still asks for (give or take the time since): a request
+   * that changed nothing then costs one round trip, not two.
+   */
+  async touch(
+    operation: string,
+    sid: string,
+    session: { cookie?: unknown } | undefined,
+    base?: LoadedBase,
+  ): Promise<void> {
     requireId('sid', sid)
-    await this.engine.touch(operation, sid, ttlFromCookie(session?.cookie))
+    const ttl = ttlFromCookie(session?.cookie)
+    const rolled = base?.sid === sid ? base.rolled : null
+    if (rolled) {
+      const since = performance.now() - rolled.at
+      if (ttl === undefined || Math.abs(ttl - rolled.idleTtlMs) <= since + ROLL_TOLERANCE_MS) return
+    }
+    await this.engine.touch(operation, sid, ttl)
   }
 
   async destroy(sid: string): Promise<void> {
@@ -134,13 +167,18 @@ export class FrameworkSessions {
   }
 }
 
-/** A framework session's own data fields: its own enumerable properties, methods left out. */
+/**
+ * A framework session's own data fields: its own enumerable properties, methods left out. A value
+ * with toJSON (express-session's Cookie) is what toJSON returns, as JSON would store it.
+ */
 export function sessionFields(session: object): Record<string, unknown> {
   const data: Record<string, unknown> = {}
   for (const field in session) {
     if (!Object.hasOwn(session, field)) continue
     const value = (session as Record<string, unknown>)[field]
-    if (typeof value !== 'function') data[field] = value
+    if (typeof value === 'function') continue
+    const toJSON = (value as { toJSON?: unknown } | null)?.toJSON
+    data[field] = typeof toJSON === 'function' && !(value instanceof Date) ? toJSON.call(value, field) : value
   }
   return data
 }
