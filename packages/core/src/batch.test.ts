@@ -1,11 +1,11 @@
 import { startCluster, startRedis } from '@rp/testing'
-import { describeEachTarget, uniquePrefix } from '@rp/testing/vitest'
+import { describeEachTarget, fillToMaxmemory, uniquePrefix } from '@rp/testing/vitest'
 import calculateSlot from 'cluster-key-slot'
 import { Cluster, Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
 import { MAX_BATCH_CALLS } from './batch.js'
 import { masters } from './client.js'
-import { ScriptError, TimeoutError } from './errors.js'
+import { RedisOutOfMemoryError, ScriptError, TimeoutError } from './errors.js'
 import { RedisGuard } from './guard.js'
 import { keyspace } from './keys.js'
 import { defineScript, SOLO_ARGS } from './script.js'
@@ -202,6 +202,77 @@ describe('tick batching, counted on servers of its own', () => {
       )
       expect((await scriptCalls([redis])).all - beforeBulk.all).toBe(4)
       expect(bulkReplies[3]).toEqual([1, 'a', [2, 'b'], '0'])
+    } finally {
+      redis.disconnect()
+      await server.stop()
+    }
+  })
+
+  it('sends a tick that mixes scripts as one call per batch, each call answered by its own script, in order', async () => {
+    const server = await startRedis({ ownServer: true })
+    const redis = new Redis(server.url)
+    try {
+      // Warm: a client's first call of a wrapper is EVAL; count the EVALSHA calls after it.
+      // Two batches, each led by a set: the second batch's only set is the call it was cut at.
+      const size = 2 * MAX_BATCH_CALLS
+      const kind = (i: number) =>
+        i % MAX_BATCH_CALLS === 0 ? 'set' : i < MAX_BATCH_CALLS ? 'incr' : 'shapes'
+      const tick = (round: number) =>
+        Promise.all(
+          Array.from({ length: size }, (_, i) =>
+            kind(i) === 'incr'
+              ? incr.run(redis, [`m{${i}}`], [1])
+              : kind(i) === 'set'
+                ? setTo.run(redis, [`s{${i}}`], [`${round}-${i}`])
+                : shapes.run(redis, [`m{${i}}`], ['table', String(i)]),
+          ),
+        )
+      await tick(0)
+      const before = await scriptCalls([redis])
+      const replies = await tick(1)
+      expect((await scriptCalls([redis])).all - before.all).toBe(2)
+      for (let i = 0; i < size; i++) {
+        if (kind(i) === 'incr') expect(replies[i]).toBe(2)
+        if (kind(i) === 'set') expect(replies[i]).toBe('OK')
+        if (kind(i) === 'shapes') expect(replies[i]).toEqual([1, 'a', [2, 'b'], String(i)])
+      }
+      expect(await redis.get(`s{${MAX_BATCH_CALLS}}`)).toBe(`1-${MAX_BATCH_CALLS}`)
+      // More scripts than one batch carries: still every call answered, in order.
+      const many = Array.from({ length: 6 }, (_, j) =>
+        defineScript<string>({ name: `test.batch.many${j}`, keys: 1, lua: `return '${j}:' .. ARGV[1]` }),
+      )
+      const answers = await Promise.all(
+        Array.from({ length: 24 }, (_, i) => many[i % 6]!.run(redis, [`x{${i}}`], [String(i)])),
+      )
+      expect(answers).toEqual(Array.from({ length: 24 }, (_, i) => `${i % 6}:${i}`))
+    } finally {
+      redis.disconnect()
+      await server.stop()
+    }
+  })
+
+  it('at maxmemory, sends a refused mix again per script: the allow-oom call runs, the writer is refused', async () => {
+    const server = await startRedis({
+      ownServer: true,
+      args: ['--maxmemory', '4mb', '--maxmemory-policy', 'noeviction'],
+    })
+    const redis = new Redis(server.url)
+    try {
+      const freeing = defineScript<number>({
+        name: 'test.batch.freeing',
+        keys: 1,
+        flags: ['allow-oom'],
+        lua: `return redis.call('DEL', KEYS[1])`,
+      })
+      await redis.set('gone', 'x')
+      await fillToMaxmemory(redis)
+      const [deleted, written] = await Promise.allSettled([
+        freeing.run(redis, ['gone'], []),
+        incr.run(redis, ['more'], [1]),
+      ])
+      expect(deleted).toEqual({ status: 'fulfilled', value: 1 })
+      expect(written.status).toBe('rejected')
+      expect((written as PromiseRejectedResult).reason).toBeInstanceOf(RedisOutOfMemoryError)
     } finally {
       redis.disconnect()
       await server.stop()

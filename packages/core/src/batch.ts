@@ -1,6 +1,7 @@
 import calculateSlot from 'cluster-key-slot'
 import type { Cluster } from 'ioredis'
 import type { RedisClient } from './client.js'
+import { isOutOfMemoryError } from './errors.js'
 import {
   type CompiledLua,
   compileLua,
@@ -44,11 +45,19 @@ interface Call {
   readonly reject: (error: unknown) => void
 }
 
-// The wrapper runs the script's own body as a function per call. KEYS and ARGV are that function's
-// parameters, so the body reads its own slice. pcall keeps one call's error (a wrong type, a
-// corrupt value) from failing the others; a script that writes and then fails keeps its writes,
-// as it would alone. ARGV: n, n key counts, n arg counts, then every call's args in order.
-// Reply: per call {1, reply} or {0, error message}.
+/** Distinct scripts one batch may carry: each adds its body to the batch's wrapper. */
+const MAX_SCRIPTS_PER_BATCH = 4
+/** Wrappers for mixes of scripts, per process: each is a script Redis caches until SCRIPT FLUSH. */
+const MAX_MIXES = 64
+
+// The wrapper runs each script's own body as a function per call. KEYS and ARGV are that
+// function's parameters, so the body reads its own slice. A batch of one script has one body; a
+// batch that mixes scripts (a read and a write of one request, a lock's acquire and release) has
+// each body once, and each call names its body, so the tick's calls still leave as one command.
+// pcall keeps one call's error (a wrong type, a corrupt value) from failing the others; a script
+// that writes and then fails keeps its writes, as it would alone.
+// ARGV: n, n key counts, n arg counts, (with several bodies) n body numbers, then every call's args
+// in order. Reply: per call {1, reply} or {0, error message}.
 //
 // A cluster node refuses declared KEYS of different slots (CROSSSLOT) even from a script flagged
 // allow-cross-slot-keys; the flag only lets the script touch them. So the cross-slot form declares
@@ -57,19 +66,21 @@ interface Call {
 // serve (a stale slot map) answers an error, and the call is skipped, to be resent per slot,
 // before it ran anything (a body that reads with redis.pcall would not notice it itself).
 // Errors keep Redis's "ERR " prefix where the body raised a bare message.
-function wrapperBody(body: string, crossSlot: boolean): string {
-  return `local rp_call = function(KEYS, ARGV)
-${body}
-end
+function wrapperBody(bodies: readonly string[], crossSlot: boolean): string {
+  const mixed = bodies.length > 1
+  return `local rp_fns = {
+${bodies.map((body) => `function(KEYS, ARGV)\n${body}\nend`).join(',\n')}
+}
 local n = tonumber(ARGV[1])
 local out = {}
-local src, k, a = KEYS, 0, 1 + 2 * n
+local src, k, a = KEYS, 0, 1 + ${mixed ? 3 : 2} * n
 if ${crossSlot} then
   src, k = ARGV, a
   for c = 1, n do a = a + tonumber(ARGV[1 + c]) end
 end
 for c = 1, n do
   local nk, na = tonumber(ARGV[1 + c]), tonumber(ARGV[1 + n + c])
+  local rp_call = rp_fns[${mixed ? 'tonumber(ARGV[1 + 2 * n + c])' : '1'}]
   local keys, args = {}, {}
   for j = 1, nk do keys[j] = src[k + j] end
   for j = 1, na do args[j] = ARGV[a + j] end
@@ -94,17 +105,51 @@ end
 return out`
 }
 
-const wrappers = new WeakMap<BatchableScript, { sameSlot: CompiledLua; crossSlot: CompiledLua }>()
+interface WrapperPair {
+  sameSlot: CompiledLua
+  crossSlot: CompiledLua
+}
 
-function wrapperOf(script: BatchableScript, crossSlot: boolean): CompiledLua {
-  let pair = wrappers.get(script)
-  if (!pair) {
-    const { name, body } = script.compiled
-    pair = {
-      sameSlot: compileLua(name, wrapperBody(body, false), script.flags),
-      crossSlot: compileLua(name, wrapperBody(body, true), [...script.flags, 'allow-cross-slot-keys']),
+function compileWrappers(name: string, bodies: readonly string[], flags: readonly ScriptFlag[]): WrapperPair {
+  return {
+    sameSlot: compileLua(name, wrapperBody(bodies, false), flags),
+    crossSlot: compileLua(name, wrapperBody(bodies, true), [...flags, 'allow-cross-slot-keys']),
+  }
+}
+
+const wrappers = new WeakMap<BatchableScript, WrapperPair>()
+const mixes = new Map<string, WrapperPair>()
+
+/**
+ * The wrapper of a batch of these scripts (sorted, so one mix has one wrapper whatever the order
+ * of its calls), or null when the process already has MAX_MIXES mixes: then it batches per script.
+ * A mix keeps a flag only where every script has it: a read-only or allow-oom script mixed with one
+ * that may write is refused at maxmemory as a whole, and is then sent per script (see #send).
+ */
+function wrapperOf(scripts: readonly BatchableScript[], crossSlot: boolean): CompiledLua | null {
+  let pair: WrapperPair | undefined
+  if (scripts.length === 1) {
+    const script = scripts[0]!
+    pair = wrappers.get(script)
+    if (!pair) {
+      pair = compileWrappers(script.compiled.name, [script.compiled.body], script.flags)
+      wrappers.set(script, pair)
     }
-    wrappers.set(script, pair)
+  } else {
+    const id = scripts.map((s) => s.compiled.sha).join(',')
+    pair = mixes.get(id)
+    if (!pair) {
+      if (mixes.size >= MAX_MIXES) return null
+      const flags = (['allow-oom', 'no-writes'] as const).filter((f) =>
+        scripts.every((s) => s.flags.includes(f)),
+      )
+      pair = compileWrappers(
+        scripts.map((s) => s.compiled.name).join('+'),
+        scripts.map((s) => s.compiled.body),
+        flags,
+      )
+      mixes.set(id, pair)
+    }
   }
   return crossSlot ? pair.crossSlot : pair.sameSlot
 }
@@ -173,7 +218,7 @@ class Batcher {
       const slot = key === undefined ? -1 : calculateSlot(key)
       if (slot >= 0 && !inOneSlot(call.keys, slot)) {
         // Alone it gets CROSSSLOT; in a cross-slot batch it might run, or run half.
-        this.#send([call], false)
+        this.#send([call], [call.script], false)
         continue
       }
       const node = crossSlot && slot >= 0 ? cluster.slots[slot]?.[0] : undefined
@@ -185,30 +230,35 @@ class Batcher {
     for (const [id, group] of groups) this.#sendRuns(group, !id.startsWith('slot:'))
   }
 
-  // Consecutive calls of one script share a batch; a call of another script starts the next one,
-  // so calls run in the order they were made (the batches leave on one connection, in order).
-  #sendRuns(calls: Call[], crossSlot: boolean): void {
+  // Calls share a batch in the order they were made (the batches leave on one connection, in
+  // order), up to MAX_BATCH_CALLS calls, MAX_BATCH_ARGS arguments and MAX_SCRIPTS_PER_BATCH
+  // scripts. With `separate`, a call of another script starts the next batch.
+  #sendRuns(calls: Call[], crossSlot: boolean, separate = false): void {
     let start = 0
     let size = 0
+    let scripts: BatchableScript[] = []
     for (let i = 0; i < calls.length; i++) {
       const call = calls[i]!
       const weight = call.keys.length + call.args.length + 2
+      const another = !scripts.includes(call.script)
       if (
         i > start &&
-        (call.script !== calls[start]!.script ||
-          i - start >= MAX_BATCH_CALLS ||
-          size + weight > MAX_BATCH_ARGS)
+        (i - start >= MAX_BATCH_CALLS ||
+          size + weight > MAX_BATCH_ARGS ||
+          (another && (separate || scripts.length >= MAX_SCRIPTS_PER_BATCH)))
       ) {
-        this.#send(calls.slice(start, i), crossSlot)
+        this.#send(calls.slice(start, i), scripts, crossSlot)
         start = i
         size = 0
+        scripts = []
       }
+      if (!scripts.includes(call.script)) scripts.push(call.script)
       size += weight
     }
-    this.#send(start === 0 ? calls : calls.slice(start), crossSlot)
+    this.#send(start === 0 ? calls : calls.slice(start), scripts, crossSlot)
   }
 
-  #send(calls: Call[], crossSlot: boolean): void {
+  #send(calls: Call[], scripts: BatchableScript[], crossSlot: boolean): void {
     const redis = this.#redis
     if (calls.length === 1) {
       const call = calls[0]!
@@ -217,20 +267,27 @@ class Batcher {
     }
     // Cross-slot keys only when they really are: a batch of one slot declares them all as KEYS.
     const mixed = crossSlot && !sameSlot(calls)
+    if (scripts.length > 1) scripts.sort((a, b) => (a.compiled.sha < b.compiled.sha ? -1 : 1))
+    const wrapper = wrapperOf(scripts, mixed)
+    if (!wrapper) {
+      this.#sendRuns(calls, crossSlot, true)
+      return
+    }
     const n = calls.length
+    const several = scripts.length > 1
     const keys: string[] = mixed ? [...calls[0]!.keys] : []
-    const args: ScriptArg[] = new Array(1 + 2 * n)
+    const args: ScriptArg[] = new Array((several ? 3 : 2) * n + 1)
     args[0] = n
     for (let c = 0; c < n; c++) {
       const call = calls[c]!
       args[1 + c] = call.keys.length
       args[1 + n + c] = call.args.length
+      if (several) args[1 + 2 * n + c] = scripts.indexOf(call.script) + 1
     }
     const pool = mixed ? args : keys
     for (const call of calls) for (const key of call.keys) pool.push(key)
     for (const call of calls) for (const arg of call.args) args.push(arg)
-    const script = calls[0]!.script
-    runLua(redis, wrapperOf(script, mixed), keys, args).then(
+    runLua(redis, wrapper, keys, args).then(
       (reply) => {
         const answers = reply as Array<[number, unknown?]>
         const misrouted: Call[] = []
@@ -239,7 +296,7 @@ class Batcher {
           const answer = answers[c]
           if (answer?.[0] === 1) settle(call, answer[1] ?? null)
           else if (mixed && MISROUTED.test(String(answer?.[1]))) misrouted.push(call)
-          else call.reject(translateScriptError(script.compiled.name, new Error(String(answer?.[1]))))
+          else call.reject(translateScriptError(call.script.compiled.name, new Error(String(answer?.[1]))))
         }
         if (misrouted.length > 0) this.#sendBySlot(misrouted)
       },
@@ -249,6 +306,12 @@ class Batcher {
           // slot that moved under a stale map (MOVED, ASK) only needs this batch sent per slot.
           if (UNSUPPORTED.test(messageOf(error))) noCrossSlot.add(redis)
           this.#sendBySlot(calls)
+          return
+        }
+        if (several && isOutOfMemoryError(error)) {
+          // At maxmemory Redis refused the mix whole, for the scripts that may write: sent per
+          // script, the allow-oom and read-only ones run (and the others are refused alone).
+          this.#sendRuns(calls, crossSlot, true)
           return
         }
         for (const call of calls) call.reject(error)
