@@ -59,6 +59,13 @@ async function scriptCalls(nodes: Redis[]): Promise<{ evalsha: number; eval: num
   return { evalsha, eval: evals, all: evalsha + evals }
 }
 
+// Like shapes, but without flags: scripts share a batch only when their flags are the same.
+const tag = defineScript<string>({
+  name: 'test.batch.tag',
+  keys: 1,
+  lua: `return KEYS[1] .. '|' .. ARGV[1]`,
+})
+
 const setTo = defineScript<string>({
   name: 'test.batch.set',
   keys: 1,
@@ -215,8 +222,7 @@ describe('tick batching, counted on servers of its own', () => {
       // Warm: a client's first call of a wrapper is EVAL; count the EVALSHA calls after it.
       // Two batches, each led by a set: the second batch's only set is the call it was cut at.
       const size = 2 * MAX_BATCH_CALLS
-      const kind = (i: number) =>
-        i % MAX_BATCH_CALLS === 0 ? 'set' : i < MAX_BATCH_CALLS ? 'incr' : 'shapes'
+      const kind = (i: number) => (i % MAX_BATCH_CALLS === 0 ? 'set' : i < MAX_BATCH_CALLS ? 'incr' : 'tag')
       const tick = (round: number) =>
         Promise.all(
           Array.from({ length: size }, (_, i) =>
@@ -224,7 +230,7 @@ describe('tick batching, counted on servers of its own', () => {
               ? incr.run(redis, [`m{${i}}`], [1])
               : kind(i) === 'set'
                 ? setTo.run(redis, [`s{${i}}`], [`${round}-${i}`])
-                : shapes.run(redis, [`m{${i}}`], ['table', String(i)]),
+                : tag.run(redis, [`m{${i}}`], [String(i)]),
           ),
         )
       await tick(0)
@@ -234,7 +240,7 @@ describe('tick batching, counted on servers of its own', () => {
       for (let i = 0; i < size; i++) {
         if (kind(i) === 'incr') expect(replies[i]).toBe(2)
         if (kind(i) === 'set') expect(replies[i]).toBe('OK')
-        if (kind(i) === 'shapes') expect(replies[i]).toEqual([1, 'a', [2, 'b'], String(i)])
+        if (kind(i) === 'tag') expect(replies[i]).toBe(`m{${i}}|${i}`)
       }
       expect(await redis.get(`s{${MAX_BATCH_CALLS}}`)).toBe(`1-${MAX_BATCH_CALLS}`)
       // More scripts than one batch carries: still every call answered, in order.
@@ -251,31 +257,51 @@ describe('tick batching, counted on servers of its own', () => {
     }
   })
 
-  it('at maxmemory, sends a refused mix again per script: the allow-oom call runs, the writer is refused', async () => {
-    const server = await startRedis({
+  it('mixes only scripts with the same flags: where Redis refuses writers, readers and allow-oom calls still run, in order', async () => {
+    const append = (name: string) =>
+      defineScript<number>({
+        name: `test.batch.append.${name}`,
+        keys: 1,
+        flags: ['allow-oom'],
+        lua: `return redis.call('APPEND', KEYS[1], ARGV[1])`,
+      })
+    const [first, second] = [append('a'), append('b')]
+    // At maxmemory: 15 writers, then two allow-oom appends of two scripts, all in one tick.
+    const full = await startRedis({
       ownServer: true,
       args: ['--maxmemory', '4mb', '--maxmemory-policy', 'noeviction'],
     })
-    const redis = new Redis(server.url)
+    const redis = new Redis(full.url)
     try {
-      const freeing = defineScript<number>({
-        name: 'test.batch.freeing',
-        keys: 1,
-        flags: ['allow-oom'],
-        lua: `return redis.call('DEL', KEYS[1])`,
-      })
-      await redis.set('gone', 'x')
+      await redis.set('log', '')
       await fillToMaxmemory(redis)
-      const [deleted, written] = await Promise.allSettled([
-        freeing.run(redis, ['gone'], []),
-        incr.run(redis, ['more'], [1]),
+      const results = await Promise.allSettled([
+        ...Array.from({ length: MAX_BATCH_CALLS - 1 }, (_, i) => incr.run(redis, [`more${i}`], [1])),
+        first.run(redis, ['log'], ['A']),
+        second.run(redis, ['log'], ['B']),
       ])
-      expect(deleted).toEqual({ status: 'fulfilled', value: 1 })
-      expect(written.status).toBe('rejected')
-      expect((written as PromiseRejectedResult).reason).toBeInstanceOf(RedisOutOfMemoryError)
+      for (const r of results.slice(0, -2))
+        expect((r as PromiseRejectedResult).reason).toBeInstanceOf(RedisOutOfMemoryError)
+      expect(results.slice(-2).map((r) => r.status)).toEqual(['fulfilled', 'fulfilled'])
+      expect(await redis.get('log')).toBe('AB')
     } finally {
       redis.disconnect()
-      await server.stop()
+      await full.stop()
+    }
+    // A server that refuses every write (no replica to acknowledge it): a read-only script in the
+    // same tick as a writer still answers, and the writer's error names its own script.
+    const strict = await startRedis({ ownServer: true, args: ['--min-replicas-to-write', '1'] })
+    const client = new Redis(strict.url)
+    try {
+      const [read, written] = await Promise.allSettled([
+        shapes.run(client, ['r'], ['plain']),
+        setTo.run(client, ['w'], ['x']),
+      ])
+      expect(read).toEqual({ status: 'fulfilled', value: 'r|plain' })
+      expect((written as PromiseRejectedResult).reason).toMatchObject({ script: 'test.batch.set' })
+    } finally {
+      client.disconnect()
+      await strict.stop()
     }
   })
 

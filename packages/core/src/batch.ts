@@ -1,7 +1,7 @@
 import calculateSlot from 'cluster-key-slot'
 import type { Cluster } from 'ioredis'
 import type { RedisClient } from './client.js'
-import { isOutOfMemoryError } from './errors.js'
+import { ScriptError } from './errors.js'
 import {
   type CompiledLua,
   compileLua,
@@ -57,7 +57,8 @@ const MAX_MIXES = 64
 // pcall keeps one call's error (a wrong type, a corrupt value) from failing the others; a script
 // that writes and then fails keeps its writes, as it would alone.
 // ARGV: n, n key counts, n arg counts, (with several bodies) n body numbers, then every call's args
-// in order. Reply: per call {1, reply} or {0, error message}.
+// in order. Reply: per call 1, reply or 0, error message, flat (a table per call cost Redis and the
+// client one more nested reply each). A call's KEYS and ARGV are built with unpack, sized at once.
 //
 // A cluster node refuses declared KEYS of different slots (CROSSSLOT) even from a script flagged
 // allow-cross-slot-keys; the flag only lets the script touch them. So the cross-slot form declares
@@ -81,9 +82,7 @@ end
 for c = 1, n do
   local nk, na = tonumber(ARGV[1 + c]), tonumber(ARGV[1 + n + c])
   local rp_call = rp_fns[${mixed ? 'tonumber(ARGV[1 + 2 * n + c])' : '1'}]
-  local keys, args = {}, {}
-  for j = 1, nk do keys[j] = src[k + j] end
-  for j = 1, na do args[j] = ARGV[a + j] end
+  local keys, args = {unpack(src, k + 1, k + nk)}, {unpack(ARGV, a + 1, a + na)}
   k, a = k + nk, a + na
   local ok, res = true, nil
   if ${crossSlot} then
@@ -95,11 +94,13 @@ for c = 1, n do
     if type(res) == 'table' then res = res.err end
     res = tostring(res)
     if not string.find(res, '^%u+ ') then res = 'ERR ' .. res end
-    out[c] = {0, res}
+    out[2 * c - 1], out[2 * c] = 0, res
   elseif type(res) == 'table' and res.err then
-    out[c] = {0, res.err}
+    out[2 * c - 1], out[2 * c] = 0, res.err
   else
-    out[c] = {1, res}
+    -- false, not nil: a hole would end the reply there. Both reach the client as nil.
+    if res == nil then res = false end
+    out[2 * c - 1], out[2 * c] = 1, res
   end
 end
 return out`
@@ -123,8 +124,7 @@ const mixes = new Map<string, WrapperPair>()
 /**
  * The wrapper of a batch of these scripts (sorted, so one mix has one wrapper whatever the order
  * of its calls), or null when the process already has MAX_MIXES mixes: then it batches per script.
- * A mix keeps a flag only where every script has it: a read-only or allow-oom script mixed with one
- * that may write is refused at maxmemory as a whole, and is then sent per script (see #send).
+ * The scripts of a mix share their flags (see flagsOf), which the mix takes.
  */
 function wrapperOf(scripts: readonly BatchableScript[], crossSlot: boolean): CompiledLua | null {
   let pair: WrapperPair | undefined
@@ -140,13 +140,10 @@ function wrapperOf(scripts: readonly BatchableScript[], crossSlot: boolean): Com
     pair = mixes.get(id)
     if (!pair) {
       if (mixes.size >= MAX_MIXES) return null
-      const flags = (['allow-oom', 'no-writes'] as const).filter((f) =>
-        scripts.every((s) => s.flags.includes(f)),
-      )
       pair = compileWrappers(
         scripts.map((s) => s.compiled.name).join('+'),
         scripts.map((s) => s.compiled.body),
-        flags,
+        scripts[0]!.flags,
       )
       mixes.set(id, pair)
     }
@@ -232,7 +229,8 @@ class Batcher {
 
   // Calls share a batch in the order they were made (the batches leave on one connection, in
   // order), up to MAX_BATCH_CALLS calls, MAX_BATCH_ARGS arguments and MAX_SCRIPTS_PER_BATCH
-  // scripts. With `separate`, a call of another script starts the next batch.
+  // scripts, all with the same flags. With `separate`, a call of another script starts the next
+  // batch.
   #sendRuns(calls: Call[], crossSlot: boolean, separate = false): void {
     let start = 0
     let size = 0
@@ -245,7 +243,10 @@ class Batcher {
         i > start &&
         (i - start >= MAX_BATCH_CALLS ||
           size + weight > MAX_BATCH_ARGS ||
-          (another && (separate || scripts.length >= MAX_SCRIPTS_PER_BATCH)))
+          (another &&
+            (separate ||
+              scripts.length >= MAX_SCRIPTS_PER_BATCH ||
+              flagsOf(call.script) !== flagsOf(scripts[0]!))))
       ) {
         this.#send(calls.slice(start, i), scripts, crossSlot)
         start = i
@@ -289,14 +290,14 @@ class Batcher {
     for (const call of calls) for (const arg of call.args) args.push(arg)
     runLua(redis, wrapper, keys, args).then(
       (reply) => {
-        const answers = reply as Array<[number, unknown?]>
+        const answers = reply as unknown[]
         const misrouted: Call[] = []
         for (let c = 0; c < n; c++) {
           const call = calls[c]!
-          const answer = answers[c]
-          if (answer?.[0] === 1) settle(call, answer[1] ?? null)
-          else if (mixed && MISROUTED.test(String(answer?.[1]))) misrouted.push(call)
-          else call.reject(translateScriptError(call.script.compiled.name, new Error(String(answer?.[1]))))
+          const answer = answers[2 * c + 1]
+          if (answers[2 * c] === 1) settle(call, answer ?? null)
+          else if (mixed && MISROUTED.test(String(answer))) misrouted.push(call)
+          else call.reject(translateScriptError(call.script.compiled.name, new Error(String(answer))))
         }
         if (misrouted.length > 0) this.#sendBySlot(misrouted)
       },
@@ -308,13 +309,9 @@ class Batcher {
           this.#sendBySlot(calls)
           return
         }
-        if (several && isOutOfMemoryError(error)) {
-          // At maxmemory Redis refused the mix whole, for the scripts that may write: sent per
-          // script, the allow-oom and read-only ones run (and the others are refused alone).
-          this.#sendRuns(calls, crossSlot, true)
-          return
-        }
-        for (const call of calls) call.reject(error)
+        // A mix fails as each of its scripts would alone (they share their flags), named for
+        // each caller's own script.
+        for (const call of calls) call.reject(several ? renamed(error, call.script.compiled.name) : error)
       },
     )
   }
@@ -330,6 +327,22 @@ class Batcher {
     }
     for (const group of bySlot.values()) this.#sendRuns(group, false)
   }
+}
+
+/**
+ * A script's flags as one string. Only scripts with the same flags share a batch: a mix is refused
+ * at maxmemory, or on a replica, or without enough replicas, exactly when each of its scripts
+ * alone would be, so a refusal never has to be split up and resent out of order.
+ */
+function flagsOf(script: BatchableScript): string {
+  return script.flags.length === 0 ? '' : [...script.flags].sort().join(',')
+}
+
+/** A whole mix's ScriptError, named for one of its calls' scripts. */
+function renamed(error: unknown, name: string): unknown {
+  if (!(error instanceof ScriptError)) return error
+  const cause = (error as { cause?: unknown }).cause
+  return new ScriptError(name, cause instanceof Error ? cause.message : error.message, { cause })
 }
 
 function messageOf(error: unknown): string {

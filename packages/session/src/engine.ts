@@ -40,6 +40,8 @@ export interface StoredSession {
   absoluteExpiresAt: number
   version: number
   idleTtlMs: number
+  /** Whether the read that gave it rolled the idle expiry (not: no touch asked, or touchAfterMs). */
+  rolled?: boolean
 }
 
 /** A StoredSession that can give back the per-field encodings it was read from. */
@@ -350,7 +352,9 @@ export class SessionEngine {
     if (reply === null) return null
     if (typeof reply === 'string') return this.decode(handle, reply)
     // Rolled by this call: the value as read, then the new lastSeenAt and expiresAt.
-    return this.decode(handle, String(reply[0]), Number(reply[1]), Number(reply[2]))
+    const stored = await this.decode(handle, String(reply[0]), Number(reply[1]), Number(reply[2]))
+    if (stored) stored.rolled = true
+    return stored
   }
 
   /** A key this store cannot read: reported, and read as no session. */

@@ -95,6 +95,21 @@ describeEachTarget('SessionStore under hostile use', (target) => {
     expect(() => new SessionStore({ redis, idleTtlMs: month, absoluteTtlMs: 2 * month })).not.toThrow()
   })
 
+  it('never merges into a value whose length index does not match its data', async () => {
+    const { sessions, keys } = make()
+    const { id } = await sessions.create('u', { a: 'xx', b: 1 })
+    const key = keys.session(SessionKeys.handle(id))
+    const stored = (await redis.get(key))!
+    // The first field's value length one too long: the index no longer ends where the data does.
+    const edited = stored.replace(/,(\d+):4\./, ',$1:5.')
+    expect(edited).not.toBe(stored)
+    await redis.set(key, edited, 'KEEPTTL')
+    const { result, events } = await collectEvents(() => sessions.update(id, { b: 2 }))
+    expect(result).toBeNull()
+    expect(events.some((e) => e.event === 'decode-error')).toBe(true)
+    expect(await redis.get(key)).toBe(edited)
+  })
+
   it('reads a hash it did not write, or another type at a session key, as no session, and reports it', async () => {
     const { sessions, keys } = make()
     const rolling = sessions

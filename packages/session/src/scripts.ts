@@ -235,6 +235,10 @@ for lengths, nl, vl in string.gmatch(s.idx, '((%d+):(%d+))') do
   end
   pos = pos + nl + vl + 2
 end
+-- The index must account for the data exactly ('{', the fields, '}'): a value edited by hand, or
+-- cut short, is not merged into.
+local close = before > 0 and pos - 1 or pos
+if close ~= #v or string.byte(v, s.dstart) ~= 123 or string.byte(v, close) ~= 125 then return {'corrupt'} end
 flush(pos - 2)
 add_new()
 local l, e, idle = s.l, s.e, s.i

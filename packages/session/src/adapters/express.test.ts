@@ -58,6 +58,13 @@ describeEachTarget('ExpressSessionStore over HTTP', (target) => {
       req.session[req.body.field] = req.body.value
       res.json({ ok: true })
     })
+    // Holds a request that changes nothing until the test opens the named gate.
+    app.get('/wait/:gate', async (req, res) => {
+      const g = gate()
+      gates.set(req.params.gate, g)
+      await g.opened
+      res.json({ ok: true })
+    })
     app.post('/remember', (req, res) => {
       req.session.cookie.maxAge = 120_000
       res.json({ ok: true })
@@ -175,8 +182,60 @@ describeEachTarget('ExpressSessionStore over HTTP', (target) => {
       await browser.request('POST', '/remember')
       expect(operations).toEqual(['express.get', 'express.touch'])
       expect(await redis.pttl(keyOf(browser))).toBeGreaterThan(100_000)
+      // A request slower than the tolerance is touched at its end, so the key ends with the cookie.
+      operations.length = 0
+      const slow = browser.request('GET', '/wait/slow-read')
+      await eventually(() => gates.has('slow-read'))
+      await sleep(1_200)
+      gates.get('slow-read')!.open()
+      await slow
+      expect(operations).toEqual(['express.get', 'express.touch'])
+      const cookieEnds = Date.parse(/Expires=([^;]+)/.exec(browser.lastSetCookie!)![1]!)
+      const keyEnds = Date.now() + (await redis.pttl(keyOf(browser)))
+      expect(Math.abs(cookieEnds - keyEnds)).toBeLessThan(1_500)
     } finally {
       unsubscribe(OPERATION_CHANNEL, listener)
+    }
+  })
+
+  it('touches at the end of a request whose load touchAfterMs held back', async () => {
+    const throttled = new SessionStore({
+      redis,
+      prefix: `${prefix}t`,
+      idleTtlMs: 60_000,
+      touchAfterMs: 30_000,
+    })
+    const throttledStore = new ExpressSessionStore({ sessions: throttled })
+    const app = express()
+    app.use(
+      session({ store: throttledStore, secret: 's', resave: false, saveUninitialized: false, rolling: true }),
+    )
+    app.post('/login', (req, res) => {
+      req.session.user = 'gil'
+      res.json({})
+    })
+    app.get('/me', (_req, res) => {
+      res.json({})
+    })
+    const s = await new Promise<Server>((resolve) => {
+      const srv = app.listen(0, '127.0.0.1', () => resolve(srv))
+    })
+    const operations: string[] = []
+    const listener = (e: unknown) => {
+      const { package: pkg, operation } = e as OperationEvent
+      if (pkg === 'session') operations.push(operation)
+    }
+    try {
+      const browser = new Browser(urlOf(s))
+      await browser.request('POST', '/login')
+      subscribe(OPERATION_CHANNEL, listener)
+      // Seen a moment ago: the load does not roll, so the touch must go (and the script decides).
+      await browser.request('GET', '/me')
+      expect(operations).toEqual(['express.get', 'express.touch'])
+    } finally {
+      unsubscribe(OPERATION_CHANNEL, listener)
+      throttledStore.close()
+      await new Promise((r) => s.close(r))
     }
   })
 

@@ -46,7 +46,7 @@ export class ExpressSessionStore extends Store {
     settle(
       attempt(() => this.#sessions.load('express.get', sid, this.#rolling)).then((stored) => {
         if (!stored) return null
-        Object.defineProperty(stored.data, BASE, { value: new LoadedBase(sid, stored, this.#rolling) })
+        Object.defineProperty(stored.data, BASE, { value: new LoadedBase(sid, stored) })
         return stored.data as unknown as SessionData
       }),
       callback,

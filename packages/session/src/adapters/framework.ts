@@ -21,15 +21,14 @@ export class LoadedBase {
   #stored: Pick<StoredSession, 'encoded'> | null
   #fields: Map<string, string> | null = null
 
-  constructor(
-    sid: string,
-    stored: Pick<StoredSession, 'encoded'> & Partial<Pick<StoredSession, 'idleTtlMs'>>,
-    rolled = false,
-  ) {
+  constructor(sid: string, stored: Pick<StoredSession, 'encoded'> & Partial<StoredSession>) {
     this.sid = sid
     this.#stored = stored
+    // Only a load that really rolled: one that touchAfterMs held back leaves it to the touch.
     this.rolled =
-      rolled && stored.idleTtlMs !== undefined ? { idleTtlMs: stored.idleTtlMs, at: performance.now() } : null
+      stored.rolled && stored.idleTtlMs !== undefined
+        ? { idleTtlMs: stored.idleTtlMs, at: performance.now() }
+        : null
   }
 
   get fields(): Map<string, string> {
@@ -127,8 +126,9 @@ export class FrameworkSessions {
 
   /**
    * Rolls the idle expiry to the cookie's. Nothing to do when the load of this very request rolled
-   * it already, with the TTL the cookie still asks for (give or take the time since): a request
-   * that changed nothing then costs one round trip, not two.
+   * it already and the cookie now ends within ROLL_TOLERANCE_MS of where that roll put the key: a
+   * quick request that changed nothing then costs one round trip, not two. A slow one (or a cookie
+   * with another TTL) is touched, so the key never ends more than the tolerance before the cookie.
    */
   async touch(
     operation: string,
@@ -140,8 +140,9 @@ export class FrameworkSessions {
     const ttl = ttlFromCookie(session?.cookie)
     const rolled = base?.sid === sid ? base.rolled : null
     if (rolled) {
-      const since = performance.now() - rolled.at
-      if (ttl === undefined || Math.abs(ttl - rolled.idleTtlMs) <= since + ROLL_TOLERANCE_MS) return
+      // Where the cookie ends, less where the roll put the key: the time since, plus the TTL change.
+      const gap = performance.now() - rolled.at + (ttl === undefined ? 0 : ttl - rolled.idleTtlMs)
+      if (Math.abs(gap) <= ROLL_TOLERANCE_MS) return
     }
     await this.engine.touch(operation, sid, ttl)
   }
