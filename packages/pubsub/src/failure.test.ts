@@ -50,6 +50,37 @@ describe('PubSub when the connection or Redis fails', () => {
     expect(unhandled).toEqual([])
   })
 
+  it('renews the subscriptions again when the first renewal after a restart fails', async () => {
+    // The subscriber reconnects at once; the bus's command client only after 2 s, so the renewal on
+    // the subscriber's `ready` is refused (the client is reconnecting) and must be tried again.
+    const main = new Redis(server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 }).on(
+      'error',
+      () => {},
+    )
+    const bus = new PubSub<Events>({ redis: main, prefix: 'renew', timeoutMs: 300 })
+    const events: string[] = []
+    bus
+      .on('disconnected', () => events.push('disconnected'))
+      .on('resubscribed', () => events.push('resubscribed'))
+    const got: number[] = []
+    await bus.subscribe('ticks', (m) => {
+      got.push(m.n)
+    })
+    main.options.retryStrategy = () => 2_000
+    try {
+      await server.kill()
+      await server.restart()
+      await eventually(() => events.includes('resubscribed'), 10_000, 'resubscribed')
+      expect(events.filter((e) => e === 'disconnected').length).toBeGreaterThanOrEqual(2)
+      await eventually(async () => (await bus.publish('ticks', { n: 7 }).catch(() => -1)) >= 0)
+      await eventually(() => got.includes(7))
+    } finally {
+      await bus.close()
+      main.disconnect()
+    }
+    expect(unhandled).toEqual([])
+  })
+
   it('a sequenced subscriber whose connection drops reports what was published meanwhile as a gap', async () => {
     const bus = new PubSub<Events>({ redis, prefix: 'gap', sequenced: true })
     const publisher = new PubSub<Events>({ redis, prefix: 'gap', sequenced: true })

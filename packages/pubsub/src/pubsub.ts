@@ -60,6 +60,9 @@ export interface Subscription extends AsyncDisposable {
   unsubscribe(): Promise<void>
 }
 
+/** The pause before a failed renewal is tried again, doubling up to RENEW_MAX_MS. */
+const RENEW_FIRST_MS = 100
+const RENEW_MAX_MS = 5_000
 /** How long sharded subscribers must stay ready after a lost node before `resubscribed`. */
 const SHARDS_SETTLE_MS = 250
 /** Entries per XREVRANGE call of `replay()`. */
@@ -156,6 +159,8 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
   #everReady = false
   #closed = false
   #settle: NodeJS.Timeout | null = null
+  /** Renewals that failed in a row: the next waits longer. */
+  #renewals = 0
   #pending = new Set<Promise<unknown>>()
   /** Open iterators' stop functions: close() ends them, so no next() is left unsettled. */
   readonly #iterators = new Set<() => void>()
@@ -673,10 +678,34 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
     ])
     renew
       .then(async () => {
+        this.#renewals = 0
         this.#emit('resubscribed', { channels: channels.length, patterns: patterns.length })
         await this.#checkGaps(channels)
       })
-      .catch((error: unknown) => this.#emit('disconnected', { error }))
+      .catch((error: unknown) => {
+        this.#emit('disconnected', { error })
+        this.#renewLater()
+      })
+  }
+
+  /**
+   * A renewal that failed (a subscribe slower than timeoutMs on a server still warming up) is tried
+   * again, with a growing pause, while the connection is up; a connection that dropped again renews
+   * on its next `ready`. So a `disconnected` is always answered by a `resubscribed` once Redis is
+   * back, never left standing after one slow reply.
+   */
+  #renewLater(): void {
+    if (this.#closed) return
+    const wait = Math.min(RENEW_MAX_MS, RENEW_FIRST_MS * 2 ** this.#renewals++)
+    if (this.#settle) clearTimeout(this.#settle)
+    this.#settle = setTimeout(
+      guarded('pubsub', 'resubscribe', () => {
+        this.#settle = null
+        if (!this.#closed && this.#subscriber?.status === 'ready') this.#onReady()
+      }),
+      wait,
+    )
+    this.#settle.unref()
   }
 
   /** After a reconnect: what each sequenced channel published while we were away. */
