@@ -3,6 +3,7 @@ import {
   type BatchOption,
   escapeGlob,
   escapeGlobPart,
+  fullJitterBackoff,
   globMatcher,
   guarded,
   InvalidArgumentError,
@@ -60,9 +61,8 @@ export interface Subscription extends AsyncDisposable {
   unsubscribe(): Promise<void>
 }
 
-/** The pause before a failed renewal is tried again, doubling up to RENEW_MAX_MS. */
-const RENEW_FIRST_MS = 100
-const RENEW_MAX_MS = 5_000
+/** The pause before a failed renewal is tried again: full jitter over 100 ms doubling to 5 s. */
+const renewBackoff = fullJitterBackoff(100, 5_000)
 /** How long sharded subscribers must stay ready after a lost node before `resubscribed`. */
 const SHARDS_SETTLE_MS = 250
 /** Entries per XREVRANGE call of `replay()`. */
@@ -159,6 +159,8 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
   #everReady = false
   #closed = false
   #settle: NodeJS.Timeout | null = null
+  /** The retry of a failed renewal (apart from #settle, which the sharded-subscriber watch owns). */
+  #renewTimer: NodeJS.Timeout | null = null
   /** Renewals that failed in a row: the next waits longer. */
   #renewals = 0
   #pending = new Set<Promise<unknown>>()
@@ -534,6 +536,7 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
     return promised(async () => {
       this.#closed = true
       if (this.#settle) clearTimeout(this.#settle)
+      if (this.#renewTimer) clearTimeout(this.#renewTimer)
       for (const stop of [...this.#iterators]) stop()
       this.#channels.clear()
       this.#patterns.clear()
@@ -672,20 +675,27 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
     // means every subscription is active again, then count what sequenced channels missed.
     const channels = Array.from(this.#channels, ([channel]) => channel)
     const patterns = [...new Set([...this.#patterns.values()].map((p) => p.glob))]
+    // A renewal already waiting is this one now.
+    if (this.#renewTimer) clearTimeout(this.#renewTimer)
+    this.#renewTimer = null
     const renew = Promise.all([
       ...channels.map((c) => this.#command(this.#sharded ? 'ssubscribe' : 'subscribe', c)),
       ...patterns.map((p) => this.#command('psubscribe', p)),
     ])
-    renew
-      .then(async () => {
+    renew.then(
+      () => {
         this.#renewals = 0
         this.#emit('resubscribed', { channels: channels.length, patterns: patterns.length })
-        await this.#checkGaps(channels)
-      })
-      .catch((error: unknown) => {
+        // Only the renewal is retried: a gap count that cannot be read is reported, not looped on.
+        this.#checkGaps(channels).catch((error: unknown) =>
+          publishEvent({ package: 'pubsub', event: 'gap-check-error', error }),
+        )
+      },
+      (error: unknown) => {
         this.#emit('disconnected', { error })
         this.#renewLater()
-      })
+      },
+    )
   }
 
   /**
@@ -696,16 +706,17 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
    */
   #renewLater(): void {
     if (this.#closed) return
-    const wait = Math.min(RENEW_MAX_MS, RENEW_FIRST_MS * 2 ** this.#renewals++)
-    if (this.#settle) clearTimeout(this.#settle)
-    this.#settle = setTimeout(
+    // Full jitter, so the buses of a process (or a fleet) do not retry in step after one restart.
+    const wait = renewBackoff(this.#renewals++)
+    if (this.#renewTimer) clearTimeout(this.#renewTimer)
+    this.#renewTimer = setTimeout(
       guarded('pubsub', 'resubscribe', () => {
-        this.#settle = null
+        this.#renewTimer = null
         if (!this.#closed && this.#subscriber?.status === 'ready') this.#onReady()
       }),
       wait,
     )
-    this.#settle.unref()
+    this.#renewTimer.unref()
   }
 
   /** After a reconnect: what each sequenced channel published while we were away. */

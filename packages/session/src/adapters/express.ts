@@ -43,10 +43,12 @@ export class ExpressSessionStore extends Store {
   }
 
   override get(sid: string, callback: Callback<SessionData | null>): void {
+    // Counted from before the read, so the touch skip never underestimates how old the roll is.
+    const sentAt = performance.now()
     settle(
       attempt(() => this.#sessions.load('express.get', sid, this.#rolling)).then((stored) => {
         if (!stored) return null
-        Object.defineProperty(stored.data, BASE, { value: new LoadedBase(sid, stored) })
+        Object.defineProperty(stored.data, BASE, { value: new LoadedBase(sid, stored, sentAt) })
         return stored.data as unknown as SessionData
       }),
       callback,

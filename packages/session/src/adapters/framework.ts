@@ -21,14 +21,17 @@ export class LoadedBase {
   #stored: Pick<StoredSession, 'encoded'> | null
   #fields: Map<string, string> | null = null
 
-  constructor(sid: string, stored: Pick<StoredSession, 'encoded'> & Partial<StoredSession>) {
+  /** `sentAt`: when the load was sent (performance.now()), no later than Redis rolled the key. */
+  constructor(
+    sid: string,
+    stored: Pick<StoredSession, 'encoded'> & Partial<StoredSession>,
+    sentAt = performance.now(),
+  ) {
     this.sid = sid
     this.#stored = stored
     // Only a load that really rolled: one that touchAfterMs held back leaves it to the touch.
     this.rolled =
-      stored.rolled && stored.idleTtlMs !== undefined
-        ? { idleTtlMs: stored.idleTtlMs, at: performance.now() }
-        : null
+      stored.rolled && stored.idleTtlMs !== undefined ? { idleTtlMs: stored.idleTtlMs, at: sentAt } : null
   }
 
   get fields(): Map<string, string> {
