@@ -392,6 +392,14 @@ describe('tick batching on a cluster', () => {
       const expected = [...perNode.values()].reduce((sum, n) => sum + Math.ceil(n / MAX_BATCH_CALLS), 0)
       expect(perNode.size).toBe(3)
       expect((await scriptCalls(nodes)).all - before.all).toBe(expected)
+      // Two scripts with the same flags share those cross-slot batches: as many calls, each call
+      // answered by its own script (an increment by 0 leaves the counters as they are).
+      const beforeMixed = await scriptCalls(nodes)
+      const answers = await Promise.all(
+        keys.map((key, i) => (i % 2 ? tag.run(redis, [key], ['x']) : incr.run(redis, [key], [0]))),
+      )
+      expect(answers).toEqual(keys.map((key, i) => (i % 2 ? `${key}|x` : 2)))
+      expect((await scriptCalls(nodes)).all - beforeMixed.all).toBe(expected)
 
       // Move one key's slot to another master behind the client's back: its slot map is stale, so
       // the next batch for the old owner carries a key that node no longer serves.
