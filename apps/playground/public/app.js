@@ -298,11 +298,12 @@ function boardRow(entry, { flash } = {}) {
 
 let boardsTimer
 let lastFlash = null
-function scheduleBoards(flash) {
+function scheduleBoards(flash, delayMs = 60) {
   lastFlash = flash ?? lastFlash
   clearTimeout(boardsTimer)
-  // A failure here (Redis away) shows through the status banner; the next change retries.
-  boardsTimer = setTimeout(() => loadBoards().catch(() => {}), 60)
+  // A failed load (Redis away, or just back) is tried again each second until one succeeds: the
+  // change that asked for it is announced once, so nothing else would redraw the boards.
+  boardsTimer = setTimeout(() => loadBoards().catch(() => scheduleBoards(null, 1_000)), delayMs)
 }
 
 async function loadBoards() {
@@ -371,7 +372,7 @@ for (const tab of document.querySelectorAll('.tab')) {
 
 async function removeFriend(name) {
   await api('DELETE', `/api/friends/${encodeURIComponent(name)}`).catch((error) => toast(error.message))
-  loadBoards()
+  scheduleBoards(null, 0)
 }
 
 $('friend-form').addEventListener('submit', async (event) => {
@@ -380,7 +381,7 @@ $('friend-form').addEventListener('submit', async (event) => {
   try {
     await api('POST', '/api/friends', { name: input.value })
     input.value = ''
-    loadBoards()
+    scheduleBoards(null, 0)
   } catch (error) {
     toast(error.message)
   }
@@ -531,6 +532,14 @@ function connectEvents() {
     (e) => ($('instance').textContent = `instance ${JSON.parse(e.data).instance}`),
   )
   source.addEventListener('board', (e) => scheduleBoards(JSON.parse(e.data).user))
+  // Pub/sub is at-most-once: what was published while this instance's subscriber (or this page's
+  // stream) was away is gone, so both reconnects redraw everything from Redis.
+  source.addEventListener('resync', () => refreshAll())
+  let opened = false
+  source.addEventListener('open', () => {
+    if (opened) refreshAll()
+    opened = true
+  })
   source.addEventListener('chat', (e) => {
     $('chat').append(chatLine(JSON.parse(e.data)))
     $('chat').scrollTop = $('chat').scrollHeight
@@ -543,7 +552,8 @@ function connectEvents() {
 
 function refreshAll() {
   if (!state.user) return
-  Promise.allSettled([loadBoards(), loadDevices(), loadChat(), showProfile(state.profileOf ?? state.user)])
+  scheduleBoards(null, 0)
+  Promise.allSettled([loadDevices(), loadChat(), showProfile(state.profileOf ?? state.user)])
 }
 
 $('tz').textContent = timeZone

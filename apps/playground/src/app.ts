@@ -432,13 +432,15 @@ export function createArcade({ services, instance, secret }: ArcadeOptions) {
       { remember: true },
     ),
   )
-  bus.on('resubscribed', (e) =>
+  bus.on('resubscribed', (e) => {
     hub.send(
       'rp',
       { origin: instance, at: Date.now(), event: { package: 'pubsub', event: 'resubscribed', ...e } },
       { remember: true },
-    ),
-  )
+    )
+    // What was published while the subscriber was away is lost: every page reloads its views.
+    hub.send('resync', e)
+  })
 
   const relays = {
     board: (change: unknown) => hub.send('board', change),

@@ -272,34 +272,40 @@ describe('the arcade in Chromium', () => {
     await stopArcade(worker)
     worker = await spawnArcade('worker', { ...env, ARCADE_ACK_DELAY_MS: '800' }, { silent: true })
     const page = await player('kim', 0)
-    // Five rounds at once, each ended 200 ms after its green: five score events in a burst.
-    const points = await page.evaluate(async () => {
-      const post = async <T>(path: string, body: unknown): Promise<T> =>
-        (
-          await fetch(path, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify(body),
-          })
-        ).json() as Promise<T>
-      const rounds = await Promise.all(
-        Array.from({ length: 5 }, () => post<{ roundId: string; delayMs: number }>('/api/rounds/start', {})),
-      )
-      return Promise.all(
-        rounds.map(
-          (r) =>
-            new Promise<number>((resolve) =>
-              setTimeout(
-                async () =>
-                  resolve((await post<{ points: number }>('/api/rounds', { roundId: r.roundId })).points),
-                r.delayMs + 200,
+    // Five rounds at once, each ended 150 ms after its green: five score events in a burst.
+    const burst = () =>
+      page.evaluate(async () => {
+        const post = async <T>(path: string, body: unknown): Promise<T> =>
+          (
+            await fetch(path, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify(body),
+            })
+          ).json() as Promise<T>
+        const rounds = await Promise.all(
+          Array.from({ length: 5 }, () =>
+            post<{ roundId: string; delayMs: number }>('/api/rounds/start', {}),
+          ),
+        )
+        return Promise.all(
+          rounds.map(
+            (r) =>
+              new Promise<number>((resolve) =>
+                setTimeout(
+                  async () =>
+                    resolve((await post<{ points: number }>('/api/rounds', { roundId: r.roundId })).points),
+                  r.delayMs + 150,
+                ),
               ),
-            ),
-        ),
-      )
-    })
-    // A loaded machine can end a round past 1 s (0 points, nothing published); most score.
-    expect(points.filter((p) => p > 0).length).toBeGreaterThanOrEqual(2)
+          ),
+        )
+      })
+    // A loaded machine can end a round past 1 s (0 points, nothing published): another burst then.
+    const points = await burst()
+    for (let attempt = 0; attempt < 3 && !points.some((p) => p > 0); attempt++)
+      points.push(...(await burst()))
+    expect(points.some((p) => p > 0)).toBe(true)
     const expected = points.reduce((sum, p) => sum + p, 0)
     await expect.poll(() => page.getByTestId('my-score').textContent(), { timeout: 15_000 }).not.toBe('0')
     worker.child.kill('SIGKILL')

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { fileURLToPath } from 'node:url'
+import { EVENT_CHANNEL } from '@rp/core'
 import { type RedisServer, runWorker, startRedis } from '@rp/testing'
 import { describeEachTarget, eventually, expectInvalidArguments, uniquePrefix } from '@rp/testing/vitest'
 import { Redis } from 'ioredis'
@@ -195,6 +197,70 @@ describeEachTarget('DurableChannel', (target) => {
     expect(() => jobs.consume('g', () => {}, { maxDeliveries: 0 })).toThrow(/^maxDeliveries:/)
     expect(() => jobs.consume('', () => {})).toThrow(/^group:/)
     expect(() => new DurableChannel({ redis, name: 'x', maxlen: 5 } as never)).toThrow(/^maxlen:/)
+  })
+})
+
+describe('DurableChannel consumers through an outage', () => {
+  /** A server of the test's own, and a client that retries every 50 ms and fails fast meanwhile. */
+  async function withServer(args: string[], body: (server: RedisServer, client: Redis) => Promise<void>) {
+    const server = await startRedis({ ownServer: true, args })
+    const client = new Redis(server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 }).on(
+      'error',
+      () => {},
+    )
+    try {
+      await body(server, client)
+    } finally {
+      client.disconnect()
+      await server.stop()
+    }
+  }
+
+  it('resume reading as soon as Redis is back, not after the backoff their failed reads grew', async () => {
+    await withServer(['--appendonly', 'yes', '--appendfsync', 'always'], async (server, client) => {
+      const jobs = new DurableChannel<{ n: number }>({ redis: client, name: 'outage' })
+      const seen: number[] = []
+      const worker = jobs.consume('g', ({ n }) => void seen.push(n), { blockMs: 200 })
+      await jobs.publish({ n: 1 })
+      await eventually(() => seen.length === 1)
+      // Three seconds of failed reads: the consumer's backoff reaches its 5 s cap.
+      await server.kill()
+      await new Promise((resolve) => setTimeout(resolve, 3_000))
+      await server.restart()
+      await eventually(() => client.status === 'ready')
+      await jobs.publish({ n: 2 })
+      const published = performance.now()
+      await eventually(() => seen.length === 2, 6_000)
+      expect(performance.now() - published).toBeLessThan(600)
+      await worker.close()
+    })
+  })
+
+  it('create their group again when Redis comes back without it, and read what was published since', async () => {
+    await withServer([], async (server, client) => {
+      const events: Array<{ event: string }> = []
+      const onEvent = (e: unknown) => void events.push(e as { event: string })
+      subscribe(EVENT_CHANNEL, onEvent)
+      try {
+        const jobs = new DurableChannel<{ n: number }>({ redis: client, name: 'lost' })
+        const seen: number[] = []
+        const worker = jobs.consume('g', ({ n }) => void seen.push(n), { blockMs: 200, startAt: 'now' })
+        await eventually(async () => (await jobs.stats()).groups.length === 1)
+        await jobs.publish({ n: 1 })
+        await eventually(() => seen.length === 1)
+        // No persistence: the server comes back empty, the stream and the group gone.
+        await server.kill()
+        await server.restart()
+        await eventually(() => client.status === 'ready')
+        await jobs.publish({ n: 2 })
+        await eventually(() => seen.includes(2), 6_000)
+        expect(seen).toEqual([1, 2])
+        expect(events.some((e) => e.event === 'group-recreated')).toBe(true)
+        await worker.close()
+      } finally {
+        unsubscribe(EVENT_CHANNEL, onEvent)
+      }
+    })
   })
 })
 

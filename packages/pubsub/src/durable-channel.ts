@@ -326,20 +326,16 @@ class ConsumerLoop {
   }
 
   async #run(): Promise<void> {
-    const { redis, stream, call } = this.#channel.internals
+    const { redis, stream } = this.#channel.internals
     const backoff = fullJitterBackoff(100, 5_000)
     let failures = 0
     while (!this.#stop.signal.aborted) {
       try {
-        await call('createGroup', () =>
-          redis.xgroup('CREATE', stream, this.#group, this.#s.startAt === 'now' ? '$' : '0', 'MKSTREAM'),
-        ).catch((error: unknown) => {
-          if (!String((error as Error).message).includes('BUSYGROUP')) throw error
-        })
+        await this.#createGroup(this.#s.startAt === 'now' ? '$' : '0')
         break
       } catch (error) {
         publishEvent({ package: 'pubsub', event: 'consumer-error', group: this.#group, error })
-        await delay(backoff(failures++), this.#stop.signal).catch(() => {})
+        await this.#pause(redis, backoff(failures++))
       }
     }
     this.#reader = blockingClient(redis)
@@ -376,9 +372,49 @@ class ConsumerLoop {
           group: this.#group,
           error: toRpError(error, 'consume'),
         })
-        await delay(backoff(failures++), this.#stop.signal).catch(() => {})
+        // The group is gone: Redis lost its data (a restart without persistence, a failover to a
+        // replica that never had it, FLUSHALL) or it was destroyed. Reading would fail forever, so
+        // it is created again, from the start of what the stream holds: nothing published since
+        // the loss is skipped (what survived may be delivered again: at-least-once).
+        if (isNoGroup(error)) {
+          const recreated = await this.#createGroup('0').then(
+            () => true,
+            () => false,
+          )
+          if (recreated) {
+            publishEvent({ package: 'pubsub', event: 'group-recreated', group: this.#group })
+            continue
+          }
+        }
+        await this.#pause(this.#reader, backoff(failures++))
       }
     }
+  }
+
+  /** Creates the group (and the stream), or finds it there already. */
+  async #createGroup(start: '$' | '0'): Promise<void> {
+    const { redis, stream, call } = this.#channel.internals
+    await call('createGroup', () => redis.xgroup('CREATE', stream, this.#group, start, 'MKSTREAM')).catch(
+      (error: unknown) => {
+        if (!String((error as Error).message).includes('BUSYGROUP')) throw error
+      },
+    )
+  }
+
+  /**
+   * The wait after a failed read: the backoff, cut short when the reader reconnects. After an
+   * outage the backoff has grown to seconds; work must not sit that long once Redis is back.
+   */
+  async #pause(reader: RedisClient, ms: number): Promise<void> {
+    const signal = this.#stop.signal
+    if (reader.status === 'ready') return delay(ms, signal).catch(() => {})
+    let onReady = () => {}
+    const ready = new Promise<void>((resolve) => {
+      onReady = resolve
+      reader.once('ready', onReady)
+    })
+    await Promise.race([delay(ms, signal).catch(() => {}), ready])
+    reader.off('ready', onReady)
   }
 
   /** Takes over entries another consumer left unacknowledged past the visibility timeout. */
@@ -478,4 +514,11 @@ class ConsumerLoop {
       publishEvent({ package: 'pubsub', event: 'close-timeout', group: this.#group, graceMs: timeoutMs })
     if (reader) await shutdown(reader, { timeoutMs: 500 }).catch(() => {})
   }
+}
+
+/** A read or claim refused because the group (or its stream) no longer exists. */
+function isNoGroup(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 3; e = e.cause, depth++)
+    if (e.message.includes('NOGROUP')) return true
+  return false
 }
