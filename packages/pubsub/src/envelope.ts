@@ -14,6 +14,7 @@ export const jsonCodec: PubSubCodec = {
 
 const JSON_TYPE = 0x6a // 'j'
 const BINARY_TYPE = 0x62 // 'b'
+const PACK_TYPE = 0x61 // 'a'
 const COLON = 0x3a
 
 /**
@@ -43,14 +44,29 @@ export function wire(envelope: { head: string; body: Buffer | string }, seq?: nu
     : Buffer.concat([Buffer.from(head), envelope.body])
 }
 
+/**
+ * Several JSON messages of one channel as one wire message: 'a:' and a JSON array of the codec's
+ * texts. Only JSON texts join into valid JSON, so only the default codec's output is packed.
+ */
+export function packWire(texts: readonly string[]): string {
+  return `a:[${texts.join(',')}]`
+}
+
 export interface Decoded {
   value: unknown
   seq: number | undefined
+  /** A pack ('a'): its messages, in publish order; `value` is then undefined. */
+  values?: unknown[]
 }
 
 /** Parses a wire message; throws for anything this package did not write. */
 export function decodeEnvelope(codec: PubSubCodec, raw: Buffer): Decoded {
   const type = raw[0]
+  if (type === PACK_TYPE && raw[1] === COLON) {
+    const values = JSON.parse(raw.toString('utf8', 2)) as unknown
+    if (!Array.isArray(values)) throw new Error('not an @rp/pubsub message')
+    return { value: undefined, seq: undefined, values }
+  }
   if (type !== JSON_TYPE && type !== BINARY_TYPE) throw new Error('not an @rp/pubsub message')
   const colon = raw.indexOf(COLON, 1)
   if (colon < 0 || colon > 20) throw new Error('not an @rp/pubsub message')

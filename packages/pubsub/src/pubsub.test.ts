@@ -72,6 +72,39 @@ describeEachTarget('PubSub', (target) => {
     expect(bad[0]).toMatchObject({ channel: 'raw' })
   })
 
+  it("sends a tick's publishes to one channel as one frame, delivered in order; batch: false sends each alone", async () => {
+    const prefix = uniquePrefix('pack')
+    const b = bus({ prefix })
+    const got: number[] = []
+    await b.subscribe('orders:eu', (m) => {
+      got.push(m.id)
+    })
+    // What Redis carries, seen by a plain subscriber: one frame per pack.
+    const raw = target.client()
+    const frames: string[] = []
+    raw.on('messageBuffer', (_: Buffer, message: Buffer) => frames.push(message.toString()))
+    await raw.subscribe(`${prefix}:{orders%3Aeu}`)
+    const sent = await Promise.allSettled([
+      ...Array.from({ length: 300 }, (_, id) => b.publish('orders:eu', { id })),
+      // A message that cannot be encoded fails alone; the rest of its tick is sent.
+      b.publish('orders:eu', { id: 1n } as never),
+    ])
+    expect(sent.slice(0, 300).every((r) => r.status === 'fulfilled')).toBe(true)
+    expect((sent[300] as PromiseRejectedResult).reason).toMatchObject({ argument: 'message.id' })
+    await eventually(() => got.length === 300)
+    expect(got).toEqual(Array.from({ length: 300 }, (_, id) => id))
+    // 256 messages at most in one pack: two frames for the 300.
+    expect(frames.length).toBe(2)
+    expect(frames[0]!.startsWith('a:[{"id":0},{"id":1},')).toBe(true)
+    const receivers = new Set(sent.slice(0, 300).map((r) => (r as PromiseFulfilledResult<number>).value))
+    expect(receivers.size).toBeLessThanOrEqual(2)
+    if (target.kind === 'standalone') expect([...receivers]).toEqual([2])
+    const solo = bus({ prefix, batch: false })
+    await Promise.all([1, 2, 3].map((id) => solo.publish('orders:eu', { id: 1_000 + id })))
+    await eventually(() => got.length === 303)
+    expect(frames.slice(2)).toEqual(['j:{"id":1001}', 'j:{"id":1002}', 'j:{"id":1003}'])
+  })
+
   it('unsubscribing the last handler unsubscribes from Redis', async () => {
     const prefix = uniquePrefix('unsub')
     const b = bus({ prefix })

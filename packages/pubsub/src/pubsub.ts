@@ -29,7 +29,15 @@ import {
   unescapeKeyPart,
   withTimeout,
 } from '@rp/core/kit'
-import { decodeEnvelope, encodeEnvelope, jsonCodec, type PubSubCodec, wire } from './envelope.js'
+import {
+  type Decoded,
+  decodeEnvelope,
+  encodeEnvelope,
+  jsonCodec,
+  type PubSubCodec,
+  packWire,
+  wire,
+} from './envelope.js'
 import { BoundedQueue, type OverflowPolicy } from './queue.js'
 import { publishScript, routedPublishScript } from './scripts.js'
 
@@ -65,6 +73,9 @@ export interface Subscription extends AsyncDisposable {
 const renewBackoff = fullJitterBackoff(100, 5_000)
 /** How long sharded subscribers must stay ready after a lost node before `resubscribed`. */
 const SHARDS_SETTLE_MS = 250
+/** Most messages, and characters, in one pack: bounds a frame every subscriber must parse at once. */
+const PACK_MESSAGES = 256
+const PACK_CHARS = 64 * 1024
 /** Entries per XREVRANGE call of `replay()`. */
 const REPLAY_PAGE = 500
 /** After a lost node that no resubscription follows (a replica): renew anyway after this long. */
@@ -164,6 +175,11 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
   /** Renewals that failed in a row: the next waits longer. */
   #renewals = 0
   #pending = new Set<Promise<unknown>>()
+  /** Whether unsequenced JSON publishes of one tick and channel leave as one pack (`batch`). */
+  readonly #packing: boolean
+  /** This tick's packs, by Redis channel; sent at the end of the tick, or once full. */
+  readonly #packs = new Map<string, Pack>()
+  #packFlush = false
   /** Open iterators' stop functions: close() ends them, so no next() is left unsettled. */
   readonly #iterators = new Set<() => void>()
 
@@ -196,6 +212,7 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
       o.schemas as Record<string, StandardSchema | undefined> | undefined,
     )
     this.#timeoutMs = requireTimeoutMs('timeoutMs', o.timeoutMs ?? 1_000)
+    this.#packing = requireBoolean('batch', o.batch ?? true) && codec === jsonCodec
     this.#guard = new RedisGuard(this.#redis, this.#timeoutMs, {
       batch: requireBoolean('batch', o.batch ?? true),
     })
@@ -290,19 +307,70 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
             )
             return Number(receivers)
           }
-          // A script even on a standalone server, where its key only names the channel: a tick's
-          // publishes then leave as one batch instead of one PUBLISH each.
-          return Number(
-            await routedPublishScript.run(
-              this.#redis,
-              [this.#keys.key(channel, 'seq')],
-              [redisChannel, wire(envelope), this.#sharded ? '1' : '0'],
-              this.#guard.scriptOptions,
-            ),
-          )
+          if (this.#packing && typeof envelope.body === 'string' && envelope.head === 'j')
+            return this.#enqueue(channel, redisChannel, envelope.body)
+          return this.#publishFrame(channel, redisChannel, wire(envelope))
         }),
       )
     })
+  }
+
+  /**
+   * One wire message to the channel. A script even on a standalone server, where its key only
+   * names the channel: a tick's publishes to different channels then leave as one batch.
+   */
+  async #publishFrame(channel: string, redisChannel: string, frame: string | Buffer): Promise<number> {
+    return Number(
+      await routedPublishScript.run(
+        this.#redis,
+        [this.#keys.key(channel, 'seq')],
+        [redisChannel, frame, this.#sharded ? '1' : '0'],
+        this.#guard.scriptOptions,
+      ),
+    )
+  }
+
+  /**
+   * Adds a message to this tick's pack for its channel. Every subscriber then parses one frame
+   * for the tick's messages instead of one each, and Redis writes it once per subscriber: the
+   * cost of a broadcast falls with the publish rate. Each publish resolves to the pack's count.
+   */
+  #enqueue(channel: string, redisChannel: string, text: string): Promise<number> {
+    let pack = this.#packs.get(redisChannel)
+    if (!pack) {
+      pack = { channel, texts: [], chars: 0, waiters: [] }
+      this.#packs.set(redisChannel, pack)
+    }
+    const sent = new Promise<number>((resolve, reject) => pack.waiters.push({ resolve, reject }))
+    pack.texts.push(text)
+    pack.chars += text.length
+    if (pack.texts.length >= PACK_MESSAGES || pack.chars >= PACK_CHARS) {
+      this.#packs.delete(redisChannel)
+      this.#sendPack(redisChannel, pack)
+    } else if (!this.#packFlush) {
+      this.#packFlush = true
+      // nextTick runs once the microtasks queued now have run: every publish of this tick is in.
+      process.nextTick(() => {
+        this.#packFlush = false
+        const packs = [...this.#packs]
+        this.#packs.clear()
+        for (const [name, p] of packs) this.#sendPack(name, p)
+      })
+    }
+    return sent
+  }
+
+  #sendPack(redisChannel: string, pack: Pack): void {
+    // One message alone keeps the plain form, which subscribers of earlier versions read too.
+    const frame = pack.texts.length === 1 ? `j:${pack.texts[0]}` : packWire(pack.texts)
+    this.#publishFrame(pack.channel, redisChannel, frame).then(
+      (receivers) => {
+        for (const w of pack.waiters) w.resolve(receivers)
+      },
+      (error: unknown) => {
+        for (const w of pack.waiters) w.reject(error)
+      },
+    )
   }
 
   async #validate(channel: string, value: unknown, publishing: boolean): Promise<unknown> {
@@ -750,7 +818,7 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
     if (!handlers?.size) return
     const channel = this.#nameOf(redisChannel)
     if (channel === null) return
-    let decoded: { value: unknown; seq: number | undefined }
+    let decoded: Decoded
     try {
       decoded = decodeEnvelope(this.#codec, raw)
     } catch (error) {
@@ -777,13 +845,19 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
         }
       }
     }
+    const values = decoded.values ?? [decoded.value]
     if (!this.#schemas[channel]) {
-      run(decoded.value)
+      for (const value of values) run(value)
       return
     }
-    this.#validate(channel, decoded.value, false).then(run, (error: unknown) =>
-      this.#emit('decode-error', { channel, error }),
-    )
+    // Validation may be async: a chain keeps a pack's messages in publish order.
+    let chain = Promise.resolve()
+    for (const value of values)
+      chain = chain.then(() =>
+        this.#validate(channel, value, false).then(run, (error: unknown) =>
+          this.#emit('decode-error', { channel, error }),
+        ),
+      )
   }
 
   #sequence(redisChannel: string, channel: string, seq: number): void {
@@ -803,4 +877,12 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
     for (const [name, p] of this.#patterns)
       if (p.glob === redisPattern && p.matches(channel)) this.#deliver(redisChannel, raw, p, name)
   }
+}
+
+/** Unsequenced JSON publishes of one tick to one channel, waiting to leave as one frame. */
+interface Pack {
+  channel: string
+  texts: string[]
+  chars: number
+  waiters: Array<{ resolve: (receivers: number) => void; reject: (error: unknown) => void }>
 }
