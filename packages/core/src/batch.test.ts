@@ -73,6 +73,13 @@ const setTo = defineScript<string>({
   decode: (raw) => String(raw),
 })
 
+// KEYS[1]: a list. ARGV[1]: an entry to append. Reply: the list's length.
+const append = defineScript<number>({
+  name: 'test.batch.append',
+  keys: 1,
+  lua: `return redis.call('RPUSH', KEYS[1], ARGV[1])`,
+})
+
 describeEachTarget('tick batching', (target) => {
   const ks = keyspace(uniquePrefix('batch'))
 
@@ -99,6 +106,46 @@ describeEachTarget('tick batching', (target) => {
     } else {
       expect(await round()).toEqual([[1, 'OK', 5, 11], '11'])
     }
+  })
+
+  it('merges consecutive mergeable calls of a tick into one call, bounded, never across a call between them', async () => {
+    const redis = target.client()
+    const key = ks.key('merge', 'log')
+    // Each merged call appends its joined items to a list: the list shows what Redis received.
+    const join = (items: readonly string[]) => [items.join('+')]
+    const merge = (item: string, maxItems = 3) => ({ group: 'g', item, join, maxItems, maxChars: 1_000 })
+    const replies = await Promise.all([
+      append.runMerged(redis, [key], merge('a')),
+      append.runMerged(redis, [key], merge('b')),
+      append.run(redis, [key], ['plain']),
+      append.runMerged(redis, [key], merge('c')),
+      append.runMerged(redis, [key], merge('d')),
+      append.runMerged(redis, [key], merge('e')),
+      append.runMerged(redis, [key], merge('f')),
+      append.runMerged(redis, [key], { ...merge('g'), group: 'other' }),
+      append.runMerged(redis, [key], merge('x'.repeat(600))),
+      append.runMerged(redis, [key], merge('y'.repeat(600))),
+    ])
+    const long = ['x'.repeat(600), 'y'.repeat(600)]
+    expect(await redis.lrange(key, 0, -1)).toEqual(['a+b', 'plain', 'c+d+e', 'f', 'g', ...long])
+    // Every caller gets the reply of the call it was merged into: the list's length then.
+    expect(replies).toEqual([1, 1, 2, 3, 3, 3, 4, 5, 6, 7])
+    // A join that throws fails its callers alone.
+    const bad = {
+      group: 'g',
+      item: 'z',
+      join: () => {
+        throw new Error('no join')
+      },
+      maxItems: 3,
+      maxChars: 1_000,
+    }
+    const settled = await Promise.allSettled([
+      append.runMerged(redis, [key], bad),
+      append.run(redis, [key], ['ok']),
+    ])
+    expect(settled[0]).toMatchObject({ status: 'rejected', reason: { message: 'no join' } })
+    expect(settled[1]).toMatchObject({ status: 'fulfilled', value: 8 })
   })
 
   it('answers every call of a batch with its own reply, across many keys and slots', async () => {

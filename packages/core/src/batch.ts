@@ -43,6 +43,31 @@ interface Call {
   readonly args: readonly ScriptArg[]
   readonly resolve: (value: unknown) => void
   readonly reject: (error: unknown) => void
+  /** A call that later calls of its run may join (see Mergeable); its args are built at the flush. */
+  readonly run?: Run
+}
+
+/**
+ * Calls that may become one call. Consecutive calls of a tick's queue with the same script, keys
+ * and `group` (nothing else queued between them) are sent as one call, whose args `join` builds
+ * from their items in order, and each caller gets that call's reply. Nothing is reordered: a call
+ * queued in between ends the run. (A pub/sub publish: the tick's messages to one channel become
+ * one frame that every subscriber parses once.)
+ */
+export interface Mergeable {
+  readonly group: string
+  readonly item: string
+  readonly join: (items: readonly string[]) => readonly ScriptArg[]
+  /** Bounds on one merged call: items, and their characters. */
+  readonly maxItems: number
+  readonly maxChars: number
+}
+
+interface Run {
+  readonly merge: Mergeable
+  readonly items: string[]
+  chars: number
+  readonly waiters: Array<{ resolve: (value: unknown) => void; reject: (error: unknown) => void }>
 }
 
 /** Distinct scripts one batch may carry: each adds its body to the batch's wrapper. */
@@ -168,6 +193,8 @@ class Batcher {
   readonly #redis: RedisClient
   #queue: Call[] = []
   #scheduled = false
+  /** Whether the queue holds a mergeable call, whose args are built at the flush. */
+  #runs = false
 
   constructor(redis: RedisClient) {
     this.#redis = redis
@@ -179,6 +206,27 @@ class Batcher {
   }
 
   add(call: Call): void {
+    const run = call.run
+    if (run) {
+      const last = this.#queue[this.#queue.length - 1]
+      const open = last?.run
+      const { merge } = run
+      if (
+        open &&
+        last.script === call.script &&
+        open.merge.group === merge.group &&
+        open.merge.join === merge.join &&
+        last.keys[0] === call.keys[0] &&
+        open.items.length < merge.maxItems &&
+        open.chars + merge.item.length <= merge.maxChars
+      ) {
+        open.items.push(merge.item)
+        open.chars += merge.item.length
+        open.waiters.push(run.waiters[0]!)
+        return
+      }
+      this.#runs = true
+    }
     this.#queue.push(call)
     if (!this.#scheduled) {
       this.#scheduled = true
@@ -195,13 +243,22 @@ class Batcher {
     const queue = this.#queue
     if (queue.length === 0) return
     this.#queue = []
+    let calls = queue
+    if (this.#runs) {
+      this.#runs = false
+      calls = []
+      for (const call of queue) {
+        const sent = call.run ? merged(call, call.run) : call
+        if (sent) calls.push(sent)
+      }
+    }
     try {
-      if (!this.#redis.isCluster) this.#sendRuns(queue, false)
-      else this.#sendCluster(queue)
+      if (!this.#redis.isCluster) this.#sendRuns(calls, false)
+      else this.#sendCluster(calls)
     } catch (error) {
       // Grouping cannot throw, and sending rejects instead of throwing (runLua), so this is a
       // last guard: nothing was sent when it runs, and every call still settles.
-      for (const call of queue) call.reject(error)
+      for (const call of calls) call.reject(error)
     }
   }
 
@@ -392,6 +449,38 @@ function keepOrder(redis: RedisClient, batcher: Batcher): void {
   }
 }
 
+/** A run's call as sent: its args joined from its items, its reply or error to every caller. */
+function merged(call: Call, run: Run): Call | null {
+  const { waiters } = run
+  let args: readonly ScriptArg[]
+  try {
+    args = run.merge.join(run.items)
+  } catch (error) {
+    for (const w of waiters) w.reject(error)
+    return null
+  }
+  return {
+    script: call.script,
+    keys: call.keys,
+    args,
+    resolve: (value) => {
+      for (const w of waiters) w.resolve(value)
+    },
+    reject: (error) => {
+      for (const w of waiters) w.reject(error)
+    },
+  }
+}
+
+function batcherFor(redis: RedisClient): Batcher {
+  let batcher = batchers.get(redis)
+  if (!batcher) {
+    batcher = new Batcher(redis)
+    batchers.set(redis, batcher)
+  }
+  return batcher
+}
+
 /** Runs one script call in this tick's batch for `redis`. */
 export function runBatched(
   redis: RedisClient,
@@ -399,12 +488,22 @@ export function runBatched(
   keys: readonly string[],
   args: readonly ScriptArg[],
 ): Promise<unknown> {
-  let batcher = batchers.get(redis)
-  if (!batcher) {
-    batcher = new Batcher(redis)
-    batchers.set(redis, batcher)
-  }
+  const batcher = batcherFor(redis)
   return new Promise((resolve, reject) => {
     batcher.add({ script, keys, args, resolve, reject })
+  })
+}
+
+/** Like runBatched, for a call that the calls next to it in the tick's queue may join. */
+export function runMergeable(
+  redis: RedisClient,
+  script: BatchableScript,
+  keys: readonly string[],
+  merge: Mergeable,
+): Promise<unknown> {
+  const batcher = batcherFor(redis)
+  return new Promise((resolve, reject) => {
+    const run: Run = { merge, items: [merge.item], chars: merge.item.length, waiters: [{ resolve, reject }] }
+    batcher.add({ script, keys, args: [], resolve, reject, run })
   })
 }

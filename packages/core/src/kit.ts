@@ -5,7 +5,7 @@
  * imports from one place.
  */
 
-export { MAX_BATCH_CALLS } from './batch.js'
+export { MAX_BATCH_CALLS, type Mergeable } from './batch.js'
 export { BoundedMap } from './bounded-map.js'
 export { guarded } from './callbacks.js'
 export { assertUsableClient, nodeConnection } from './client.js'

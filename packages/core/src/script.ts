@@ -1,4 +1,4 @@
-import { type BatchableScript, runBatched } from './batch.js'
+import { type BatchableScript, type Mergeable, runBatched, runMergeable } from './batch.js'
 import type { RedisClient } from './client.js'
 import { InvalidArgumentError } from './errors.js'
 import { compileLua, runLua, type ScriptArg } from './lua.js'
@@ -67,6 +67,11 @@ export interface Script<Reply = unknown> {
     args?: readonly ScriptArg[],
     options?: ScriptRunOptions,
   ): Promise<Reply>
+  /**
+   * `run` in this tick's batch for a call that the calls next to it in the batch may join: a run
+   * of them is sent as one call, whose args `merge.join` builds from their items (see Mergeable).
+   */
+  runMerged(redis: RedisClient, keys: readonly string[], merge: Mergeable): Promise<Reply>
 }
 
 /** Declares a named Lua script once; packages call `run` on any client, standalone or cluster. */
@@ -96,17 +101,17 @@ export function defineScript<Reply = unknown>(definition: ScriptDefinition<Reply
   const compiled = compileLua(name, definition.lua, flags)
   const decode = definition.decode ?? ((raw: unknown) => raw as Reply)
   const batchable: BatchableScript = { compiled, flags, decode }
+  const wrongKeys = (keys: readonly string[]): Promise<never> =>
+    Promise.reject(
+      new InvalidArgumentError('keys', `script ${name} takes ${keyCount} keys, got ${keys.length}`),
+    )
   return {
     name,
     keys: keyCount,
     lua: compiled.lua,
     sha: compiled.sha,
     run(redis, keys, args = [], options) {
-      if (keyCount !== 'variadic' && keys.length !== keyCount) {
-        return Promise.reject(
-          new InvalidArgumentError('keys', `script ${name} takes ${keyCount} keys, got ${keys.length}`),
-        )
-      }
+      if (keyCount !== 'variadic' && keys.length !== keyCount) return wrongKeys(keys)
       if (options !== undefined) {
         try {
           checkRunOptions(options)
@@ -119,6 +124,10 @@ export function defineScript<Reply = unknown>(definition: ScriptDefinition<Reply
       if (options?.batch === false || keys.length + args.length > SOLO_ARGS)
         return runLua(redis, compiled, keys, args).then(decode)
       return runBatched(redis, batchable, keys, args) as Promise<Reply>
+    },
+    runMerged(redis, keys, merge) {
+      if (keyCount !== 'variadic' && keys.length !== keyCount) return wrongKeys(keys)
+      return runMergeable(redis, batchable, keys, merge) as Promise<Reply>
     },
   }
 }

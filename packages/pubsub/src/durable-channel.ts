@@ -335,12 +335,18 @@ class ConsumerLoop {
         break
       } catch (error) {
         publishEvent({ package: 'pubsub', event: 'consumer-error', group: this.#group, error })
-        await this.#pause(redis, backoff(failures++))
+        await this.#pause(backoff(failures++))
       }
     }
+    // close() during the group's creation: no reader, which nothing would close.
+    if (this.#stop.signal.aborted) return
     this.#reader = blockingClient(redis)
     this.#reader.on('error', () => {})
     failures = 0
+    // Whether the last failure was answered by creating the group again; only a read that
+    // succeeds clears it, so a NOGROUP that persists (a reader that sees another database than
+    // the client that created the group) backs off instead of looping.
+    let recovering = false
     while (!this.#stop.signal.aborted) {
       try {
         await this.#claim()
@@ -362,6 +368,7 @@ class ConsumerLoop {
           '>',
         )) as Array<[string, Array<[string, string[]]>]> | null
         failures = 0
+        recovering = false
         for (const [, entries] of reply ?? [])
           for (const [id, fields] of entries) this.#dispatch(id, fields, 1)
       } catch (error) {
@@ -376,45 +383,57 @@ class ConsumerLoop {
         // replica that never had it, FLUSHALL) or it was destroyed. Reading would fail forever, so
         // it is created again, from the start of what the stream holds: nothing published since
         // the loss is skipped (what survived may be delivered again: at-least-once).
-        if (isNoGroup(error)) {
-          const recreated = await this.#createGroup('0').then(
-            () => true,
-            () => false,
-          )
-          if (recreated) {
-            publishEvent({ package: 'pubsub', event: 'group-recreated', group: this.#group })
-            continue
-          }
+        if (isNoGroup(error) && !recovering) {
+          recovering = true
+          // Another consumer of the group may have created it first (false): then no event.
+          const created = await this.#createGroup('0').catch(() => null)
+          if (created) publishEvent({ package: 'pubsub', event: 'group-recreated', group: this.#group })
+          if (created !== null) continue
         }
-        await this.#pause(this.#reader, backoff(failures++))
+        await this.#pause(backoff(failures++))
       }
     }
   }
 
-  /** Creates the group (and the stream), or finds it there already. */
-  async #createGroup(start: '$' | '0'): Promise<void> {
+  /** Creates the group (and the stream): true, or false when it was there already. */
+  async #createGroup(start: '$' | '0'): Promise<boolean> {
     const { redis, stream, call } = this.#channel.internals
-    await call('createGroup', () => redis.xgroup('CREATE', stream, this.#group, start, 'MKSTREAM')).catch(
+    return call('createGroup', () => redis.xgroup('CREATE', stream, this.#group, start, 'MKSTREAM')).then(
+      () => true,
       (error: unknown) => {
         if (!String((error as Error).message).includes('BUSYGROUP')) throw error
+        return false
       },
     )
   }
 
   /**
-   * The wait after a failed read: the backoff, cut short when the reader reconnects. After an
-   * outage the backoff has grown to seconds; work must not sit that long once Redis is back.
+   * The wait after a failure: the backoff, cut short once every connection the loop uses is ready
+   * again. After an outage the backoff has grown to seconds; work must not sit that long once
+   * Redis is back. Everything it listens to is removed when it ends, whichever way.
    */
-  async #pause(reader: RedisClient, ms: number): Promise<void> {
+  #pause(ms: number): Promise<void> {
     const signal = this.#stop.signal
-    if (reader.status === 'ready') return delay(ms, signal).catch(() => {})
-    let onReady = () => {}
-    const ready = new Promise<void>((resolve) => {
-      onReady = resolve
-      reader.once('ready', onReady)
+    if (signal.aborted) return Promise.resolve()
+    const down = [this.#channel.internals.redis, this.#reader].filter(
+      (client): client is RedisClient => client !== null && client.status !== 'ready',
+    )
+    return new Promise<void>((resolve) => {
+      let waiting = down.length
+      const end = () => {
+        clearTimeout(timer)
+        signal.removeEventListener('abort', end)
+        for (const client of down) client.off('ready', onReady)
+        resolve()
+      }
+      const onReady = () => {
+        if (--waiting === 0) end()
+      }
+      const timer = setTimeout(end, ms)
+      timer.unref()
+      signal.addEventListener('abort', end, { once: true })
+      for (const client of down) client.once('ready', onReady)
     })
-    await Promise.race([delay(ms, signal).catch(() => {}), ready])
-    reader.off('ready', onReady)
   }
 
   /** Takes over entries another consumer left unacknowledged past the visibility timeout. */

@@ -44,6 +44,9 @@ export function wire(envelope: { head: string; body: Buffer | string }, seq?: nu
     : Buffer.concat([Buffer.from(head), envelope.body])
 }
 
+/** Most messages in one pack: bounds the frame every subscriber must parse and dispatch at once. */
+export const PACK_MESSAGES = 256
+
 /**
  * Several JSON messages of one channel as one wire message: 'a:' and a JSON array of the codec's
  * texts. Only JSON texts join into valid JSON, so only the default codec's output is packed.
@@ -62,9 +65,11 @@ export interface Decoded {
 /** Parses a wire message; throws for anything this package did not write. */
 export function decodeEnvelope(codec: PubSubCodec, raw: Buffer): Decoded {
   const type = raw[0]
-  if (type === PACK_TYPE && raw[1] === COLON) {
+  if (type === PACK_TYPE && raw[1] === COLON && codec === jsonCodec) {
     const values = JSON.parse(raw.toString('utf8', 2)) as unknown
-    if (!Array.isArray(values)) throw new Error('not an @rp/pubsub message')
+    // A publisher packs 2 to PACK_MESSAGES messages; anything else was not written by one.
+    if (!Array.isArray(values) || values.length < 2 || values.length > PACK_MESSAGES)
+      throw new Error('not an @rp/pubsub message')
     return { value: undefined, seq: undefined, values }
   }
   if (type !== JSON_TYPE && type !== BINARY_TYPE) throw new Error('not an @rp/pubsub message')

@@ -99,10 +99,55 @@ describeEachTarget('PubSub', (target) => {
     const receivers = new Set(sent.slice(0, 300).map((r) => (r as PromiseFulfilledResult<number>).value))
     expect(receivers.size).toBeLessThanOrEqual(2)
     if (target.kind === 'standalone') expect([...receivers]).toEqual([2])
+    // Only consecutive publishes merge: a Buffer between two JSON messages keeps its place, and a
+    // message alone in its tick keeps the plain form.
+    const raws: unknown[] = []
+    await b.subscribe('raw', (m) => {
+      raws.push(m)
+    })
+    await raw.subscribe(`${prefix}:{raw}`)
+    await Promise.all([
+      b.publish('raw', 1 as never),
+      b.publish('raw', Buffer.from('2')),
+      b.publish('raw', 3 as never),
+      b.publish('raw', 4 as never),
+    ])
+    await eventually(() => raws.length === 4)
+    expect(raws.map(String)).toEqual(['1', '2', '3', '4'])
+    expect(frames.slice(2)).toEqual(['j:1', 'b:2', 'a:[3,4]'])
+    await b.publish('orders:eu', { id: 300 })
+    await eventually(() => got.length === 301)
+    expect(frames.slice(5)).toEqual(['j:{"id":300}'])
+    frames.splice(0)
     const solo = bus({ prefix, batch: false })
     await Promise.all([1, 2, 3].map((id) => solo.publish('orders:eu', { id: 1_000 + id })))
-    await eventually(() => got.length === 303)
-    expect(frames.slice(2)).toEqual(['j:{"id":1001}', 'j:{"id":1002}', 'j:{"id":1003}'])
+    await eventually(() => got.length === 304)
+    expect(frames).toEqual(['j:{"id":1001}', 'j:{"id":1002}', 'j:{"id":1003}'])
+  })
+
+  it('delivers in publish order through an async schema, within a pack and across packs', async () => {
+    const prefix = uniquePrefix('schema')
+    // Odd ids take a timer to validate: without one validation queue per channel they overtake.
+    const slowOdd = {
+      '~standard': {
+        version: 1,
+        vendor: 'test',
+        validate: async (value: unknown) => {
+          if ((value as { id: number }).id % 2) await new Promise((resolve) => setTimeout(resolve, 1))
+          return { value }
+        },
+      },
+    } as const
+    const b = bus({ prefix, schemas: { 'orders:eu': slowOdd } as never })
+    const got: number[] = []
+    await b.subscribe('orders:eu', (m) => {
+      got.push(m.id)
+    })
+    // The publisher has no schema: its 300 publishes leave in order, as two packs.
+    const publisher = bus({ prefix })
+    await Promise.all(Array.from({ length: 300 }, (_, id) => publisher.publish('orders:eu', { id })))
+    await eventually(() => got.length === 300)
+    expect(got).toEqual(Array.from({ length: 300 }, (_, id) => id))
   })
 
   it('unsubscribing the last handler unsubscribes from Redis', async () => {

@@ -34,6 +34,7 @@ import {
   decodeEnvelope,
   encodeEnvelope,
   jsonCodec,
+  PACK_MESSAGES,
   type PubSubCodec,
   packWire,
   wire,
@@ -73,8 +74,7 @@ export interface Subscription extends AsyncDisposable {
 const renewBackoff = fullJitterBackoff(100, 5_000)
 /** How long sharded subscribers must stay ready after a lost node before `resubscribed`. */
 const SHARDS_SETTLE_MS = 250
-/** Most messages, and characters, in one pack: bounds a frame every subscriber must parse at once. */
-const PACK_MESSAGES = 256
+/** Most characters of JSON in one pack (a longer message goes alone). */
 const PACK_CHARS = 64 * 1024
 /** Entries per XREVRANGE call of `replay()`. */
 const REPLAY_PAGE = 500
@@ -177,9 +177,10 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
   #pending = new Set<Promise<unknown>>()
   /** Whether unsequenced JSON publishes of one tick and channel leave as one pack (`batch`). */
   readonly #packing: boolean
-  /** This tick's packs, by Redis channel; sent at the end of the tick, or once full. */
-  readonly #packs = new Map<string, Pack>()
-  #packFlush = false
+  /** The tail of each channel's validations of delivered messages, which run one at a time. */
+  readonly #validations = new Map<string, Promise<void>>()
+  /** Builds a pack's frame and script arguments, per Redis channel (see Mergeable). */
+  readonly #joins = new Map<string, (texts: readonly string[]) => readonly string[]>()
   /** Open iterators' stop functions: close() ends them, so no next() is left unsettled. */
   readonly #iterators = new Set<() => void>()
 
@@ -331,45 +332,30 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
   }
 
   /**
-   * Adds a message to this tick's pack for its channel. Every subscriber then parses one frame
-   * for the tick's messages instead of one each, and Redis writes it once per subscriber: the
-   * cost of a broadcast falls with the publish rate. Each publish resolves to the pack's count.
+   * Sends a message in the tick's batch as a call that the next publishes to its channel may join
+   * (core's Mergeable): they leave as one pack, a frame every subscriber parses once and Redis
+   * writes once per subscriber, so the cost of a broadcast falls with the publish rate. Only
+   * consecutive calls merge, so nothing overtakes anything. Each publish resolves to the pack's
+   * receiver count.
    */
-  #enqueue(channel: string, redisChannel: string, text: string): Promise<number> {
-    let pack = this.#packs.get(redisChannel)
-    if (!pack) {
-      pack = { channel, texts: [], chars: 0, waiters: [] }
-      this.#packs.set(redisChannel, pack)
+  async #enqueue(channel: string, redisChannel: string, text: string): Promise<number> {
+    let join = this.#joins.get(redisChannel)
+    if (!join) {
+      // Bounded: a bus that publishes to ever new channels starts over (only merging is lost).
+      if (this.#joins.size >= 1_000) this.#joins.clear()
+      const shard = this.#sharded ? '1' : '0'
+      // One message alone keeps the plain form, which subscribers of earlier versions read too.
+      join = (texts) => [redisChannel, texts.length === 1 ? `j:${texts[0]}` : packWire(texts), shard]
+      this.#joins.set(redisChannel, join)
     }
-    const sent = new Promise<number>((resolve, reject) => pack.waiters.push({ resolve, reject }))
-    pack.texts.push(text)
-    pack.chars += text.length
-    if (pack.texts.length >= PACK_MESSAGES || pack.chars >= PACK_CHARS) {
-      this.#packs.delete(redisChannel)
-      this.#sendPack(redisChannel, pack)
-    } else if (!this.#packFlush) {
-      this.#packFlush = true
-      // nextTick runs once the microtasks queued now have run: every publish of this tick is in.
-      process.nextTick(() => {
-        this.#packFlush = false
-        const packs = [...this.#packs]
-        this.#packs.clear()
-        for (const [name, p] of packs) this.#sendPack(name, p)
-      })
-    }
-    return sent
-  }
-
-  #sendPack(redisChannel: string, pack: Pack): void {
-    // One message alone keeps the plain form, which subscribers of earlier versions read too.
-    const frame = pack.texts.length === 1 ? `j:${pack.texts[0]}` : packWire(pack.texts)
-    this.#publishFrame(pack.channel, redisChannel, frame).then(
-      (receivers) => {
-        for (const w of pack.waiters) w.resolve(receivers)
-      },
-      (error: unknown) => {
-        for (const w of pack.waiters) w.reject(error)
-      },
+    return Number(
+      await routedPublishScript.runMerged(this.#redis, [this.#keys.key(channel, 'seq')], {
+        group: redisChannel,
+        item: text,
+        join,
+        maxItems: PACK_MESSAGES,
+        maxChars: PACK_CHARS,
+      }),
     )
   }
 
@@ -850,14 +836,21 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
       for (const value of values) run(value)
       return
     }
-    // Validation may be async: a chain keeps a pack's messages in publish order.
-    let chain = Promise.resolve()
+    // Validation may be async: one chain per channel (and pattern) keeps every message, of a pack
+    // or of the frames after it, in publish order.
+    const key = patternName === undefined ? redisChannel : `${patternName}\n${redisChannel}`
+    let tail = this.#validations.get(key) ?? Promise.resolve()
     for (const value of values)
-      chain = chain.then(() =>
+      tail = tail.then(() =>
         this.#validate(channel, value, false).then(run, (error: unknown) =>
           this.#emit('decode-error', { channel, error }),
         ),
       )
+    this.#validations.set(key, tail)
+    const last = tail
+    last.then(() => {
+      if (this.#validations.get(key) === last) this.#validations.delete(key)
+    })
   }
 
   #sequence(redisChannel: string, channel: string, seq: number): void {
@@ -877,12 +870,4 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
     for (const [name, p] of this.#patterns)
       if (p.glob === redisPattern && p.matches(channel)) this.#deliver(redisChannel, raw, p, name)
   }
-}
-
-/** Unsequenced JSON publishes of one tick to one channel, waiting to leave as one frame. */
-interface Pack {
-  channel: string
-  texts: string[]
-  chars: number
-  waiters: Array<{ resolve: (receivers: number) => void; reject: (error: unknown) => void }>
 }
