@@ -5,7 +5,7 @@ import { EVENT_CHANNEL } from '@rp/core'
 import { type RedisServer, runWorker, startRedis } from '@rp/testing'
 import { describeEachTarget, eventually, expectInvalidArguments, uniquePrefix } from '@rp/testing/vitest'
 import { Redis } from 'ioredis'
-import { describe, expect, inject, it } from 'vitest'
+import { describe, expect, inject, it, onTestFinished } from 'vitest'
 import { DurableChannel } from './index.js'
 
 // A worker process (consume.worker.ts) on this target, for a channel under `prefix`.
@@ -221,6 +221,7 @@ describe('DurableChannel consumers through an outage', () => {
       const jobs = new DurableChannel<{ n: number }>({ redis: client, name: 'outage' })
       const seen: number[] = []
       const worker = jobs.consume('g', ({ n }) => void seen.push(n), { blockMs: 200 })
+      onTestFinished(() => worker.close())
       await jobs.publish({ n: 1 })
       await eventually(() => seen.length === 1)
       // Three seconds of failed reads: the consumer's backoff reaches its 5 s cap.
@@ -232,7 +233,6 @@ describe('DurableChannel consumers through an outage', () => {
       const published = performance.now()
       await eventually(() => seen.length === 2, 6_000)
       expect(performance.now() - published).toBeLessThan(600)
-      await worker.close()
     })
   })
 
@@ -241,10 +241,10 @@ describe('DurableChannel consumers through an outage', () => {
       const events: Array<{ event: string }> = []
       const onEvent = (e: unknown) => void events.push(e as { event: string })
       subscribe(EVENT_CHANNEL, onEvent)
+      const jobs = new DurableChannel<{ n: number }>({ redis: client, name: 'lost' })
+      const seen: number[] = []
+      const worker = jobs.consume('g', ({ n }) => void seen.push(n), { blockMs: 200, startAt: 'now' })
       try {
-        const jobs = new DurableChannel<{ n: number }>({ redis: client, name: 'lost' })
-        const seen: number[] = []
-        const worker = jobs.consume('g', ({ n }) => void seen.push(n), { blockMs: 200, startAt: 'now' })
         await eventually(async () => (await jobs.stats()).groups.length === 1)
         await jobs.publish({ n: 1 })
         await eventually(() => seen.length === 1)
@@ -256,8 +256,8 @@ describe('DurableChannel consumers through an outage', () => {
         await eventually(() => seen.includes(2), 6_000)
         expect(seen).toEqual([1, 2])
         expect(events.some((e) => e.event === 'group-recreated')).toBe(true)
-        await worker.close()
       } finally {
+        await worker.close()
         unsubscribe(EVENT_CHANNEL, onEvent)
       }
     })

@@ -384,11 +384,14 @@ class ConsumerLoop {
         // it is created again, from the start of what the stream holds: nothing published since
         // the loss is skipped (what survived may be delivered again: at-least-once).
         if (isNoGroup(error) && !recovering) {
-          recovering = true
-          // Another consumer of the group may have created it first (false): then no event.
+          // Another consumer of the group may have created it first (false): then no event. A
+          // creation that failed (the client still reconnecting) is tried again after the pause.
           const created = await this.#createGroup('0').catch(() => null)
           if (created) publishEvent({ package: 'pubsub', event: 'group-recreated', group: this.#group })
-          if (created !== null) continue
+          if (created !== null) {
+            recovering = true
+            continue
+          }
         }
         await this.#pause(backoff(failures++))
       }
