@@ -140,12 +140,21 @@ describeEachTarget('tick batching', (target) => {
       maxItems: 3,
       maxChars: 1_000,
     }
+    const notArgs = { ...bad, join: () => 'x' as never }
     const settled = await Promise.allSettled([
       append.runMerged(redis, [key], bad),
+      append.runMerged(redis, [key], notArgs),
       append.run(redis, [key], ['ok']),
     ])
     expect(settled[0]).toMatchObject({ status: 'rejected', reason: { message: 'no join' } })
-    expect(settled[1]).toMatchObject({ status: 'fulfilled', value: 8 })
+    expect(settled[1]).toMatchObject({ status: 'rejected', reason: { message: /must return an array/ } })
+    expect(settled[2]).toMatchObject({ status: 'fulfilled', value: 8 })
+    // Calls with other keys never merge, whatever their group.
+    const [one, two] = await Promise.all([
+      append.runMerged(redis, [key], merge('k1')),
+      append.runMerged(redis, [ks.key('merge', 'other')], merge('k2')),
+    ])
+    expect([one, two]).toEqual([9, 1])
   })
 
   it('answers every call of a batch with its own reply, across many keys and slots', async () => {

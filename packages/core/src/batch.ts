@@ -216,7 +216,7 @@ class Batcher {
         last.script === call.script &&
         open.merge.group === merge.group &&
         open.merge.join === merge.join &&
-        last.keys[0] === call.keys[0] &&
+        sameKeys(last.keys, call.keys) &&
         open.items.length < merge.maxItems &&
         open.chars + merge.item.length <= merge.maxChars
       ) {
@@ -251,6 +251,7 @@ class Batcher {
         const sent = call.run ? merged(call, call.run) : call
         if (sent) calls.push(sent)
       }
+      if (calls.length === 0) return
     }
     try {
       if (!this.#redis.isCluster) this.#sendRuns(calls, false)
@@ -449,12 +450,19 @@ function keepOrder(redis: RedisClient, batcher: Batcher): void {
   }
 }
 
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
 /** A run's call as sent: its args joined from its items, its reply or error to every caller. */
 function merged(call: Call, run: Run): Call | null {
   const { waiters } = run
   let args: readonly ScriptArg[]
   try {
     args = run.merge.join(run.items)
+    if (!Array.isArray(args)) throw new TypeError('a Mergeable join must return an array of arguments')
   } catch (error) {
     for (const w of waiters) w.reject(error)
     return null

@@ -262,6 +262,34 @@ describe('DurableChannel consumers through an outage', () => {
       }
     })
   })
+
+  it('create their group again each time it is lost, even before a read succeeds in between', async () => {
+    await withServer([], async (server, client) => {
+      const admin = new Redis(server.url).on('error', () => {})
+      const jobs = new DurableChannel<{ n: number }>({ redis: client, name: 'twice' })
+      const stream = jobs.internals.stream
+      const seen: number[] = []
+      let recreated = 0
+      // The moment the worker creates the group again, it is destroyed again: twice.
+      const onEvent = (e: unknown) => {
+        if ((e as { event: string }).event !== 'group-recreated') return
+        if (++recreated <= 2) admin.xgroup('DESTROY', stream, 'g').catch(() => {})
+      }
+      subscribe(EVENT_CHANNEL, onEvent)
+      const worker = jobs.consume('g', ({ n }) => void seen.push(n), { blockMs: 200 })
+      try {
+        await eventually(async () => (await jobs.stats()).groups.length === 1)
+        await admin.xgroup('DESTROY', stream, 'g')
+        await eventually(() => recreated >= 3, 15_000, 'a third re-creation')
+        await jobs.publish({ n: 1 })
+        await eventually(() => seen.includes(1), 10_000)
+      } finally {
+        unsubscribe(EVENT_CHANNEL, onEvent)
+        await worker.close()
+        admin.disconnect()
+      }
+    })
+  })
 })
 
 describe('DurableChannel across a Redis restart with appendonly', () => {

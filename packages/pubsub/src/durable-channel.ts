@@ -383,7 +383,14 @@ class ConsumerLoop {
         // replica that never had it, FLUSHALL) or it was destroyed. Reading would fail forever, so
         // it is created again, from the start of what the stream holds: nothing published since
         // the loss is skipped (what survived may be delivered again: at-least-once).
-        if (isNoGroup(error) && !recovering) {
+        if (isNoGroup(error) && recovering) {
+          // Lost again before a read succeeded (or a reader that sees another database): back
+          // off, then create it again, so a group lost twice is not given up on.
+          recovering = false
+          await this.#pause(backoff(failures++))
+          continue
+        }
+        if (isNoGroup(error)) {
           // Another consumer of the group may have created it first (false): then no event. A
           // creation that failed (the client still reconnecting) is tried again after the pause.
           const created = await this.#createGroup('0').catch(() => null)

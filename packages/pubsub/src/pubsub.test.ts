@@ -94,6 +94,7 @@ describeEachTarget('PubSub', (target) => {
     await eventually(() => got.length === 300)
     expect(got).toEqual(Array.from({ length: 300 }, (_, id) => id))
     // 256 messages at most in one pack: two frames for the 300.
+    await eventually(() => frames.length >= 2)
     expect(frames.length).toBe(2)
     expect(frames[0]!.startsWith('a:[{"id":0},{"id":1},')).toBe(true)
     const receivers = new Set(sent.slice(0, 300).map((r) => (r as PromiseFulfilledResult<number>).value))
@@ -114,15 +115,43 @@ describeEachTarget('PubSub', (target) => {
     ])
     await eventually(() => raws.length === 4)
     expect(raws.map(String)).toEqual(['1', '2', '3', '4'])
+    await eventually(() => frames.length >= 5)
     expect(frames.slice(2)).toEqual(['j:1', 'b:2', 'a:[3,4]'])
     await b.publish('orders:eu', { id: 300 })
     await eventually(() => got.length === 301)
+    await eventually(() => frames.length >= 6)
     expect(frames.slice(5)).toEqual(['j:{"id":300}'])
     frames.splice(0)
     const solo = bus({ prefix, batch: false })
     await Promise.all([1, 2, 3].map((id) => solo.publish('orders:eu', { id: 1_000 + id })))
     await eventually(() => got.length === 304)
+    await eventually(() => frames.length >= 3)
     expect(frames).toEqual(['j:{"id":1001}', 'j:{"id":1002}', 'j:{"id":1003}'])
+  })
+
+  it('reports a schema validation that never settles after timeoutMs, and delivers the messages behind it', async () => {
+    const prefix = uniquePrefix('stuck')
+    const stuckOnTwo = {
+      '~standard': {
+        version: 1,
+        vendor: 'test',
+        validate: (value: unknown) =>
+          (value as { id: number }).id === 2 ? new Promise(() => {}) : Promise.resolve({ value }),
+      },
+    } as const
+    const b = bus({ prefix, timeoutMs: 200, schemas: { 'orders:eu': stuckOnTwo } as never })
+    const got: number[] = []
+    const errors: unknown[] = []
+    b.on('decode-error', ({ error }) => errors.push(error))
+    await b.subscribe('orders:eu', (m) => {
+      got.push(m.id)
+    })
+    const publisher = bus({ prefix })
+    await Promise.all([1, 2, 3].map((id) => publisher.publish('orders:eu', { id })))
+    await eventually(() => got.length === 2)
+    expect(got).toEqual([1, 3])
+    expect(errors).toHaveLength(1)
+    expect(errors[0]).toMatchObject({ name: 'TimeoutError' })
   })
 
   it('delivers in publish order through an async schema, within a pack and across packs', async () => {

@@ -840,10 +840,13 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
     // or of the frames after it, in publish order.
     const key = patternName === undefined ? redisChannel : `${patternName}\n${redisChannel}`
     let tail = this.#validations.get(key) ?? Promise.resolve()
+    // Each bounded by timeoutMs: a validation that never settles is reported, not waited on by
+    // every later message of the channel.
     for (const value of values)
       tail = tail.then(() =>
-        this.#validate(channel, value, false).then(run, (error: unknown) =>
-          this.#emit('decode-error', { channel, error }),
+        withTimeout(this.#validate(channel, value, false), this.#timeoutMs, 'validate').then(
+          run,
+          (error: unknown) => this.#emit('decode-error', { channel, error }),
         ),
       )
     this.#validations.set(key, tail)
