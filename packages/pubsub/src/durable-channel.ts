@@ -343,9 +343,9 @@ class ConsumerLoop {
     this.#reader = blockingClient(redis)
     this.#reader.on('error', () => {})
     failures = 0
-    // Whether the last failure was answered by creating the group again; only a read that
-    // succeeds clears it, so a NOGROUP that persists (a reader that sees another database than
-    // the client that created the group) backs off instead of looping.
+    // Whether the last failure was answered by creating the group again. A NOGROUP right after
+    // that (a reader that sees another database than the client, or a group lost twice) backs
+    // off before the next creation, instead of looping; a read that succeeds clears it.
     let recovering = false
     while (!this.#stop.signal.aborted) {
       try {
@@ -379,17 +379,15 @@ class ConsumerLoop {
           group: this.#group,
           error: toRpError(error, 'consume'),
         })
-        // The group is gone: Redis lost its data (a restart without persistence, a failover to a
-        // replica that never had it, FLUSHALL) or it was destroyed. Reading would fail forever, so
-        // it is created again, from the start of what the stream holds: nothing published since
-        // the loss is skipped (what survived may be delivered again: at-least-once).
         if (isNoGroup(error) && recovering) {
-          // Lost again before a read succeeded (or a reader that sees another database): back
-          // off, then create it again, so a group lost twice is not given up on.
           recovering = false
           await this.#pause(backoff(failures++))
           continue
         }
+        // The group is gone: Redis lost its data (a restart without persistence, a failover to a
+        // replica that never had it, FLUSHALL) or it was destroyed. Reading would fail forever, so
+        // it is created again, from the start of what the stream holds: nothing published since
+        // the loss is skipped (what survived may be delivered again: at-least-once).
         if (isNoGroup(error)) {
           // Another consumer of the group may have created it first (false): then no event. A
           // creation that failed (the client still reconnecting) is tried again after the pause.

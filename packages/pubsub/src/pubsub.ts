@@ -213,10 +213,9 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
       o.schemas as Record<string, StandardSchema | undefined> | undefined,
     )
     this.#timeoutMs = requireTimeoutMs('timeoutMs', o.timeoutMs ?? 1_000)
-    this.#packing = requireBoolean('batch', o.batch ?? true) && codec === jsonCodec
-    this.#guard = new RedisGuard(this.#redis, this.#timeoutMs, {
-      batch: requireBoolean('batch', o.batch ?? true),
-    })
+    const batch = requireBoolean('batch', o.batch ?? true)
+    this.#packing = batch && codec === jsonCodec
+    this.#guard = new RedisGuard(this.#redis, this.#timeoutMs, { batch })
     this.#ttlMs = requireTimeoutMs('sequenceTtlMs', o.sequenceTtlMs ?? 7 * 86_400_000)
   }
 
