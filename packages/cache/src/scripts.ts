@@ -11,7 +11,7 @@ import { defineScript } from '@rp/core/kit'
  * write replaces, never a script error.
  */
 
-const NOW = `local t = redis.call('TIME')
+const NOW = `local t = rp_time()
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`
 
 const READ = `
@@ -45,7 +45,8 @@ export const readScript = defineScript<RawEntry | -1 | null>({
   name: 'cache.read',
   keys: 2,
   flags: ['no-writes'],
-  lua: `${NOW}${READ}
+  setup: READ,
+  lua: `${NOW}
 return read_entry(KEYS[1], KEYS[2], now)`,
 })
 
@@ -60,7 +61,8 @@ return read_entry(KEYS[1], KEYS[2], now)`,
 export const readOrLeaseScript = defineScript<[RawEntry | null, number, number]>({
   name: 'cache.readOrLease',
   keys: 3,
-  lua: `${NOW}${READ}
+  setup: READ,
+  lua: `${NOW}
 local entry = read_entry(KEYS[1], KEYS[2], now)
 local corrupt = 0
 if entry == -1 then

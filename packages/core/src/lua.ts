@@ -18,6 +18,35 @@ export interface CompiledLua {
   readonly legacySha: string
 }
 
+/**
+ * A script's Lua in two parts. `setup` defines what its calls share (local functions, constants):
+ * it must not read KEYS or ARGV, and reads the clock only through rp_time. `body` is one call: it
+ * reads KEYS and ARGV and returns the reply. Alone, the script is setup then body; in a tick's
+ * batch, setup runs once for all of the script's calls (batch.ts).
+ */
+export interface LuaParts {
+  readonly setup: string
+  readonly body: string
+}
+
+/**
+ * The server clock for a lone call: `rp_time()` is `redis.call('TIME')`. Scripts read the clock
+ * only through it, so that a batch of calls, which runs as one atomic step, reads it once.
+ */
+const LONE_CLOCK = `local function rp_time() return redis.call('TIME') end`
+/** rp_time in a batch: TIME once, at the first call that asks, the same reading for every call. */
+export const BATCH_CLOCK = `local rp_clock
+local function rp_time()
+  if not rp_clock then rp_clock = redis.call('TIME') end
+  return rp_clock
+end`
+
+/** Setup then body, with rp_time defined when either part reads the clock. */
+export function joinLua({ setup, body }: LuaParts): string {
+  const clock = setup.includes('rp_time') || body.includes('rp_time') ? `${LONE_CLOCK}\n` : ''
+  return setup ? `${clock}${setup}\n${body}` : `${clock}${body}`
+}
+
 export function compileLua(name: string, body: string, flags: readonly ScriptFlag[] = []): CompiledLua {
   const lua = `#!lua${flags.length ? ` flags=${flags.join(',')}` : ''}\n${body}`
   return {
@@ -79,18 +108,28 @@ export function runLua(
 }
 
 /**
- * EVALSHA or EVAL. With enableAutoPipelining, around ioredis's pipeline queue: it keeps one
- * pipeline in flight per client and queues every later command until all of that one's replies
- * are in, so a script call's Redis time and the client's time took turns (gcra 110k checks/s fell
- * to 67k). A batch of a tick is already one command; the next one may leave while Redis runs it.
+ * EVALSHA or EVAL, always as a Command through sendCommand.
+ * - With enableAutoPipelining this goes around ioredis's pipeline queue: it keeps one pipeline in
+ *   flight per client and queues every later command until all of that one's replies are in, so a
+ *   script call's Redis time and the client's time took turns (gcra 110k checks/s fell to 67k). A
+ *   batch of a tick is already one command; the next one may leave while Redis runs it.
+ * - The arguments are already flat, and a batch carries hundreds: the Command takes them as they
+ *   are, where `redis.evalsha(...args)` copied them twice and ran Array#flat over them (a tenth of
+ *   the client's time per rate-limit check). A keyPrefix needs the constructor's pass over the keys.
  */
 function command(redis: RedisClient, name: 'evalsha' | 'eval', args: ScriptArg[]): Promise<unknown> {
-  const options = (redis as { options?: { enableAutoPipelining?: boolean; keyPrefix?: string } }).options
-  if (!options?.enableAutoPipelining)
-    return name === 'evalsha'
-      ? redis.evalsha(...(args as [string, number, ...ScriptArg[]]))
-      : redis.eval(...(args as [string, number, ...ScriptArg[]]))
-  const sent = new Command(name, args, { replyEncoding: 'utf8', keyPrefix: options.keyPrefix })
+  const options = (redis as { options?: { keyPrefix?: string; showFriendlyErrorStack?: boolean } }).options
+  const keyPrefix = options?.keyPrefix
+  const sent = new Command(name, keyPrefix ? args : [], {
+    replyEncoding: 'utf8',
+    keyPrefix,
+    errorStack: options?.showFriendlyErrorStack ? new Error() : undefined,
+  })
+  if (!keyPrefix) {
+    // The constructor turned [] into strings; these need the same (numbers, and Buffer mode).
+    sent.args = args
+    sent.stringifyArguments()
+  }
   return (redis as unknown as { sendCommand(c: Command): Promise<unknown> }).sendCommand(sent)
 }
 

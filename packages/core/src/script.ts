@@ -1,7 +1,7 @@
 import { type BatchableScript, type Mergeable, runBatched, runMergeable } from './batch.js'
 import type { RedisClient } from './client.js'
 import { InvalidArgumentError } from './errors.js'
-import { compileLua, runLua, type ScriptArg } from './lua.js'
+import { compileLua, joinLua, runLua, type ScriptArg } from './lua.js'
 import { requireBoolean, requireKnownOptions, requireOptions } from './validate.js'
 
 export type { ScriptArg } from './lua.js'
@@ -35,7 +35,14 @@ export interface ScriptDefinition<Reply> {
    * that take any number (e.g. one pair of keys per policy); they still must share one slot.
    */
   keys: number | 'variadic'
+  /** One call: reads KEYS and ARGV, returns the reply. The server clock is `rp_time()` (TIME's reply). */
   lua: string
+  /**
+   * Lua the script's calls share, run before `lua`: local functions and constants. In a tick's
+   * batch it runs once for all of the script's calls, so closures are not made per call. It must
+   * not read KEYS or ARGV; the clock is `rp_time()`, as in `lua`.
+   */
+  setup?: string
   /**
    * Redis 7 script flags, sent as a `#!lua flags=…` line. Default none: the script may write and
    * is refused as a whole when Redis is out of memory, before it runs (a script without the line
@@ -90,6 +97,7 @@ export function defineScript<Reply = unknown>(definition: ScriptDefinition<Reply
     'name',
     'keys',
     'lua',
+    'setup',
     'flags',
     'decode',
   ])
@@ -98,9 +106,10 @@ export function defineScript<Reply = unknown>(definition: ScriptDefinition<Reply
     throw new InvalidArgumentError('keys', `script ${name}: must be an integer >= 0 or 'variadic'`)
   }
   const flags = definition.flags ?? []
-  const compiled = compileLua(name, definition.lua, flags)
+  const parts = { setup: definition.setup ?? '', body: definition.lua }
+  const compiled = compileLua(name, joinLua(parts), flags)
   const decode = definition.decode ?? ((raw: unknown) => raw as Reply)
-  const batchable: BatchableScript = { compiled, flags, decode }
+  const batchable: BatchableScript = { compiled, parts, flags, decode }
   const wrongKeys = (keys: readonly string[]): Promise<never> =>
     Promise.reject(
       new InvalidArgumentError('keys', `script ${name} takes ${keyCount} keys, got ${keys.length}`),

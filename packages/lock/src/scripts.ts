@@ -1,6 +1,6 @@
 import { defineScript } from '@rp/core/kit'
 
-const NOW = `local t = redis.call('TIME')
+const NOW = `local t = rp_time()
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = math.floor(now_us / 1000)`
 
@@ -12,7 +12,7 @@ local now = math.floor(now_us / 1000)`
 const HANDOFF = `redis.call('DEL', KEYS[1])
 -- Most releases have nobody waiting: one EXISTS instead of reading the clock and the queue.
 if redis.call('EXISTS', KEYS[2]) == 1 then
-  local t = redis.call('TIME')
+  local t = rp_time()
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
   local next = redis.call('ZRANGE', KEYS[2], 0, 0)
   if next[1] then

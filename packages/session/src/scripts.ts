@@ -24,7 +24,7 @@ import { defineScript } from '@rp/core/kit'
  * disagree. A key of another type fails GET with WRONGTYPE: a data error the client reports.
  */
 const NOW = `
-local t = redis.call('TIME')
+local t = rp_time()
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
@@ -71,7 +71,6 @@ export const getScript = defineScript<string | Array<string | number> | null>({
   name: 'session.get',
   keys: 1,
   flags: ['allow-oom'],
-  // The hottest script: no helper functions (a batch defines a script's locals once per call).
   lua: `
 local k = KEYS[1]
 local v = redis.call('GET', k)
@@ -103,7 +102,8 @@ export const touchScript = defineScript<number | null>({
   name: 'session.touch',
   keys: 1,
   flags: ['allow-oom'],
-  lua: `${PARSE}
+  setup: PARSE,
+  lua: `
 local k = KEYS[1]
 local v = redis.call('GETRANGE', k, 0, 127)
 if v == '' or v == 'T' then return false end
@@ -140,7 +140,8 @@ return e
 export const writeScript = defineScript<Array<string | number>>({
   name: 'session.write',
   keys: 1,
-  lua: `${NOW}${PARSE}
+  setup: PARSE,
+  lua: `${NOW}
 local k = KEYS[1]
 local mode = ARGV[1]
 local n = tonumber(ARGV[12])
@@ -267,7 +268,8 @@ export const destroyScript = defineScript<string | null>({
   name: 'session.destroy',
   keys: 1,
   flags: ['allow-oom'],
-  lua: `${NOW}${PARSE}
+  setup: PARSE,
+  lua: `${NOW}
 local k = KEYS[1]
 local exists = redis.call('EXISTS', k) == 1
 if not exists and ARGV[2] ~= '1' then return false end

@@ -39,8 +39,8 @@ export const singleScripts = Object.fromEntries(
     defineScript<RawDecision>({
       name: `ratelimit.${algorithm.name}`,
       keys: 1,
-      lua: `${PRELUDE}${algorithm.lua}
-return ${algorithm.fn}(KEYS[1], server_now_us(), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[2]), tonumber(ARGV[1]), ARGV[6])`,
+      setup: `${PRELUDE}${algorithm.lua}`,
+      lua: `return ${algorithm.fn}(KEYS[1], server_now_us(), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[2]), tonumber(ARGV[1]), ARGV[6])`,
       decode: (raw) => decodeOne(raw as number[], 0),
     }),
   ]),
@@ -56,9 +56,9 @@ return ${algorithm.fn}(KEYS[1], server_now_us(), tonumber(ARGV[3]), tonumber(ARG
 export const multiScript = defineScript<RawDecision[]>({
   name: 'ratelimit.multi',
   keys: 'variadic',
-  lua: `${PRELUDE}${ALGORITHMS.map((a) => a.lua).join('')}
-local fns = { ${ALGORITHMS.map((a) => a.fn).join(', ')} }
-local now_us = server_now_us()
+  setup: `${PRELUDE}${ALGORITHMS.map((a) => a.lua).join('')}
+local fns = { ${ALGORITHMS.map((a) => a.fn).join(', ')} }`,
+  lua: `local now_us = server_now_us()
 local mode = tonumber(ARGV[1])
 local cost = tonumber(ARGV[2])
 local nonce = ARGV[3]

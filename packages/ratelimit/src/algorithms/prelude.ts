@@ -1,6 +1,7 @@
 /**
- * Lua shared by every rate-limit script. Time comes from the server (TIME), in microseconds, so
- * clients with skewed clocks still agree, and sub-millisecond intervals stay exact.
+ * Lua shared by every rate-limit script, its setup (run once per batch of calls). Time comes from
+ * the server (TIME, through core's rp_time), in microseconds, so clients with skewed clocks still
+ * agree, and sub-millisecond intervals stay exact.
  *
  * Every algorithm is a Lua function with one signature:
  *   fn(key, now_us, limit, window_ms, burst, cost, mode, nonce) -> {allowed, remaining, reset_at_ms, retry_after_ms, reason}
@@ -12,7 +13,7 @@
  */
 export const PRELUDE = `
 local function server_now_us()
-  local t = redis.call('TIME')
+  local t = rp_time()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local function ceil_ms(us) return math.ceil(us / 1000) end
