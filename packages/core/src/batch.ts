@@ -87,7 +87,8 @@ const MAX_MIXES = 64
 // closes over it: made per call, those closures cost a gcra check a fifth of its Redis time. The
 // calls of a batch share one reading of the server clock (rp_time, see lua.ts): they run in one
 // atomic step, so one instant is as true for all of them as for each, and TIME per call cost
-// another fifth.
+// another fifth. The reading lags Redis's own clock by what the earlier calls took, so an expiry
+// set from it is relative (docs/conventions.md §3).
 // pcall keeps one call's error (a wrong type, a corrupt value) from failing the others; a script
 // that writes and then fails keeps its writes, as it would alone.
 // ARGV: n, n key counts, n arg counts, (with several bodies) n body numbers, then every call's args

@@ -65,7 +65,7 @@ export class RedisGuard {
     try {
       return this.#send(operation, work)
     } catch (error) {
-      // A call that throws before it returns a promise (e.g. too many arguments) still rejects.
+      // A call that throws before it returns a promise still rejects.
       return Promise.reject(toRpError(error, operation))
     }
   }

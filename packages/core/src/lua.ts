@@ -92,7 +92,7 @@ const loaded = new WeakMap<object, Set<string>>()
  * script on that node, so the next call is EVALSHA again. A client's first call of a script is
  * EVAL straight away: after a NOSCRIPT the EVAL would run behind whatever the client sent
  * meanwhile, and calls made in order must run in order. Rejections are already translated; this
- * never throws (too many arguments for one call reject).
+ * never throws (whatever throws while the command is built rejects).
  */
 export function runLua(
   redis: RedisClient,

@@ -161,6 +161,25 @@ describeEachTarget('RateLimiter', (target) => {
     expect((await limiter.limit('t')).allowed).toBe(true)
   })
 
+  // A batch reads the server clock once, so its later calls run on a reading that is as old as the
+  // calls before them took (a sliding-log check of cost 10,000 takes milliseconds). An expiry set as
+  // an absolute time from that reading could already be past, and Redis 7.0 deletes such a key at
+  // once: the count would be lost, and every later call of the batch admitted.
+  it.each(['fixed-window', 'sliding-window'] as const)(
+    '%s counts every call of a batch that runs past its window end',
+    async (algorithm) => {
+      const key = `edge-${algorithm}` // one hash tag for both limiters: one slot, one batch
+      const slow = make('sliding-log', 10_000)
+      const limited = make(algorithm, 1, 1)
+      const results = await Promise.all([
+        slow.limit(key, { cost: 10_000 }),
+        ...Array.from({ length: 10 }, () => limited.limit(key)),
+      ])
+      expect(results[0]!.allowed).toBe(true)
+      expect(results.slice(1).filter((r) => r.allowed)).toHaveLength(1)
+    },
+  )
+
   it('fixed window resets at the aligned window end', async () => {
     const limiter = make('fixed-window', 1, 200)
     // Sent together, the two run in one batch, microseconds apart on the server clock: two calls a

@@ -2,6 +2,9 @@
  * Fixed window: a counter per aligned window (epoch multiples of windowMs). One hash {w, c}; the
  * window id guards against reading the previous window's count in the millisecond it expires.
  * Bursts of up to 2×limit are possible across a window boundary.
+ * Expiries are relative (PEXPIRE): a batch's calls share one clock reading, which is older than
+ * Redis's own clock by what the calls before took, and Redis 7.0 deletes a key at once when given
+ * an absolute expiry already past, losing the count.
  */
 export const fixedWindow = {
   name: 'fixed-window',
@@ -33,7 +36,7 @@ local function fixed_window(key, now_us, limit, window, burst, cost, mode, nonce
       redis.call('HINCRBY', key, 'c', cost)
     else
       redis.call('HSET', key, 'w', win, 'c', cost)
-      redis.call('PEXPIREAT', key, reset_at)
+      redis.call('PEXPIRE', key, reset_at - now)
     end
   end
   return {1, limit - used - cost, reset_at, 0, 0}

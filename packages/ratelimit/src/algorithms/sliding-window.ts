@@ -1,7 +1,8 @@
 /**
  * Sliding window, the weighted two-counter approximation (Cloudflare's): the previous window's
  * count weighted by how much of it still overlaps the sliding window, plus the current count.
- * O(1) memory: one hash {w, c, p}. Only admitted requests are counted.
+ * O(1) memory: one hash {w, c, p}. Only admitted requests are counted. Expiries are relative, as
+ * in the fixed window (see there).
  */
 export const slidingWindow = {
   name: 'sliding-window',
@@ -33,7 +34,7 @@ local function sliding_window(key, now_us, limit, window, burst, cost, mode, non
       prev = math.max(0, prev - (cost - back))
       redis.call('HSET', key, 'w', win, 'c', cur, 'p', prev)
       -- Rewriting w = win promises the key lives to the end of the next window, like a consume.
-      redis.call('PEXPIREAT', key, (win + 2) * window)
+      redis.call('PEXPIRE', key, (win + 2) * window - now)
     end
     return {1, math.floor(limit - (prev * (window - elapsed) / window + cur)), reset_at, 0, 0}
   end
@@ -56,7 +57,7 @@ local function sliding_window(key, now_us, limit, window, burst, cost, mode, non
       redis.call('HINCRBY', key, 'c', cost)
     else
       redis.call('HSET', key, 'w', win, 'c', cur + cost, 'p', prev)
-      redis.call('PEXPIREAT', key, (win + 2) * window)
+      redis.call('PEXPIRE', key, (win + 2) * window - now)
     end
     reset_at = (win + 2) * window
   end
