@@ -2,7 +2,7 @@ import { type BatchableScript, type Mergeable, runBatched, runMergeable } from '
 import type { RedisClient } from './client.js'
 import { InvalidArgumentError } from './errors.js'
 import { compileLua, joinLua, runLua, type ScriptArg } from './lua.js'
-import { requireBoolean, requireKnownOptions, requireOptions } from './validate.js'
+import { requireBoolean, requireKnownOptions, requireNonEmptyString, requireOptions } from './validate.js'
 
 export type { ScriptArg } from './lua.js'
 
@@ -92,6 +92,11 @@ function checkRunOptions(options: ScriptRunOptions): void {
   checkedRunOptions.add(options)
 }
 
+function requireString(name: string, value: unknown): string {
+  if (typeof value !== 'string') throw new InvalidArgumentError(name, `must be a string, got ${typeof value}`)
+  return value
+}
+
 export function defineScript<Reply = unknown>(definition: ScriptDefinition<Reply>): Script<Reply> {
   requireKnownOptions('definition', requireOptions('definition', definition), [
     'name',
@@ -105,8 +110,11 @@ export function defineScript<Reply = unknown>(definition: ScriptDefinition<Reply
   if (keyCount !== 'variadic' && (!Number.isInteger(keyCount) || keyCount < 0)) {
     throw new InvalidArgumentError('keys', `script ${name}: must be an integer >= 0 or 'variadic'`)
   }
+  // A raw TypeError from deep in joinLua would not say which part was wrong.
+  const body = requireNonEmptyString('lua', definition.lua)
+  const setup = definition.setup === undefined ? '' : requireString('setup', definition.setup)
   const flags = definition.flags ?? []
-  const parts = { setup: definition.setup ?? '', body: definition.lua }
+  const parts = { setup, body }
   const compiled = compileLua(name, joinLua(parts), flags)
   const decode = definition.decode ?? ((raw: unknown) => raw as Reply)
   const batchable: BatchableScript = { compiled, parts, flags, decode }

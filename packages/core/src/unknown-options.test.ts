@@ -27,6 +27,10 @@ it('refuses misspelt connection and shutdown-handler options, naming them', () =
   expect(() => defineScript({ name: 't.x', keys: 0, lua: 'return 1', flag: ['no-writes'] } as never)).toThrow(
     /flag: is not a known option/,
   )
+  expect(() => defineScript({ name: 't.x', keys: 0, lua: 'return 1', setup: 42 } as never)).toThrow(
+    /setup: must be a string/,
+  )
+  expect(() => defineScript({ name: 't.x', keys: 0, lua: undefined } as never)).toThrow(/lua:/)
 })
 
 it('rejects misspelt call options, naming them', async () => {
