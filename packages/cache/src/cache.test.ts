@@ -164,6 +164,49 @@ describeEachTarget('Cache', (target) => {
     expect(await cache.get('u1')).toBe(10)
   })
 
+  it('keeps tags and values whole whatever characters they hold, with L1 and without', async () => {
+    for (const cache of [make(), make({ l1: { maxEntries: 10, ttlMs: 60_000 } })]) {
+      // Multi-byte tags: the script skips them by bytes, the client by newlines.
+      const tags = ['équipe', '日本', 'a,b', 'new\nline', '%0A', '{t}']
+      const value = { text: 'R1,N,T,\n,0,0,', emoji: '😀', nested: ['日本', 'é'] }
+      await cache.set('k', value, { tags })
+      await cache.set('plain', 'x,y\nz')
+      expect(await cache.get('k')).toEqual(value)
+      expect(await cache.get('plain')).toBe('x,y\nz')
+      expect(await cache.getOrSet('k', () => 'loaded')).toEqual(value)
+      await cache.invalidateTag('日本')
+      expect(await cache.get('k')).toBeUndefined()
+      await cache.set('k', value, { tags })
+      await cache.invalidateTag('new\nline')
+      expect(await cache.get('k')).toBeUndefined()
+      expect(await cache.get('plain')).toBe('x,y\nz')
+      expect(cache.stats().decodeErrors).toBe(0)
+      await cache.close()
+    }
+  })
+
+  it('reads an entry of the earlier hash layout until a write replaces it', async () => {
+    const cache = make()
+    const keys = new CacheKeys(cache.options.namespace, 1)
+    await cache.set('t', 0, { tags: ['old'] })
+    const version = await redis.hget(keys.tags(0), 'old')
+    const fresh = Date.now() + 60_000
+    await redis.del(keys.entry('h'), keys.entry('ht'))
+    await redis.hset(keys.entry('h'), 'd', JSON.stringify({ v: 1 }), 'f', '1', 'e', fresh, 'c', 5, 't', '')
+    await redis.hset(keys.entry('ht'), 'd', '2', 'f', '1', 'e', fresh, 'c', 0, 't', `old\n${version}\n`)
+    await redis.pexpire(keys.entry('h'), 60_000)
+    await redis.pexpire(keys.entry('ht'), 60_000)
+    expect(await cache.get('h')).toEqual({ v: 1 })
+    expect(await cache.getOrSet('h', () => 'loaded')).toEqual({ v: 1 })
+    expect(await cache.get('ht')).toBe(2)
+    await cache.invalidateTag('old')
+    expect(await cache.get('ht')).toBeUndefined()
+    await cache.set('h', { v: 2 })
+    expect(await redis.type(keys.entry('h'))).toBe('string')
+    expect(await cache.get('h')).toEqual({ v: 2 })
+    expect(cache.stats().decodeErrors).toBe(0)
+  })
+
   it('deleteByPattern escapes glob characters in keys; clear removes the namespace', async () => {
     const cache = make()
     await cache.setMany([
@@ -208,7 +251,7 @@ describeEachTarget('Cache', (target) => {
     const big = 'x'.repeat(10_000)
     await cache.set('big', big)
     expect(await cache.get('big')).toBe(big)
-    const stored = await redis.hget(new CacheKeys(cache.options.namespace, 1).entry('big'), 'd')
+    const stored = await redis.get(new CacheKeys(cache.options.namespace, 1).entry('big'))
     expect(stored!.length).toBeLessThan(1_000)
   })
 

@@ -33,12 +33,12 @@ describe('round trips', () => {
     for (let i = 0; i < 100; i++) expect(await cache.get('k')).toEqual({ v: 1 })
     let calls = await commandCalls()
     expect(calls.evalsha).toBe(100)
-    // Inside the script: TIME, HMGET, and one HGET per tag.
+    // Inside the script: TIME, GET, and one HGET per tag.
     expect(
       Object.keys(calls)
         .filter((c) => c !== 'info')
         .sort(),
-    ).toEqual(['config|resetstat', 'evalsha', 'hget', 'hmget', 'time'])
+    ).toEqual(['config|resetstat', 'evalsha', 'get', 'hget', 'time'])
     expect(calls.time).toBe(100)
 
     const local = new Cache({ redis, namespace: 'rt', ttlMs: 60_000, l1: { maxEntries: 10, ttlMs: 60_000 } })

@@ -12,6 +12,7 @@ import { describeEachTarget, eventually, expectInvalidArguments, uniquePrefix } 
 import { describe, expect, it } from 'vitest'
 import { Cache } from './cache.js'
 import { CacheKeys } from './cache-keys.js'
+import { storedEntry } from './entry.test-helpers.js'
 
 describe('CacheKeys', () => {
   const keys = new CacheKeys('users', 4)
@@ -311,7 +312,7 @@ describeEachTarget('tracking and foreign keys', (target) => {
       await cache.ready()
       await cache.set('k', 'v1')
       await other.set(`${ns}:{${ns}}:v:%E0%A4%A`, 'x', 'PX', 60_000)
-      await other.hset(new CacheKeys(ns, 1).entry('k'), 'd', JSON.stringify('v2'))
+      await other.set(new CacheKeys(ns, 1).entry('k'), storedEntry(JSON.stringify('v2')), 'PX', 60_000)
       await eventually(async () => (await cache.get('k')) === 'v2', 2_000, 'tracking still evicts')
       expect(uncaught).toEqual([])
       expect(events.filter((e) => e.event === 'callback-error')).toEqual([])

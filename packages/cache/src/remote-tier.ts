@@ -3,6 +3,7 @@ import type { CacheKeys } from './cache-keys.js'
 import type { Encoded } from './codec.js'
 import type { ResolvedSet } from './entry.js'
 import {
+  entryOf,
   invalidateTagScript,
   type RawEntry,
   readOrLeaseScript,
@@ -40,8 +41,12 @@ export class RemoteTier {
   }
 
   /** The entry, -1 for a corrupt key, or null on a miss. */
-  read(key: string): Promise<RawEntry | -1 | null> {
-    return this.#guard.script('cache.get', readScript, [this.keys.entry(key), this.keys.tagsFor(key)])
+  async read(key: string): Promise<RawEntry | -1 | null> {
+    const stored = await this.#guard.script('cache.get', readScript, [
+      this.keys.entry(key),
+      this.keys.tagsFor(key),
+    ])
+    return stored === null || stored === -1 ? stored : entryOf(stored)
   }
 
   /** The entry (or null), whether this caller now holds the loader lease, and whether the key was corrupt. */
@@ -57,7 +62,7 @@ export class RemoteTier {
       [k.entry(key), k.tagsFor(key), k.lease(key)],
       [lease, this.#leaseMs, 1, force ? 1 : 0],
     )
-    return [raw || null, leased === 1, corrupt === 1]
+    return [raw ? entryOf(raw) : null, leased === 1, corrupt === 1]
   }
 
   async write(

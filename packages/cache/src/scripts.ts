@@ -1,47 +1,89 @@
 import { defineScript } from '@rp/core/kit'
 
 /*
- * An entry is one hash: d = encoded value, f = flags, e = fresh-until (server ms), c = how long the
- * factory took (ms, for early refresh), t = the entry's tags with the versions they had when it was
- * written ("tag\nversion\n" repeated; tags arrive escaped, so they never contain a newline). The
- * key's own TTL is ttl + grace: the grace period is the same key, not a second copy. Tag versions
- * live in one hash per shard, declared in KEYS, so a read checks them in the same script; a write
- * makes that hash outlive the entry, so an invalidation can never expire before what it invalidated.
- * A key of the wrong type or a malformed hash reads as -1 ("corrupt"): a per-key miss that the next
- * write replaces, never a script error.
+ * An entry is one string, so a read is one GET and the reply one bulk string the client splits
+ * (a hash of five fields cost a hit 3.6 µs of Redis time inside a batch, against 2.6):
+ *
+ *   'R1' <fresh-until:13> <'T' tagged | 'N' not> <factory ms>,<flags>,<#tags>,<#tag bytes>,<tags><data>
+ *
+ * - fresh-until is server ms, zero-padded at a fixed offset, so a read compares it without parsing
+ *   the rest; an untagged entry ('N') needs nothing more.
+ * - <tags> is the entry's tags with the versions they had when it was written ("tag\nversion\n"
+ *   repeated; tags arrive escaped, so they never contain a newline). Lua skips them by their byte
+ *   count, the client by their count of newlines (bytes and characters differ outside ASCII).
+ * - <data> is the encoded value, to the end of the string; <flags> the codec's envelope flags.
+ *
+ * The key's own TTL is ttl + grace: the grace period is the same key, not a second copy. Tag
+ * versions live in one hash per shard, declared in KEYS, so a read checks them in the same script;
+ * a write makes that hash outlive the entry, so an invalidation can never expire before what it
+ * invalidated. A value this cache did not write reads as -1 ("corrupt"): a per-key miss that the
+ * next write replaces, never a script error. A hash is an entry of the earlier layout (d, f, e,
+ * c, t fields), still read until it expires or is rewritten, so an upgrade loses no entry.
  */
 
 const NOW = `local t = rp_time()
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`
 
 const READ = `
-local function read_entry(key, tags_key, now)
+local function tags_current(tags_key, t)
+  for tag, version in string.gmatch(t, '([^\\n]*)\\n([^\\n]*)\\n') do
+    local v = redis.pcall('HGET', tags_key, tag)
+    if type(v) == 'table' and v.err then return nil end
+    if (v or '0') ~= version then return false end
+  end
+  return true
+end
+local function read_hash(key, tags_key, now)
   local r = redis.pcall('HMGET', key, 'd', 'f', 'e', 'c', 't')
   if r.err then return -1 end
   if not r[1] then return nil end
   local e = tonumber(r[3])
   if not e or not r[2] then return -1 end
   local t = r[5] or ''
-  if t ~= '' then
-    for tag, version in string.gmatch(t, '([^\\n]*)\\n([^\\n]*)\\n') do
-      local v = redis.pcall('HGET', tags_key, tag)
-      if type(v) == 'table' and v.err then return -1 end
-      if (v or '0') ~= version then return nil end
-    end
-  end
+  local current = tags_current(tags_key, t)
+  if current == nil then return -1 end
+  if not current then return nil end
   return {r[1], r[2], e - now, tonumber(r[4] or '0') or 0, t}
+end
+local function read_entry(key, tags_key, now)
+  local v = redis.pcall('GET', key)
+  if type(v) == 'table' then
+    if string.find(v.err, 'WRONGTYPE', 1, true) and redis.call('TYPE', key).ok == 'hash' then
+      return read_hash(key, tags_key, now)
+    end
+    return -1
+  end
+  if not v then return nil end
+  local e = string.sub(v, 1, 2) == 'R1' and tonumber(string.sub(v, 3, 15))
+  if not e then return -1 end
+  local mark = string.byte(v, 16)
+  if mark == 84 then
+    local _, last, bytes = string.find(v, '^%d+,[^,]*,%d+,(%d+),', 17)
+    if not last then return -1 end
+    local current = tags_current(tags_key, string.sub(v, last + 1, last + tonumber(bytes)))
+    if current == nil then return -1 end
+    if not current then return nil end
+  elseif mark ~= 78 then
+    return -1
+  end
+  return {v, e - now}
 end
 `
 
-/** An entry as the scripts return it: data, flags, ms until stale, factory ms, tags field. */
+/**
+ * An entry as the scripts return it: {value string, ms until stale (negative once stale, within
+ * grace)}, or an entry of the earlier hash layout: {data, flags, ms until stale, factory ms, tags}.
+ */
+export type StoredEntry = [string, number] | [string, string, number, number, string]
+
+/** An entry as the cache uses it: data, flags, ms until stale, factory ms, tags field. */
 export type RawEntry = [string, string, number, number, string]
 
 /**
  * KEYS: [entry, tags hash]. Reply: nil on a miss (absent, expired, or invalidated by a tag), -1
- * for a corrupt key, else {data, flags, ms until stale (negative once stale, within grace), factory
- * ms, tags field}.
+ * for a corrupt key, else a StoredEntry.
  */
-export const readScript = defineScript<RawEntry | -1 | null>({
+export const readScript = defineScript<StoredEntry | -1 | null>({
   name: 'cache.read',
   keys: 2,
   flags: ['no-writes'],
@@ -55,10 +97,10 @@ return read_entry(KEYS[1], KEYS[2], now)`,
  * the loader lease (SET NX PX), so electing one loader costs no extra round trip.
  * KEYS: [entry, tags hash, lease]. ARGV: [owner, leaseMs, refreshStale 0|1, force 0|1]. `force`
  * takes the lease even over a fresh entry: the caller could not decode it and must replace it.
- * A corrupt entry counts as missing. Reply: {entry or false, 1 if this caller holds the lease now,
- * 1 if the entry was corrupt}.
+ * A corrupt entry counts as missing. Reply: {StoredEntry or false, 1 if this caller holds the
+ * lease now, 1 if the entry was corrupt}.
  */
-export const readOrLeaseScript = defineScript<[RawEntry | null, number, number]>({
+export const readOrLeaseScript = defineScript<[StoredEntry | null, number, number]>({
   name: 'cache.readOrLease',
   keys: 3,
   setup: READ,
@@ -69,10 +111,33 @@ if entry == -1 then
   entry = nil
   corrupt = 1
 end
-if entry and ARGV[4] ~= '1' and (entry[3] > 0 or ARGV[3] == '0') then return {entry, 0, 0} end
+if entry and ARGV[4] ~= '1' and (entry[#entry == 2 and 2 or 3] > 0 or ARGV[3] == '0') then return {entry, 0, 0} end
 local leased = redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2])
 return {entry or false, leased and 1 or 0, corrupt}`,
 })
+
+/**
+ * A StoredEntry as the cache uses it. The client finds the tags by their newlines, so a
+ * multi-byte character in a tag cannot shift them. A value it cannot split gets empty flags, which
+ * no codec envelope has: it fails to decode, so it is reported and read as corrupt, like any other.
+ */
+export function entryOf(stored: StoredEntry): RawEntry {
+  if (stored.length === 5) return stored
+  const [v, freshMs] = stored
+  const c1 = v.indexOf(',', 16)
+  const c2 = v.indexOf(',', c1 + 1)
+  const c3 = v.indexOf(',', c2 + 1)
+  const c4 = c3 < 0 ? -1 : v.indexOf(',', c3 + 1)
+  const unreadable: RawEntry = ['', '', freshMs, 0, '']
+  if (c4 < 0) return unreadable
+  const tagCount = Number(v.slice(c2 + 1, c3))
+  let end = c4 + 1
+  for (let i = 0; i < 2 * tagCount; i++) {
+    end = v.indexOf('\n', end) + 1
+    if (end === 0) return unreadable
+  }
+  return [v.slice(end), v.slice(c1 + 1, c2), freshMs, Number(v.slice(16, c1)) || 0, v.slice(c4 + 1, end)]
+}
 
 /**
  * KEYS: [entry, tags hash, lease]. ARGV: [data, flags, ttlMs, graceMs, factoryMs, lease owner or '',
@@ -87,7 +152,8 @@ export const writeScript = defineScript<number>({
 local ttl, grace = tonumber(ARGV[3]), tonumber(ARGV[4])
 local life = ttl + grace
 local tags = ''
-if #ARGV > 8 then
+local count = #ARGV - 8
+if count > 0 then
   local names = {}
   for i = 9, #ARGV do names[#names + 1] = ARGV[i] end
   local versions = redis.call('HMGET', KEYS[2], unpack(names))
@@ -106,9 +172,8 @@ if #ARGV > 8 then
   if #missing > 0 then redis.call('HSET', KEYS[2], unpack(missing)) end
   if redis.call('PTTL', KEYS[2]) < life then redis.call('PEXPIRE', KEYS[2], life) end
 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'd', ARGV[1], 'f', ARGV[2], 'e', now + ttl, 'c', ARGV[5], 't', tags)
-redis.call('PEXPIRE', KEYS[1], life)
+local head = string.format('R1%013d%s%s,%s,%d,%d,', now + ttl, count > 0 and 'T' or 'N', ARGV[5], ARGV[2], count, #tags)
+redis.call('SET', KEYS[1], head .. tags .. ARGV[1], 'PX', life)
 if ARGV[6] ~= '' and redis.call('GET', KEYS[3]) == ARGV[6] then redis.call('DEL', KEYS[3]) end
 if ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
 return 1`,

@@ -4,6 +4,7 @@ import { Cluster, Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
 import { Cache } from './cache.js'
 import { CacheKeys } from './cache-keys.js'
+import { storedEntry } from './entry.test-helpers.js'
 
 describeEachTarget('L1 with tracking', (target) => {
   const redis = target.client()
@@ -31,7 +32,7 @@ describeEachTarget('L1 with tracking', (target) => {
     // Another client (it could be redis-cli) rewrites the entry behind the cache's back.
     const entry = new CacheKeys(namespace, 1).entry('k')
     const changedAt = performance.now()
-    await other.hset(entry, 'd', JSON.stringify('v2'))
+    await other.set(entry, storedEntry(JSON.stringify('v2')), 'PX', 60_000)
     await eventually(async () => (await cache.get('k')) === 'v2', 100, 'L1 eviction by tracking')
     expect(performance.now() - changedAt).toBeLessThan(100)
   })
@@ -66,7 +67,12 @@ describe('L1 across a reconnect', () => {
       await eventually(async () => (await cache.get('k')) === undefined, 5_000, 'L1 flushed')
       await cache.set('k', 'after')
       await eventually(async () => (await cache.get('k')) === 'after', 1_000, 'cached again')
-      await other.hset(new CacheKeys('rc', 1).entry('k'), 'd', JSON.stringify('external'))
+      await other.set(
+        new CacheKeys('rc', 1).entry('k'),
+        storedEntry(JSON.stringify('external')),
+        'PX',
+        60_000,
+      )
       await eventually(async () => (await cache.get('k')) === 'external', 200, 'tracking re-armed')
     } finally {
       await cache.close()
@@ -113,7 +119,7 @@ describe('L1 across a cluster failover', () => {
         20_000,
         'L1 in use again after the failover',
       )
-      await other.hset(new CacheKeys('fo', 1).entry('k'), 'd', JSON.stringify('v2'))
+      await other.set(new CacheKeys('fo', 1).entry('k'), storedEntry(JSON.stringify('v2')), 'PX', 60_000)
       await eventually(async () => (await cache.get('k')) === 'v2', 500, 'eviction through the new master')
     } finally {
       await cache.close()
