@@ -189,6 +189,30 @@ describeEachTarget('Cache hardening', (target) => {
     await cache.close()
   })
 
+  it('a foreign string shaped almost like an entry is corrupt, not a stale or tagless hit', async () => {
+    const ns = uniquePrefix('forged')
+    const keys = new CacheKeys(ns, 1)
+    const cache = new Cache({ redis, namespace: ns, ttlMs: 60_000 })
+    const fresh = String(Date.now() + 60_000)
+    const forged = {
+      nan: 'R1          nanN0,1,0,0,1',
+      hex: 'R1 0x1A2B3C4D5EN0,1,0,0,1',
+      short: `R1${fresh.slice(1)}N0,1,0,0,1`,
+      // Lists a tag but says untagged: Lua would skip the check that L1 then relies on.
+      untagged: `R1${fresh}N0,1,1,4,t\n1\n1`,
+      tooManyTags: `R1${fresh}T0,1,101,${101 * 4},${'t\n0\n'.repeat(101)}1`,
+    }
+    for (const [key, value] of Object.entries(forged)) await other.set(keys.entry(key), value, 'PX', 60_000)
+    for (const key of Object.keys(forged)) {
+      expect(await cache.get(key)).toBeUndefined()
+      expect(await cache.getOrSet(key, () => 'repaired')).toBe('repaired')
+    }
+    // Each get reports once; a getOrSet over a value only the client can tell is foreign reads it twice.
+    expect(cache.stats().decodeErrors).toBeGreaterThanOrEqual(2 * Object.keys(forged).length)
+    expect(cache.stats().errors).toBe(0)
+    await cache.close()
+  })
+
   it('getOrSet rejects bad options and unencodable values, and frees its lease for the next caller', async () => {
     const ns = uniquePrefix('gos')
     const a = new Cache({ redis, namespace: ns, ttlMs: 60_000 })

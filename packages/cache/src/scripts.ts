@@ -1,4 +1,5 @@
 import { defineScript } from '@rp/core/kit'
+import { MAX_TAGS_PER_ENTRY } from './entry.js'
 
 /*
  * An entry is one string, so a read is one GET and the reply one bulk string the client splits
@@ -54,17 +55,16 @@ local function read_entry(key, tags_key, now)
     return -1
   end
   if not v then return nil end
-  local e = string.sub(v, 1, 2) == 'R1' and tonumber(string.sub(v, 3, 15))
-  if not e then return -1 end
-  local mark = string.byte(v, 16)
-  if mark == 84 then
-    local _, last, bytes = string.find(v, '^%d+,[^,]*,%d+,(%d+),', 17)
-    if not last then return -1 end
+  -- Thirteen digits, not whatever tonumber takes (spaces, hex, 'nan'): a foreign value is corrupt.
+  if not string.find(v, '^R1%d%d%d%d%d%d%d%d%d%d%d%d%d[NT]') then return -1 end
+  local e = tonumber(string.sub(v, 3, 15))
+  if string.byte(v, 16) == 84 then
+    local _, last, count, bytes = string.find(v, '^%d+,[^,]*,(%d+),(%d+),', 17)
+    -- At most as many tags as a write may give, each one HGET.
+    if not last or tonumber(count) > ${MAX_TAGS_PER_ENTRY} then return -1 end
     local current = tags_current(tags_key, string.sub(v, last + 1, last + tonumber(bytes)))
     if current == nil then return -1 end
     if not current then return nil end
-  elseif mark ~= 78 then
-    return -1
   end
   return {v, e - now}
 end
@@ -131,6 +131,8 @@ export function entryOf(stored: StoredEntry): RawEntry {
   const unreadable: RawEntry = ['', '', freshMs, 0, '']
   if (c4 < 0) return unreadable
   const tagCount = Number(v.slice(c2 + 1, c3))
+  // An untagged entry that lists tags is not one this cache wrote: L1 would record tags Redis never checked.
+  if (v.charCodeAt(15) === 78 && tagCount !== 0) return unreadable
   let end = c4 + 1
   for (let i = 0; i < 2 * tagCount; i++) {
     end = v.indexOf('\n', end) + 1
@@ -172,7 +174,8 @@ if count > 0 then
   if #missing > 0 then redis.call('HSET', KEYS[2], unpack(missing)) end
   if redis.call('PTTL', KEYS[2]) < life then redis.call('PEXPIRE', KEYS[2], life) end
 end
-local head = string.format('R1%013d%s%s,%s,%d,%d,', now + ttl, count > 0 and 'T' or 'N', ARGV[5], ARGV[2], count, #tags)
+-- %.0f, not %d: Lua's %d is a C long, 32 bits on some builds, and a time in ms needs 41.
+local head = string.format('R1%013.0f%s%s,%s,%d,%d,', now + ttl, count > 0 and 'T' or 'N', ARGV[5], ARGV[2], count, #tags)
 redis.call('SET', KEYS[1], head .. tags .. ARGV[1], 'PX', life)
 if ARGV[6] ~= '' and redis.call('GET', KEYS[3]) == ARGV[6] then redis.call('DEL', KEYS[3]) end
 if ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[7], ARGV[8]) end

@@ -175,7 +175,7 @@ if changed then
     if seq > 99999999999998 then return redis.error_reply('leaderboard: the reach sequence is exhausted (10^14 score changes)') end
     if s then redis.call('ZREM', z, s) end
     if DESC then seq = 99999999999999 - seq end
-    s = string.format('%014d', seq) .. member
+    s = string.format('%014.0f', seq) .. member
     redis.call('HSET', r, member, s)
   else
     s = member
@@ -299,7 +299,7 @@ for _, member in ipairs(order) do
     if FIRST then
       local seq = base + st.seq
       if DESC then seq = 99999999999999 - seq end
-      name = string.format('%014d', seq) .. member
+      name = string.format('%014.0f', seq) .. member
       hset[#hset + 1] = member
       hset[#hset + 1] = name
       if st.name then zrem[#zrem + 1] = st.name end

@@ -33,7 +33,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 // user, meta and data start and the index, or nil.
 const PARSE = `
 local function pad(n)
-  return string.format('%013d', n)
+  return string.format('%013.0f', n)
 end
 local function head(v)
   if string.sub(v, 1, 2) ~= 'S1' then return nil end
@@ -86,7 +86,7 @@ if e <= now then
 end
 if now - l < tonumber(ARGV[2]) then return v end
 e = math.min(now + (ARGV[3] ~= '' and tonumber(ARGV[3]) or tonumber(idle)), tonumber(cap))
-redis.call('SETRANGE', k, 2, string.format('%013d%013d', now, e))
+redis.call('SETRANGE', k, 2, string.format('%013.0f%013.0f', now, e))
 redis.call('PEXPIREAT', k, e)
 return {v, now, e}
 `,
@@ -172,7 +172,7 @@ local function store(l, e, c, cap, ver, idle, user_meta, ul, ml, before)
   local size = 2 + bytes + math.max(fields - 1, 0)
   if size > tonumber(ARGV[5]) then return {'too-large', size} end
   parts[#parts + 1] = '}'
-  parts[1] = 'S1' .. pad(l) .. pad(e) .. string.format('%d,%d,%d,%d,%d,%d,', c, cap, ver, idle, ul, ml)
+  parts[1] = 'S1' .. pad(l) .. pad(e) .. string.format('%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,', c, cap, ver, idle, ul, ml)
     .. table.concat(idx, '.') .. ';' .. user_meta
   redis.call('SET', k, table.concat(parts))
   redis.call('PEXPIREAT', k, e)
