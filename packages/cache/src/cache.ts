@@ -7,10 +7,10 @@ import {
   promised,
   requireArray,
   requireBoolean,
+  requireDurationMs,
   requireFunction,
   requireKnownOptions,
   requireNonEmptyString,
-  requireNonNegativeInteger,
   requireOptions,
   requireSignal,
   requireStringArray,
@@ -81,12 +81,13 @@ export class Cache {
     return this.#tiers.local.ready()
   }
 
-  #resolveSet(options: SetOptions | undefined): ResolvedSet {
-    const o = requireOptions('options', options)
-    const tags = o.tags === undefined ? [] : requireStringArray('tags', o.tags, MAX_TAGS_PER_ENTRY)
+  /** `path`: where the options sit in the call, so an error names them as the caller wrote them. */
+  #resolveSet(options: SetOptions | undefined, path = ''): ResolvedSet {
+    const o = requireOptions(path ? path.slice(0, -1) : 'options', options)
+    const tags = o.tags === undefined ? [] : requireStringArray(`${path}tags`, o.tags, MAX_TAGS_PER_ENTRY)
     return {
-      ttlMs: requireTimeoutMs('ttlMs', o.ttlMs ?? this.options.ttlMs),
-      graceMs: requireNonNegativeInteger('graceMs', o.graceMs ?? this.options.graceMs),
+      ttlMs: requireTimeoutMs(`${path}ttlMs`, o.ttlMs ?? this.options.ttlMs),
+      graceMs: requireDurationMs(`${path}graceMs`, o.graceMs ?? this.options.graceMs),
       tags: [...new Set(tags.map(escapeTag))],
     }
   }
@@ -184,7 +185,7 @@ export class Cache {
         requireNonEmptyString(`entries[${i}].key`, e.key)
         if (e.value === undefined)
           throw new InvalidArgumentError(`entries[${i}].value`, 'is undefined; delete the key instead')
-        this.#resolveSet(e)
+        this.#resolveSet(e, `entries[${i}].`)
       })
       await Promise.all(list.map(({ key, value, ...options }) => this.set(key, value, options)))
     })
@@ -228,7 +229,7 @@ export class Cache {
    */
   deleteByPattern(glob: string): Promise<number> {
     return promised(() => {
-      requireNonEmptyString('pattern', glob)
+      requireNonEmptyString('glob', glob)
       // The SCAN pattern is a superset over escaped keys; the user's glob decides on the real key.
       const matches = globMatcher(glob)
       this.#tiers.local.clear()

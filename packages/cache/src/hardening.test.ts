@@ -220,11 +220,15 @@ describeEachTarget('Cache hardening', (target) => {
     for (const options of [
       { ttlMs: -5 },
       { graceMs: Number.NaN },
+      // A TTL a timer could not hold: one such set would keep the entry, and the tags hash, for ages.
+      { graceMs: 2 ** 53 - 1 },
       { tags: [''] },
       { tags: 'abc' },
       { hardTimeoutMs: 0 },
     ])
       await expect(a.getOrSet('k', () => 1, options as never)).rejects.toThrow(InvalidArgumentError)
+    await expect(a.set('k', 1, { graceMs: 2 ** 53 - 1 })).rejects.toThrow(/^graceMs:/)
+    expect(() => new Cache({ redis, namespace: ns, ttlMs: 60_000, graceMs: 2 ** 31 })).toThrow(/^graceMs:/)
     const circular: Record<string, unknown> = {}
     circular.self = circular
     for (const [i, bad] of [10n, circular, new Map([[1, 2]])].entries()) {
@@ -297,9 +301,18 @@ describeEachTarget('Cache hardening', (target) => {
       [() => cache.deleteMany('x' as never), /^keys/],
       [() => cache.delete(1 as never), /^key/],
       [() => cache.invalidateTag(''), /^tag/],
-      [() => cache.deleteByPattern(''), /^pattern/],
+      [() => cache.deleteByPattern(''), /^glob:/],
       [() => cache.setMany(null as never), /^entries/],
       [() => cache.setMany([undefined] as never), /^entries\[0\]/],
+      [
+        () =>
+          cache.setMany([
+            { key: 'a', value: 1 },
+            { key: 'b', value: 1, ttlMs: -1 },
+          ]),
+        /^entries\[1\]\.ttlMs:/,
+      ],
+      [() => cache.setMany([{ key: 'a', value: 1, tags: [''] }]), /^entries\[0\]\.tags/],
       [() => cache.getOrSet('k', () => 1, { timeoutMs: 5 } as never), /softTimeoutMs/],
     ]
     await expectInvalidArguments(calls)

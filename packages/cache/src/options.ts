@@ -5,6 +5,7 @@ import {
   keyspace,
   type RedisClient,
   requireBoolean,
+  requireDurationMs,
   requireIntegerInRange,
   requireKnownOptions,
   requireNonEmptyString,
@@ -62,7 +63,8 @@ export interface ResolvedCacheOptions {
 }
 
 export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions {
-  if (!options || typeof options !== 'object') throw new InvalidArgumentError('options', 'must be an object')
+  // Required: undefined is refused like null.
+  requireOptions('options', options ?? (null as never))
   requireKnownOptions('options', options, [
     'redis',
     'prefix',
@@ -105,7 +107,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
     prefix: namespace,
     namespace,
     ttlMs: requireTimeoutMs('ttlMs', options.ttlMs),
-    graceMs: requireNonNegativeInteger('graceMs', options.graceMs ?? 0),
+    graceMs: requireDurationMs('graceMs', options.graceMs ?? 0),
     l1,
     tracking,
     codec,

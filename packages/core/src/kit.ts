@@ -24,6 +24,7 @@ export {
   promised,
   requireArray,
   requireBoolean,
+  requireDurationMs,
   requireFunction,
   requireIntegerInRange,
   requireJsonValue,
@@ -36,6 +37,7 @@ export {
   requireSignal,
   requireStringArray,
   requireTimeoutMs,
+  requireWellFormedString,
   toJson,
 } from './validate.js'
 export { type WaitLoop, waitForRelease } from './wait.js'

@@ -9,7 +9,13 @@ import { memory } from './memory.js'
 import { deleteByPattern } from './scan.js'
 import { installShutdownHandlers, shutdown } from './shutdown.js'
 import { Deadlines, withTimeout } from './timeout.js'
-import { requireJsonValue, requireKnownOptions } from './validate.js'
+import {
+  requireDurationMs,
+  requireJsonValue,
+  requireKnownOptions,
+  requireOptions,
+  requireWellFormedString,
+} from './validate.js'
 
 const badDurations = ['2000', Number.NaN, Number.POSITIVE_INFINITY, -1, 0, 1.5, 2 ** 31]
 
@@ -100,6 +106,25 @@ describe('validation in core', () => {
     expect(() => requireKnownOptions('l1', { size: 1 }, ['maxEntries'])).toThrow(/^l1\.size:/)
     // Inherited properties are not options.
     expect(() => requireKnownOptions('options', Object.create({ inherited: 1 }), [])).not.toThrow()
+  })
+
+  it('requireOptions takes a plain object (or none), and refuses a Map or a class instance', () => {
+    expect(requireOptions('options', undefined)).toEqual({})
+    expect(requireOptions('options', { a: 1 })).toEqual({ a: 1 })
+    expect(requireOptions('options', Object.create(null))).toEqual({})
+    // No option is an own property of these: every option would silently take its default.
+    for (const bad of [
+      new Map([['ttlMs', 5]]),
+      new Date(0),
+      new (class Options {})(),
+      Object.create({ ttlMs: 5 }),
+    ])
+      expect(() => requireOptions('options', bad as never)).toThrow(/^options: must be a plain object/)
+    expect(() => requireOptions('options', null as never)).toThrow(/^options: must be an object/)
+    expect(() => requireDurationMs('graceMs', 2 ** 31)).toThrow(/^graceMs:/)
+    expect(requireDurationMs('waitMs', 0)).toBe(0)
+    expect(() => requireWellFormedString('id', 'a\uD800')).toThrow(/^id: must be well-formed/)
+    expect(requireWellFormedString('id', 'a\uD83D\uDE00')).toBe('a😀')
   })
 
   it('requireJsonValue refuses what JSON would drop, change or throw on, naming the path', () => {

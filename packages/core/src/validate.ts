@@ -32,6 +32,14 @@ export function requireTimeoutMs(name: string, value: unknown): number {
   return value
 }
 
+/**
+ * A duration of ms that may be 0 (a wait, a grace period, a throttle), bounded like a timeout: a
+ * timer cannot hold more, and a key's TTL built from it must stay a TTL.
+ */
+export function requireDurationMs(name: string, value: unknown): number {
+  return requireIntegerInRange(name, value, 0, MAX_TIMER_MS)
+}
+
 /** An integer in [min, max]. */
 export function requireIntegerInRange(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
@@ -45,6 +53,20 @@ export function requireNonEmptyString(name: string, value: unknown): string {
     throw new InvalidArgumentError(name, `must be a non-empty string, got ${describe(value)}`)
   }
   return value
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * A non-empty string that is well-formed UTF-16: for a string Redis stores as a value or that is
+ * hashed, where UTF-8 turns a lone surrogate into U+FFFD, so 'a\uD800' and 'a\uFFFD' would be one id.
+ * (Strings that go into a key name are escaped instead: keys.ts.)
+ */
+export function requireWellFormedString(name: string, value: unknown): string {
+  requireNonEmptyString(name, value)
+  if (LONE_SURROGATE.test(value as string))
+    throw new InvalidArgumentError(name, 'must be well-formed UTF-16 (it holds a lone surrogate)')
+  return value as string
 }
 
 export function requireOneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
@@ -76,6 +98,14 @@ export function requireOptions<T extends object>(name: string, value: T | undefi
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidArgumentError(name, `must be an object, got ${describe(value)}`)
   }
+  // A Map, a Date or a class instance has no option as an own property: every option would
+  // silently take its default.
+  const proto = Object.getPrototypeOf(value)
+  if (proto !== Object.prototype && proto !== null)
+    throw new InvalidArgumentError(
+      name,
+      `must be a plain object, got a ${proto?.constructor?.name ?? 'non-plain object'}`,
+    )
   return value
 }
 

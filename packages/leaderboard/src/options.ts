@@ -8,7 +8,9 @@ import {
   requireKnownOptions,
   requireNonEmptyString,
   requireOneOf,
+  requireOptions,
   requireTimeoutMs,
+  requireWellFormedString,
 } from '@rp/core/kit'
 
 export type Order = 'desc' | 'asc'
@@ -78,8 +80,8 @@ export function resolveLeaderboardOptions(
   options: LeaderboardOptions,
   extra: readonly string[] = [],
 ): ResolvedLeaderboardOptions {
-  if (!options || typeof options !== 'object' || Array.isArray(options))
-    throw new InvalidArgumentError('options', 'must be an object')
+  // Required: undefined is refused like null.
+  requireOptions('options', options ?? (null as never))
   requireKnownOptions('options', options, [...LEADERBOARD_OPTION_NAMES, ...extra])
   assertUsableClient(options.redis)
   const maxMembers =
@@ -105,13 +107,9 @@ export function resolveLeaderboardOptions(
   }
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-
 export function requireMember(name: string, value: unknown): string {
-  requireNonEmptyString(name, value)
   // UTF-8 cannot carry a lone surrogate: Redis would store U+FFFD, and two members would be one.
-  if (LONE_SURROGATE.test(value as string))
-    throw new InvalidArgumentError(name, 'must be well-formed UTF-16 (it holds a lone surrogate)')
+  requireWellFormedString(name, value)
   const bytes = Buffer.byteLength(value as string)
   if (bytes > MAX_MEMBER_BYTES)
     throw new InvalidArgumentError(name, `must be at most ${MAX_MEMBER_BYTES} bytes of UTF-8, got ${bytes}`)

@@ -327,11 +327,14 @@ describe('LockManager input validation', () => {
       [() => locks.acquire('r', { ttlMs: 0 }), /^ttlMs/],
       [() => locks.acquire('r', { ttlMs: 1.5 }), /^ttlMs/],
       [() => locks.acquire('r', { waitMs: -1 }), /^waitMs/],
+      [() => locks.acquire('r', { waitMs: 2 ** 31 }), /^waitMs/],
       [() => locks.acquire('', {}), /^resource/],
       [() => locks.acquire('r', null as never), /^options/],
       [() => locks.acquire('r', { signal: 'x' as never }), /^signal/],
       [() => locks.tryAcquire('', {}), /^resource/],
       [() => locks.using('r', null as never), /^fn/],
+      // Stored as UTF-8, where a lone surrogate becomes U+FFFD: two owners would be one.
+      [() => locks.acquire('r', { owner: 'w\uD800' }), /^owner: must be well-formed/],
     ]
     await expectInvalidArguments(calls)
     expect(() => new LockManager({ redis, ttlMs: -5 })).toThrow(/ttlMs/)

@@ -10,13 +10,14 @@ import {
   type RedisClient,
   RedisGuard,
   requireBoolean,
+  requireDurationMs,
   requireFunction,
   requireKnownOptions,
   requireNonEmptyString,
-  requireNonNegativeInteger,
   requireOptions,
   requireSignal,
   requireTimeoutMs,
+  requireWellFormedString,
   Watchdog,
   waitForRelease,
 } from '@rp/core/kit'
@@ -106,7 +107,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     this.#redis = assertUsableClient(options.redis)
     this.#keys = new LockKeys(requireNonEmptyString('prefix', options.prefix ?? 'lock'))
     this.#defaultTtlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? 30_000)
-    this.#defaultWaitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 10_000)
+    this.#defaultWaitMs = requireDurationMs('waitMs', options.waitMs ?? 10_000)
     this.#guard = new RedisGuard(this.#redis, requireTimeoutMs('timeoutMs', options.timeoutMs ?? 1_000), {
       batch: requireBoolean('batch', options.batch ?? true),
     })
@@ -152,7 +153,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     requireOptions('options', options)
     requireKnownOptions('options', options, ['ttlMs', 'waitMs', 'signal', 'reentrant', 'owner'])
     const ttlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? this.#defaultTtlMs)
-    const owner = options.owner === undefined ? randomUUID() : requireNonEmptyString('owner', options.owner)
+    const owner = options.owner === undefined ? randomUUID() : requireWellFormedString('owner', options.owner)
     if (options.reentrant !== undefined) requireBoolean('reentrant', options.reentrant)
     return { call: randomUUID(), resource, ttlMs, owner, reentrant: options.reentrant === true }
   }
@@ -187,7 +188,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   acquire(resource: string, options: LockAcquireOptions = {}): Promise<Lock> {
     return promised(() => {
       const a = this.#attemptArgs(resource, options)
-      const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? this.#defaultWaitMs)
+      const waitMs = requireDurationMs('waitMs', options.waitMs ?? this.#defaultWaitMs)
       const signal = requireSignal('signal', options.signal)
       return instrument({ package: 'lock', operation: 'acquire' }, () => this.#acquire(a, waitMs, signal))
     })

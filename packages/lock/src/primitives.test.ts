@@ -245,13 +245,20 @@ describe('Redlock release', () => {
 describe('input validation', () => {
   // A real client that never connects: validation must fail before any I/O.
   const redis = new Redis({ lazyConnect: true })
+  const three = [redis, new Redis({ lazyConnect: true }), new Redis({ lazyConnect: true })]
   it('names the bad option', async () => {
+    // One client listed twice would count one instance twice towards the quorum.
+    expect(() => new Redlock([redis, redis, three[1]!])).toThrow(/^clients: must list each instance once/)
+    expect(() => new Redlock({ clients: [redis, redis], force: true })).toThrow(/^clients:/)
+    await expect(
+      new Semaphore({ redis, name: 's', permits: 1 }).tryAcquire({ waitMs: 5 } as never),
+    ).rejects.toThrow(/^options: tryAcquire takes no options/)
     expect(() => new Semaphore({ redis, name: 's', permits: 0 })).toThrow(InvalidArgumentError)
     expect(() => new Semaphore({ redis, name: '', permits: 1 })).toThrow(/name/)
     expect(() => new Redlock([redis, redis])).toThrow(/at least 3/)
     expect(() => new Redlock([redis], { force: true })).not.toThrow()
-    await expect(new Redlock([redis, redis, redis]).acquire('r', { ttlMs: 0 })).rejects.toThrow(/ttlMs/)
-    expect(() => new Redlock([redis, redis, redis], { prefix: 'a{' })).toThrow(/^prefix/)
+    await expect(new Redlock(three).acquire('r', { ttlMs: 0 })).rejects.toThrow(/ttlMs/)
+    expect(() => new Redlock(three, { prefix: 'a{' })).toThrow(/^prefix/)
     expect(() => new Redlock([redis], null as never)).toThrow(/^options/)
     expect(() => new Redlock([redis], { force: 'no' as never })).toThrow(/^force/)
     await expect(

@@ -13,9 +13,9 @@ import {
   RedisGuard,
   releasedIf,
   requireBoolean,
+  requireDurationMs,
   requireKnownOptions,
   requireNonEmptyString,
-  requireNonNegativeInteger,
   requireOneOf,
   requireOptions,
   requireSignal,
@@ -95,7 +95,7 @@ export class ReadWriteLock {
     return promised(() => {
       const o = requireOptions('options', options)
       requireKnownOptions('options', o, ['waitMs', 'signal', 'ttlMs'])
-      const waitMs = requireNonNegativeInteger('waitMs', o.waitMs ?? 10_000)
+      const waitMs = requireDurationMs('waitMs', o.waitMs ?? 10_000)
       const ttlMs = requireTimeoutMs('ttlMs', o.ttlMs ?? this.#ttlMs)
       const signal = requireSignal('signal', o.signal)
       const id = randomUUID()

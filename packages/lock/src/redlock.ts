@@ -15,9 +15,9 @@ import {
   type RedisClient,
   RedisUnavailableError,
   requireBoolean,
+  requireDurationMs,
   requireKnownOptions,
   requireNonEmptyString,
-  requireNonNegativeInteger,
   requireOptions,
   requireSignal,
   requireTimeoutMs,
@@ -103,6 +103,9 @@ export class Redlock {
       )
     }
     this.#clients = clients.map((c) => assertUsableClient(c))
+    // One client listed twice would count one instance twice towards the quorum.
+    if (new Set(this.#clients).size !== this.#clients.length)
+      throw new InvalidArgumentError('clients', 'must list each instance once (a client appears twice)')
     this.#quorum = Math.floor(clients.length / 2) + 1
     const drift = options.driftFactor ?? 0.01
     if (typeof drift !== 'number' || !(drift >= 0 && drift < 1))
@@ -147,7 +150,8 @@ export class Redlock {
       requireOptions('options', options)
       requireKnownOptions('options', options, ['ttlMs', 'waitMs', 'signal'])
       const ttlMs = requireTimeoutMs('ttlMs', options?.ttlMs)
-      const waitMs = requireNonNegativeInteger('waitMs', options.waitMs ?? 0)
+      // As every hold of the family (conventions §1): a caller that waits, waits 10 s by default.
+      const waitMs = requireDurationMs('waitMs', options.waitMs ?? 10_000)
       const signal = requireSignal('signal', options.signal)
       return this.#acquire(resource, this.#key(resource), ttlMs, waitMs, signal)
     })

@@ -13,9 +13,9 @@ import {
   type RedisClient,
   RedisGuard,
   requireBoolean,
+  requireDurationMs,
   requireKnownOptions,
   requireNonEmptyString,
-  requireNonNegativeInteger,
   requireOptions,
   requirePositiveInteger,
   requireSignal,
@@ -101,8 +101,11 @@ export class Semaphore {
   }
 
   /** One round trip: a Permit, or null when all permits are held. */
-  tryAcquire(): Promise<Permit | null> {
+  tryAcquire(...extra: unknown[]): Promise<Permit | null> {
     return instrument({ package: 'lock', operation: 'semaphore.tryAcquire' }, async () => {
+      // A try does not wait: options here (a waitMs, a signal) would be silently meaningless.
+      if (extra.length > 0 && extra[0] !== undefined)
+        throw new InvalidArgumentError('options', 'tryAcquire takes no options')
       const { grant } = await this.#leases.attempt(this.#keys, this.#permits, this.#ttlMs, randomUUID())
       return grant ? this.#leases.hold(this.#keys, grant, this.#ttlMs, {}) : null
     })
@@ -113,7 +116,7 @@ export class Semaphore {
     return promised(() => {
       const o = requireOptions('options', options)
       requireKnownOptions('options', o, ['waitMs', 'signal'])
-      const waitMs = requireNonNegativeInteger('waitMs', o.waitMs ?? 10_000)
+      const waitMs = requireDurationMs('waitMs', o.waitMs ?? 10_000)
       const signal = requireSignal('signal', o.signal)
       // One id for the whole wait: it is both the permit id and the waiter's place in the queue.
       const id = randomUUID()

@@ -321,6 +321,9 @@ describeEachTarget('PubSub', (target) => {
     ])
     expect(() => b.iterate('user:events', { bufferSize: 0 })).toThrow(/^bufferSize:/)
     expect(() => new PubSub({ redis: target.client(), batch: 'no' as never })).toThrow(/^batch:/)
+    expect(() => new PubSub({ redis: target.client(), schemas: { a: 5 } as never })).toThrow(/^schemas\.a:/)
+    expect(() => new PubSub({ redis: target.client(), schemas: new Map() as never })).toThrow(/^schemas:/)
+    expect(() => new PubSub(new Map() as never)).toThrow(/^options:/)
     expect(() => new PubSub({ redis: target.client(), sharded: true, prefx: 'x' } as never)).toThrow(
       /^prefx:/,
     )

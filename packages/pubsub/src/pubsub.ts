@@ -212,6 +212,14 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
       'schemas',
       o.schemas as Record<string, StandardSchema | undefined> | undefined,
     )
+    // Checked now, not at the first message on that channel: a schema that is not one would only
+    // fail a publish or a delivery later, far from the mistake.
+    for (const [channel, schema] of Object.entries(this.#schemas))
+      if (schema !== undefined && typeof schema?.['~standard']?.validate !== 'function')
+        throw new InvalidArgumentError(
+          `schemas.${channel}`,
+          'must be a Standard Schema (zod, valibot, arktype, …)',
+        )
     this.#timeoutMs = requireTimeoutMs('timeoutMs', o.timeoutMs ?? 1_000)
     const batch = requireBoolean('batch', o.batch ?? true)
     this.#packing = batch && codec === jsonCodec

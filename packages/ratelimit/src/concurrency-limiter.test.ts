@@ -73,6 +73,10 @@ describeEachTarget('ConcurrencyLimiter', (target) => {
     await expect(slots.acquire('job', null as never)).rejects.toThrow(/options/)
     await expect(slots.active('')).rejects.toThrow(/key/)
     await expect(slots.tryAcquire('')).rejects.toThrow(/key/)
+    // A try does not wait: a waitMs there would be silently meaningless.
+    await expect(slots.tryAcquire('job', { waitMs: 5 } as never)).rejects.toThrow(
+      /^options: tryAcquire takes no options/,
+    )
   })
 
   it('wakes a waiter by pub/sub within milliseconds of a release', async () => {

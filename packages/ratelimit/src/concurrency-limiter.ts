@@ -18,9 +18,9 @@ import {
   type RedisClient,
   RedisGuard,
   requireBoolean,
+  requireDurationMs,
   requireKnownOptions,
   requireNonEmptyString,
-  requireNonNegativeInteger,
   requireOneOf,
   requireOptions,
   requirePositiveInteger,
@@ -76,8 +76,8 @@ export class ConcurrencyLimiter {
   readonly #watchdog = new Watchdog('ratelimit')
 
   constructor(options: ConcurrencyLimiterOptions) {
-    if (!options || typeof options !== 'object')
-      throw new InvalidArgumentError('options', 'must be an object')
+    // Required: undefined is refused like null.
+    requireOptions('options', options ?? (null as never))
     requireKnownOptions('options', options, [
       'redis',
       'prefix',
@@ -152,9 +152,12 @@ export class ConcurrencyLimiter {
   }
 
   /** One round trip: a Lease, or null when `limit` leases are in flight. */
-  tryAcquire(key: string): Promise<Lease | null> {
+  tryAcquire(key: string, ...extra: unknown[]): Promise<Lease | null> {
     return promised(async () => {
       const keys = this.#keys(key)
+      // A try does not wait: options here (a waitMs, a signal) would be silently meaningless.
+      if (extra.length > 0 && extra[0] !== undefined)
+        throw new InvalidArgumentError('options', 'tryAcquire takes no options')
       return instrument({ package: 'ratelimit', operation: 'concurrency.tryAcquire' }, async () => {
         const id = randomUUID()
         try {
@@ -180,7 +183,7 @@ export class ConcurrencyLimiter {
       const keys = this.#keys(key)
       const o = requireOptions('options', options)
       requireKnownOptions('options', o, ['waitMs', 'signal'])
-      const waitMs = requireNonNegativeInteger('waitMs', o.waitMs ?? 0)
+      const waitMs = requireDurationMs('waitMs', o.waitMs ?? 0)
       const signal = requireSignal('signal', o.signal)
       const id = randomUUID()
       return instrument({ package: 'ratelimit', operation: 'concurrency.acquire' }, async () => {

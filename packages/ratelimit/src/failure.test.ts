@@ -1,4 +1,5 @@
-import { parseInfo, RedisOutOfMemoryError, RedisUnavailableError } from '@rp/core'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { EVENT_CHANNEL, parseInfo, RedisOutOfMemoryError, RedisUnavailableError, ScriptError } from '@rp/core'
 import { MAX_BATCH_CALLS } from '@rp/core/kit'
 import { type RedisServer, startRedis } from '@rp/testing'
 import { fillToMaxmemory } from '@rp/testing/vitest'
@@ -165,6 +166,42 @@ describe('failure policies during a real outage', () => {
     expect(await slots.active('job')).toBe(0)
     await slots.close()
     client.disconnect()
+  })
+})
+
+describe('a key of the wrong type (another tool wrote it)', () => {
+  async function poison(prefix: string): Promise<void> {
+    const [, found] = await redis.scan('0', 'MATCH', `${prefix}:*`, 'COUNT', 1_000)
+    expect(found.length).toBeGreaterThan(0)
+    for (const key of found) {
+      await redis.del(key)
+      await redis.rpush(key, 'x')
+    }
+  }
+
+  it('fails that key with ScriptError under every policy, never the failure policy', async () => {
+    const events: unknown[] = []
+    const onEvent = (e: unknown) => events.push(e)
+    subscribe(EVENT_CHANNEL, onEvent)
+    try {
+      for (const algorithm of ALGORITHM_NAMES)
+        for (const [name, failure] of cases.map(([n, f]) => [n, f] as const)) {
+          const prefix = `poison-${algorithm}-${name}`
+          const limiter = new RateLimiter({ redis, algorithm, limit: 5, windowMs: 60_000, prefix, failure })
+          await limiter.limit('victim')
+          await poison(prefix)
+          await expect(limiter.limit('victim')).rejects.toBeInstanceOf(ScriptError)
+          await expect(limiter.limit('victim')).rejects.toThrow(/WRONGTYPE/)
+          // Other keys of the same limiter still count against Redis.
+          expect(await limiter.limit('healthy')).toMatchObject({ allowed: true, source: 'redis' })
+          const multi = new MultiLimiter([limiter])
+          await expect(multi.limit('victim')).rejects.toBeInstanceOf(ScriptError)
+        }
+    } finally {
+      unsubscribe(EVENT_CHANNEL, onEvent)
+    }
+    expect(events.filter((e) => (e as { event?: string }).event === 'failure-policy')).toEqual([])
+    expect(unhandled).toEqual([])
   })
 })
 

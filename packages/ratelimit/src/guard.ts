@@ -1,10 +1,15 @@
 import { randomBytes } from 'node:crypto'
-import { InvalidArgumentError } from '@rp/core/kit'
+import { isConnectionError, isOutOfMemoryError } from '@rp/core/kit'
 import { emit } from './events.js'
 
-/** Errors that mean "the caller is wrong" are thrown; everything else goes to the failure policy. */
+/**
+ * Errors the failure policy decides: Redis cannot answer (down, paused, past the timeout) or
+ * cannot write (maxmemory). Anything else is thrown: a bad argument, or a data error such as a
+ * key of the wrong type, which is that key's trouble, never a sign that Redis is down (admitting
+ * it forever would let one poisoned key switch its limit off).
+ */
 export function isPolicyError(error: unknown): boolean {
-  return !(error instanceof InvalidArgumentError)
+  return isConnectionError(error) || isOutOfMemoryError(error)
 }
 
 export function reportFallback(

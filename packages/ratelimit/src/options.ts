@@ -102,7 +102,8 @@ export function resolveFailure(failure: unknown): FailurePolicy {
 export const SLIDING_LOG_MAX_LIMIT = 10_000
 
 export function resolveLimiterOptions(options: RateLimiterOptions): ResolvedLimiterOptions {
-  if (!options || typeof options !== 'object') throw new InvalidArgumentError('options', 'must be an object')
+  // Required: undefined is refused like null.
+  requireOptions('options', options ?? (null as never))
   requireKnownOptions('options', options, [
     'redis',
     'prefix',

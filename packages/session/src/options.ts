@@ -4,14 +4,16 @@ import {
   InvalidArgumentError,
   type RedisClient,
   requireBoolean,
+  requireDurationMs,
   requireFunction,
   requireIntegerInRange,
   requireKnownOptions,
   requireNonEmptyString,
-  requireNonNegativeInteger,
   requireOneOf,
+  requireOptions,
   requirePositiveInteger,
   requireTimeoutMs,
+  requireWellFormedString,
 } from '@rp/core/kit'
 import { jsonCodec, type SessionCodec } from './codec.js'
 import { SessionKeys } from './session-keys.js'
@@ -90,8 +92,8 @@ export const MAX_FIELD_NAME = 1_024
 export const MAX_TTL_MS = 10 * 365 * 86_400_000
 
 export function resolveSessionOptions(options: SessionStoreOptions): ResolvedSessionOptions {
-  if (!options || typeof options !== 'object' || Array.isArray(options))
-    throw new InvalidArgumentError('options', 'must be an object')
+  // Required: undefined is refused like null.
+  requireOptions('options', options ?? (null as never))
   requireKnownOptions('options', options, SESSION_OPTION_NAMES)
   assertUsableClient(options.redis)
   const prefix = requireNonEmptyString('prefix', options.prefix ?? 'sess')
@@ -104,7 +106,7 @@ export function resolveSessionOptions(options: SessionStoreOptions): ResolvedSes
     )
   const rolling = options.rolling ?? true
   if (typeof rolling !== 'boolean') throw new InvalidArgumentError('rolling', 'must be true or false')
-  const touchAfterMs = requireNonNegativeInteger('touchAfterMs', options.touchAfterMs ?? 0)
+  const touchAfterMs = requireDurationMs('touchAfterMs', options.touchAfterMs ?? 0)
   // A throttle as long as the idle TTL would let an active session expire between two writes.
   if (touchAfterMs >= idleTtlMs)
     throw new InvalidArgumentError(
@@ -141,7 +143,8 @@ function requireTtlMs(name: string, value: unknown): number {
 
 /** A session id or user id: a non-empty string of at most MAX_ID_LENGTH characters. */
 export function requireId(name: string, value: unknown): string {
-  requireNonEmptyString(name, value)
+  // Ids are hashed as UTF-8, where a lone surrogate becomes U+FFFD: two ids would open one session.
+  requireWellFormedString(name, value)
   if ((value as string).length > MAX_ID_LENGTH)
     throw new InvalidArgumentError(
       name,

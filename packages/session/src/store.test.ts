@@ -335,6 +335,10 @@ describeEachTarget('SessionStore', (target) => {
       [() => sessions.get(''), /^id:/],
       [() => sessions.get('x'.repeat(257)), /^id:/],
       [() => sessions.get(42 as never), /^id:/],
+      // Hashed as UTF-8, where a lone surrogate becomes U+FFFD: 'x\uD800' and 'x\uFFFD' would be one session.
+      [() => sessions.get('x\uD800'), /^id: must be well-formed/],
+      [() => sessions.destroy('x\uDC00y'), /^id: must be well-formed/],
+      [() => sessions.create('u\uD800', {}), /^userId: must be well-formed/],
       [() => sessions.create('', {}), /^userId:/],
       [() => sessions.create('x'.repeat(300), {}), /^userId:/],
       [() => sessions.create('u', [] as never), /^data:/],
