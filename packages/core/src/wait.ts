@@ -59,7 +59,13 @@ async function wait<T>(loop: WaitLoop<T>, deadline: number, first: Attempt): Pro
   try {
     return await waitLoop(loop, deadline, first)
   } catch (error) {
-    await loop.abandon?.().catch(() => {})
+    // Cleanup runs on its own: the caller's answer is due at waitMs, and with Redis paused an
+    // awaited abandon held it one more timeoutMs. It is bounded by the guard, and cannot reject.
+    try {
+      loop.abandon?.().catch(() => {})
+    } catch {
+      // An abandon that throws synchronously leaves nothing behind to clean up.
+    }
     throw error
   }
 }

@@ -1,7 +1,7 @@
 import { type RedisServer, startRedis, startTcpProxy } from '@rp/testing'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LockLostError, RedlockQuorumError } from './errors.js'
+import { LockLostError, LockTimeoutError, RedlockQuorumError } from './errors.js'
 import { LockManager } from './lock-manager.js'
 import { Redlock } from './redlock.js'
 
@@ -148,6 +148,29 @@ describe("LockManager when only the holder's connection stalls", () => {
       holderClient.disconnect()
       otherClient.disconnect()
       await proxy.close()
+      await server.stop()
+    }
+  })
+})
+
+describe('a wait while Redis is paused', () => {
+  it('settles within waitMs plus one timeoutMs: leaving the queue does not hold the answer', async () => {
+    const server = await startRedis({ ownServer: true })
+    const redis = new Redis(server.url).on('error', () => {})
+    const locks = new LockManager({ redis, prefix: 'paused-wait', timeoutMs: 600 })
+    try {
+      await locks.acquire('job')
+      await server.pause()
+      const started = performance.now()
+      const failure = await locks.acquire('job', { waitMs: 100 }).catch((e: unknown) => e)
+      const took = performance.now() - started
+      expect(failure).toBeInstanceOf(LockTimeoutError)
+      // The attempt in flight at the deadline runs out its timeoutMs; nothing else is waited for.
+      expect(took).toBeLessThan(100 + 600 + 300)
+    } finally {
+      await server.resume()
+      await locks.close()
+      redis.disconnect()
       await server.stop()
     }
   })
