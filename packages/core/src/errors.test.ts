@@ -38,6 +38,19 @@ describe('errors', () => {
       [new Error('NOAUTH Authentication required.'), RedisUnavailableError],
       [new Error("OOM command not allowed when used memory > 'maxmemory'."), RedisOutOfMemoryError],
       [new Error('WRONGTYPE Operation against a key holding the wrong kind of value'), ScriptError],
+      // Up, but unable to serve the call for a while: not the key's fault.
+      [new Error("READONLY You can't write against a read only replica."), RedisUnavailableError],
+      [
+        new Error('BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.'),
+        RedisUnavailableError,
+      ],
+      [
+        new Error('MISCONF Redis is configured to save RDB snapshots, but it is unable to persist.'),
+        RedisUnavailableError,
+      ],
+      [new Error('NOREPLICAS Not enough good replicas to write.'), RedisUnavailableError],
+      [new Error('Too many Cluster redirections. Last error: MOVED 1 127.0.0.1:7001'), RedisUnavailableError],
+      [new Error('BUSYGROUP Consumer Group name already exists'), ScriptError],
       ['a string', ScriptError],
     ]
     for (const [raw, type] of cases) {

@@ -140,10 +140,22 @@ export class AbortError extends RpError {
   }
 }
 
-const CONNECTION_ERROR =
-  /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|Connection is closed|Stream isn't writeable|enableOfflineQueue|MaxRetriesPerRequest|Command timed out|CLUSTERDOWN|Failed to refresh slots cache|None of startup nodes is available|LOADING|TRYAGAIN|MASTERDOWN/i
+// The second line: replies of a server that is up but cannot serve this call now, which pass on
+// their own (a failover demoted the master we write to, a script holds Redis, a save fails, too few
+// replicas, a resharding in flight). Like an outage, and unlike a data error, they say nothing
+// about the key.
+const CONNECTION_ERROR = new RegExp(
+  [
+    "ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|Connection is closed|Stream isn't writeable|enableOfflineQueue|MaxRetriesPerRequest|Command timed out|CLUSTERDOWN|Failed to refresh slots cache|None of startup nodes is available|LOADING|TRYAGAIN|MASTERDOWN",
+    'READONLY|MISCONF|NOREPLICAS|BUSY Redis is busy|Too many Cluster redirections',
+  ].join('|'),
+  'i',
+)
 
-/** Whether an ioredis error means "Redis is not reachable right now", as opposed to a bad command. */
+/**
+ * Whether an ioredis error means "Redis cannot answer this right now" (unreachable, or up but
+ * unable to serve it for a while), as opposed to a bad command or a key's data.
+ */
 export function isConnectionError(error: unknown): boolean {
   if (isRpError(error)) return error.code === 'RP_REDIS_UNAVAILABLE' || error.code === 'RP_TIMEOUT'
   return (

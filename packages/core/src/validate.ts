@@ -93,18 +93,21 @@ export function requireFunction<F extends (...args: any[]) => unknown>(name: str
 }
 
 /** An options bag: undefined becomes {}, anything but a plain object is refused. */
+/** Built-ins whose contents are not own properties: passed as options, every option would be lost. */
+const NOT_OPTIONS = [Map, Set, WeakMap, WeakSet, Date, RegExp, Promise, Error, ArrayBuffer] as const
+
 export function requireOptions<T extends object>(name: string, value: T | undefined): T {
   if (value === undefined) return {} as T
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidArgumentError(name, `must be an object, got ${describe(value)}`)
   }
-  // A Map, a Date or a class instance has no option as an own property: every option would
-  // silently take its default.
-  const proto = Object.getPrototypeOf(value)
-  if (proto !== Object.prototype && proto !== null)
+  // A Map's or a Set's entries are not properties: every option would silently take its default.
+  // (A class instance or an Object.create(defaults) object is read property by property, as before.)
+  const builtIn = NOT_OPTIONS.find((type) => value instanceof type)
+  if (builtIn || ArrayBuffer.isView(value))
     throw new InvalidArgumentError(
       name,
-      `must be a plain object, got a ${proto?.constructor?.name ?? 'non-plain object'}`,
+      `must be an object of options, got a ${builtIn?.name ?? value.constructor.name}`,
     )
   return value
 }

@@ -33,7 +33,8 @@ export interface WaitLoop<T> {
  * Waits for something a release frees (a lock, a permit, a lease): try; on failure subscribe to
  * the release channel and, if it was not subscribed already, try once more (closing the gap
  * between the two); then sleep until a release message or a jittered backoff (never past the
- * attempt's hint), within waitMs and the signal. On giving up, `abandon` runs before the error.
+ * attempt's hint), within waitMs and the signal. On giving up, the error comes first and `abandon`
+ * runs after it, in the background (bounded by the caller's own guard).
  */
 export function waitForRelease<T>(loop: WaitLoop<T>): Promise<T> {
   if (loop.signal?.aborted) return Promise.reject(new AbortError(loop.what, { cause: loop.signal.reason }))

@@ -169,6 +169,32 @@ describe('failure policies during a real outage', () => {
   })
 })
 
+describe('a master demoted by a failover (READONLY)', () => {
+  it('is Redis trouble, not data: the failure policy decides', async () => {
+    const replica = await startRedis({ ownServer: true })
+    const client = new Redis(replica.url, { maxRetriesPerRequest: 1 }).on('error', () => {})
+    try {
+      // The client stays connected to a server that became a replica: every write is refused.
+      await client.replicaof(server.host, String(server.port))
+      for (const [name, failure, check] of cases) {
+        const limiter = new RateLimiter({
+          redis: client,
+          algorithm: 'gcra',
+          limit: 5,
+          windowMs: 60_000,
+          prefix: `ro-${name}`,
+          failure,
+        })
+        check(await limiter.limit('k'))
+      }
+      expect(unhandled).toEqual([])
+    } finally {
+      client.disconnect()
+      await replica.stop()
+    }
+  })
+})
+
 describe('a key of the wrong type (another tool wrote it)', () => {
   async function poison(prefix: string): Promise<void> {
     const [, found] = await redis.scan('0', 'MATCH', `${prefix}:*`, 'COUNT', 1_000)
