@@ -6,6 +6,7 @@ import {
   type RedisClient,
   requireBoolean,
   requireDurationMs,
+  requireGivenOptions,
   requireIntegerInRange,
   requireKnownOptions,
   requireNonEmptyString,
@@ -63,8 +64,7 @@ export interface ResolvedCacheOptions {
 }
 
 export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions {
-  // Required: undefined is refused like null.
-  requireOptions('options', options ?? (null as never))
+  requireGivenOptions('options', options)
   requireKnownOptions('options', options, [
     'redis',
     'prefix',

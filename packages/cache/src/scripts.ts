@@ -128,15 +128,15 @@ export function entryOf(stored: StoredEntry): RawEntry {
   const c2 = v.indexOf(',', c1 + 1)
   const c3 = v.indexOf(',', c2 + 1)
   const c4 = c3 < 0 ? -1 : v.indexOf(',', c3 + 1)
-  const unreadable: RawEntry = ['', '', freshMs, 0, '']
-  if (c4 < 0) return unreadable
+  const unreadable = (): RawEntry => ['', '', freshMs, 0, '']
+  if (c4 < 0) return unreadable()
   const tagCount = Number(v.slice(c2 + 1, c3))
   // An untagged entry that lists tags is not one this cache wrote: L1 would record tags Redis never checked.
-  if (v.charCodeAt(15) === 78 && tagCount !== 0) return unreadable
+  if (v.charCodeAt(15) === 78 && tagCount !== 0) return unreadable()
   let end = c4 + 1
   for (let i = 0; i < 2 * tagCount; i++) {
     end = v.indexOf('\n', end) + 1
-    if (end === 0) return unreadable
+    if (end === 0) return unreadable()
   }
   return [v.slice(end), v.slice(c1 + 1, c2), freshMs, Number(v.slice(16, c1)) || 0, v.slice(c4 + 1, end)]
 }

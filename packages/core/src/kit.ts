@@ -26,6 +26,7 @@ export {
   requireBoolean,
   requireDurationMs,
   requireFunction,
+  requireGivenOptions,
   requireIntegerInRange,
   requireJsonValue,
   requireKnownOptions,

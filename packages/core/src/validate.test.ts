@@ -11,6 +11,7 @@ import { installShutdownHandlers, shutdown } from './shutdown.js'
 import { Deadlines, withTimeout } from './timeout.js'
 import {
   requireDurationMs,
+  requireGivenOptions,
   requireJsonValue,
   requireKnownOptions,
   requireOptions,
@@ -129,6 +130,10 @@ describe('validation in core', () => {
         `options: must be an object of options, got a ${kind}`,
       )
     expect(() => requireOptions('options', null as never)).toThrow(/^options: must be an object/)
+    expect(() => requireGivenOptions('options', undefined)).toThrow(
+      /^options: must be an object, got undefined/,
+    )
+    expect(requireGivenOptions('options', { a: 1 })).toEqual({ a: 1 })
     expect(() => requireDurationMs('graceMs', 2 ** 31)).toThrow(/^graceMs:/)
     expect(requireDurationMs('waitMs', 0)).toBe(0)
     expect(() => requireWellFormedString('id', 'a\uD800')).toThrow(/^id: must be well-formed/)

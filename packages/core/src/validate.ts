@@ -92,10 +92,10 @@ export function requireFunction<F extends (...args: any[]) => unknown>(name: str
   return value as F
 }
 
-/** An options bag: undefined becomes {}, anything but a plain object is refused. */
 /** Built-ins whose contents are not own properties: passed as options, every option would be lost. */
 const NOT_OPTIONS = [Map, Set, WeakMap, WeakSet, Date, RegExp, Promise, Error, ArrayBuffer] as const
 
+/** An options bag: undefined becomes {}; a non-object, an array or a built-in such as a Map is refused. */
 export function requireOptions<T extends object>(name: string, value: T | undefined): T {
   if (value === undefined) return {} as T
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -110,6 +110,12 @@ export function requireOptions<T extends object>(name: string, value: T | undefi
       `must be an object of options, got a ${builtIn?.name ?? value.constructor.name}`,
     )
   return value
+}
+
+/** A constructor's options, which it cannot do without: undefined is refused like null. */
+export function requireGivenOptions<T extends object>(name: string, value: T | undefined): T {
+  if (value === undefined) throw new InvalidArgumentError(name, 'must be an object, got undefined')
+  return requireOptions(name, value)
 }
 
 export function requireArray<T>(name: string, value: unknown): readonly T[] {

@@ -4,11 +4,11 @@ import {
   InvalidArgumentError,
   type RedisClient,
   requireBoolean,
+  requireGivenOptions,
   requireIntegerInRange,
   requireKnownOptions,
   requireNonEmptyString,
   requireOneOf,
-  requireOptions,
   requireTimeoutMs,
   requireWellFormedString,
 } from '@rp/core/kit'
@@ -80,8 +80,7 @@ export function resolveLeaderboardOptions(
   options: LeaderboardOptions,
   extra: readonly string[] = [],
 ): ResolvedLeaderboardOptions {
-  // Required: undefined is refused like null.
-  requireOptions('options', options ?? (null as never))
+  requireGivenOptions('options', options)
   requireKnownOptions('options', options, [...LEADERBOARD_OPTION_NAMES, ...extra])
   assertUsableClient(options.redis)
   const maxMembers =

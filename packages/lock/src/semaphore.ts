@@ -101,11 +101,10 @@ export class Semaphore {
   }
 
   /** One round trip: a Permit, or null when all permits are held. */
-  tryAcquire(...extra: unknown[]): Promise<Permit | null> {
+  tryAcquire(options: Record<string, never> = {}): Promise<Permit | null> {
     return instrument({ package: 'lock', operation: 'semaphore.tryAcquire' }, async () => {
-      // A try does not wait: options here (a waitMs, a signal) would be silently meaningless.
-      if (extra.length > 0 && extra[0] !== undefined)
-        throw new InvalidArgumentError('options', 'tryAcquire takes no options')
+      // A try does not wait: a waitMs or a signal here would be silently meaningless.
+      requireKnownOptions('options', requireOptions('options', options), [])
       const { grant } = await this.#leases.attempt(this.#keys, this.#permits, this.#ttlMs, randomUUID())
       return grant ? this.#leases.hold(this.#keys, grant, this.#ttlMs, {}) : null
     })

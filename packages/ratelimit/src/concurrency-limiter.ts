@@ -19,6 +19,7 @@ import {
   RedisGuard,
   requireBoolean,
   requireDurationMs,
+  requireGivenOptions,
   requireKnownOptions,
   requireNonEmptyString,
   requireOneOf,
@@ -76,8 +77,7 @@ export class ConcurrencyLimiter {
   readonly #watchdog = new Watchdog('ratelimit')
 
   constructor(options: ConcurrencyLimiterOptions) {
-    // Required: undefined is refused like null.
-    requireOptions('options', options ?? (null as never))
+    requireGivenOptions('options', options)
     requireKnownOptions('options', options, [
       'redis',
       'prefix',
@@ -152,12 +152,11 @@ export class ConcurrencyLimiter {
   }
 
   /** One round trip: a Lease, or null when `limit` leases are in flight. */
-  tryAcquire(key: string, ...extra: unknown[]): Promise<Lease | null> {
+  tryAcquire(key: string, options: Record<string, never> = {}): Promise<Lease | null> {
     return promised(async () => {
       const keys = this.#keys(key)
-      // A try does not wait: options here (a waitMs, a signal) would be silently meaningless.
-      if (extra.length > 0 && extra[0] !== undefined)
-        throw new InvalidArgumentError('options', 'tryAcquire takes no options')
+      // A try does not wait: a waitMs or a signal here would be silently meaningless.
+      requireKnownOptions('options', requireOptions('options', options), [])
       return instrument({ package: 'ratelimit', operation: 'concurrency.tryAcquire' }, async () => {
         const id = randomUUID()
         try {

@@ -249,13 +249,22 @@ describe('at maxmemory (noeviction)', () => {
         failure: 'closed',
       })
       const slots = new ConcurrencyLimiter({ redis: client, limit: 1_000_000, leaseMs: 60_000 })
+      // Under either policy: Redis answered no, so a lease never fails open.
+      const open = new ConcurrencyLimiter({
+        redis: client,
+        limit: 1_000_000,
+        leaseMs: 60_000,
+        failure: 'open',
+      })
       for (let i = 0; i < 20; i++) {
         expect(await log.limit(`k${i}`, { cost: 500 })).toMatchObject({
           allowed: false,
           source: 'fail-closed',
         })
         await expect(slots.tryAcquire(`k${i}`)).rejects.toBeInstanceOf(RedisOutOfMemoryError)
+        await expect(open.tryAcquire(`k${i}`)).rejects.toBeInstanceOf(RedisOutOfMemoryError)
       }
+      await open.close()
       expect(Number(parseInfo(await client.info('memory')).used_memory)).toBeLessThan(used + 100_000)
       await slots.close()
     } finally {

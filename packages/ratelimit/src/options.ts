@@ -5,6 +5,7 @@ import {
   keyspace,
   type RedisClient,
   requireBoolean,
+  requireGivenOptions,
   requireKnownOptions,
   requireNonEmptyString,
   requireOneOf,
@@ -102,8 +103,7 @@ export function resolveFailure(failure: unknown): FailurePolicy {
 export const SLIDING_LOG_MAX_LIMIT = 10_000
 
 export function resolveLimiterOptions(options: RateLimiterOptions): ResolvedLimiterOptions {
-  // Required: undefined is refused like null.
-  requireOptions('options', options ?? (null as never))
+  requireGivenOptions('options', options)
   requireKnownOptions('options', options, [
     'redis',
     'prefix',

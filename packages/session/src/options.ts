@@ -6,11 +6,11 @@ import {
   requireBoolean,
   requireDurationMs,
   requireFunction,
+  requireGivenOptions,
   requireIntegerInRange,
   requireKnownOptions,
   requireNonEmptyString,
   requireOneOf,
-  requireOptions,
   requirePositiveInteger,
   requireTimeoutMs,
   requireWellFormedString,
@@ -92,8 +92,7 @@ export const MAX_FIELD_NAME = 1_024
 export const MAX_TTL_MS = 10 * 365 * 86_400_000
 
 export function resolveSessionOptions(options: SessionStoreOptions): ResolvedSessionOptions {
-  // Required: undefined is refused like null.
-  requireOptions('options', options ?? (null as never))
+  requireGivenOptions('options', options)
   requireKnownOptions('options', options, SESSION_OPTION_NAMES)
   assertUsableClient(options.redis)
   const prefix = requireNonEmptyString('prefix', options.prefix ?? 'sess')
