@@ -8,6 +8,7 @@ import {
   compileLua,
   type LuaParts,
   runLua,
+  runLuaArgv,
   type ScriptArg,
   type ScriptFlag,
   translateScriptError,
@@ -349,19 +350,32 @@ class Batcher {
     }
     const n = calls.length
     const several = scripts.length > 1
-    const keys: string[] = mixed ? [...calls[0]!.keys] : []
-    const args: ScriptArg[] = new Array((several ? 3 : 2) * n + 1)
-    args[0] = n
+    // The command's arguments at their final size (runLuaArgv): two slots for the hash and the key
+    // count, the declared keys, the counts, then every call's keys (cross-slot) and args.
+    const declared = mixed ? calls[0]!.keys.length : 0
+    let keyTotal = 0
+    let argTotal = 0
+    for (let c = 0; c < n; c++) {
+      keyTotal += calls[c]!.keys.length
+      argTotal += calls[c]!.args.length
+    }
+    const numKeys = mixed ? declared : keyTotal
+    const counts = (several ? 3 : 2) * n + 1
+    const argv = new Array<ScriptArg>(2 + numKeys + counts + (mixed ? keyTotal : 0) + argTotal)
+    let at = 2
+    if (mixed) for (const key of calls[0]!.keys) argv[at++] = key
+    else for (let c = 0; c < n; c++) for (const key of calls[c]!.keys) argv[at++] = key
+    argv[at] = n
     for (let c = 0; c < n; c++) {
       const call = calls[c]!
-      args[1 + c] = call.keys.length
-      args[1 + n + c] = call.args.length
-      if (several) args[1 + 2 * n + c] = scripts.indexOf(call.script) + 1
+      argv[at + 1 + c] = call.keys.length
+      argv[at + 1 + n + c] = call.args.length
+      if (several) argv[at + 1 + 2 * n + c] = scripts.indexOf(call.script) + 1
     }
-    const pool = mixed ? args : keys
-    for (const call of calls) for (const key of call.keys) pool.push(key)
-    for (const call of calls) for (const arg of call.args) args.push(arg)
-    runLua(redis, wrapper, keys, args).then(
+    at += counts
+    if (mixed) for (let c = 0; c < n; c++) for (const key of calls[c]!.keys) argv[at++] = key
+    for (let c = 0; c < n; c++) for (const arg of calls[c]!.args) argv[at++] = arg
+    runLuaArgv(redis, wrapper, numKeys, argv).then(
       (reply) => {
         const answers = reply as unknown[]
         const misrouted: Call[] = []

@@ -25,6 +25,7 @@ interface Pending {
   at: number
   done: boolean
   fail: () => void
+  next: Pending | null
 }
 
 /**
@@ -34,8 +35,12 @@ interface Pending {
  */
 export class Deadlines {
   readonly timeoutMs: number
-  #queue: Pending[] = []
-  #head = 0
+  // A list in start order. A finished call leaves it as soon as no older call is pending, so
+  // nothing finished lives on: an array trimmed now and then kept a thousand finished calls
+  // alive across young-generation collections, which then copied and promoted them, and each
+  // collection paused every call in flight for 1.5 to 3 ms (the p99 of a rate-limit check).
+  #head: Pending | null = null
+  #tail: Pending | null = null
   #timer: NodeJS.Timeout | null = null
 
   constructor(timeoutMs: number) {
@@ -52,9 +57,12 @@ export class Deadlines {
         at: performance.now() + this.timeoutMs,
         done: false,
         fail: () => reject(new TimeoutError(operation, this.timeoutMs)),
+        next: null,
       }
       this.#trim()
-      this.#queue.push(entry)
+      if (this.#tail) this.#tail.next = entry
+      else this.#head = entry
+      this.#tail = entry
       if (!this.#timer) this.#arm()
       promise.then(
         (value) => {
@@ -71,23 +79,25 @@ export class Deadlines {
     })
   }
 
-  // Calls mostly finish in start order, so dropping finished ones from the front keeps the queue
+  // Calls mostly finish in start order, so dropping finished ones from the front keeps the list
   // about as long as the number in flight.
   #trim(): void {
-    const queue = this.#queue
-    while (this.#head < queue.length && queue[this.#head]!.done) this.#head++
-    if (this.#head === queue.length) {
-      this.#queue = []
-      this.#head = 0
-    } else if (this.#head > 1024 && this.#head * 2 > queue.length) {
-      this.#queue = queue.slice(this.#head)
-      this.#head = 0
-    }
+    let head = this.#head
+    while (head?.done) head = this.#unlink(head)
+  }
+
+  /** Takes the head off the list; returns the new head. */
+  #unlink(head: Pending): Pending | null {
+    const next = head.next
+    head.next = null
+    this.#head = next
+    if (!next) this.#tail = null
+    return next
   }
 
   #arm(): void {
     this.#trim()
-    const oldest = this.#queue[this.#head]
+    const oldest = this.#head
     if (!oldest) {
       this.#timer = null
       return
@@ -98,15 +108,14 @@ export class Deadlines {
 
   #expire(): void {
     const now = performance.now()
-    const queue = this.#queue
-    while (this.#head < queue.length) {
-      const entry = queue[this.#head]!
-      if (!entry.done) {
-        if (entry.at > now) break
-        entry.done = true
-        entry.fail()
+    let head = this.#head
+    while (head) {
+      if (!head.done) {
+        if (head.at > now) break
+        head.done = true
+        head.fail()
       }
-      this.#head++
+      head = this.#unlink(head)
     }
     this.#arm()
   }
