@@ -10,6 +10,7 @@ import { Redis } from 'ioredis'
 import { Keyv } from 'keyv'
 import type { Contender, Context } from './compare.js'
 import { fmt } from './compare.js'
+import { captureBatch, floorOp } from './floor.js'
 
 const KEYS = 1_000
 const TTL_MS = 3_600_000
@@ -64,6 +65,24 @@ export function cacheHitContenders(): Contender[] {
         })
         await fill((k) => cache.set(k, VALUE, TTL_MS))
         return { op: (i) => cache.get(`k${i % KEYS}`), close: async () => void (await cache.disconnect()) }
+      },
+    },
+    {
+      name: '@rp cache read script, tick-batched from a raw ioredis client (the floor of batching)',
+      library: 'baseline',
+      settings:
+        "core's batch wrapper around cache.read with @rp's own KEYS, 16 calls per EVALSHA, raw replies: a batch's cost with no client path around it",
+      async setup(redis, prefix, ctx) {
+        const cache = new Cache({ redis, prefix, ttlMs: TTL_MS })
+        await fill((k) => cache.set(k, VALUE))
+        const batch = await captureBatch(ctx, async (capture) => {
+          const reader = new Cache({ redis: capture, prefix, ttlMs: TTL_MS })
+          await Promise.all(Array.from({ length: 16 }, (_, i) => reader.get(`k${i}`)))
+          await reader.close()
+        })
+        const [entry, tags] = batch.first.keys as [string, string]
+        const op = await floorOp(redis, batch, (i) => [entry.replace(/k0$/, `k${i % KEYS}`), tags])
+        return { op, close: () => cache.close() }
       },
     },
     {

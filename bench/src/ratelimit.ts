@@ -5,7 +5,8 @@ import { Ratelimit } from '@upstash/ratelimit'
 import type { Redis } from 'ioredis'
 import RedisStore from 'rate-limit-redis'
 import { RateLimiterRedis } from 'rate-limiter-flexible'
-import type { Contender } from './compare.js'
+import type { Contender, Context } from './compare.js'
+import { captureBatch, floorOp } from './floor.js'
 
 export const KEYS = 1_000
 const LIMIT = 100
@@ -127,6 +128,31 @@ export function rateLimitContenders(policy: Policy): Contender[] {
         return prepare(policy, (i) => store.increment(`k${i % KEYS}`))
       },
     },
+    ...(policy.exhaust
+      ? []
+      : [
+          {
+            name: '@rp gcra script, tick-batched from a raw ioredis client (the floor of batching)',
+            library: 'baseline',
+            settings:
+              "core's batch wrapper around ratelimit.gcra with @rp's own KEYS and ARGV, 16 calls per EVALSHA, raw replies: a batch's cost with no client path around it",
+            async setup(redis: Redis, prefix: string, ctx: Context) {
+              const batch = await captureBatch(ctx, async (capture) => {
+                const limiter = new RateLimiter({
+                  redis: capture,
+                  prefix,
+                  algorithm: 'gcra',
+                  limit,
+                  windowMs,
+                })
+                await Promise.all(Array.from({ length: 16 }, (_, i) => limiter.limit(`k${i}`)))
+              })
+              const first = batch.first.keys[0]!
+              const op = await floorOp(redis, batch, (i) => [first.replace('{k0}', `{k${i % KEYS}}`)])
+              return prepare(policy, op)
+            },
+          } satisfies Contender,
+        ]),
     {
       name: 'raw ioredis EVALSHA (INCR + PEXPIRE script)',
       library: 'baseline',

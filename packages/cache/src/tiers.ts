@@ -2,6 +2,7 @@ import type { Encoded } from './codec.js'
 import { type Entries, type ResolvedSet, tagNames } from './entry.js'
 import { type LocalTier, MISS } from './local-tier.js'
 import type { RemoteTier } from './remote-tier.js'
+import { entryOf } from './scripts.js'
 
 /** The read and write paths through both tiers, shared by the Cache facade and the loader. */
 export class Tiers {
@@ -20,14 +21,15 @@ export class Tiers {
       return local as T | undefined
     }
     const generation = this.local.generation
-    let raw: Awaited<ReturnType<RemoteTier['read']>>
+    let stored: Awaited<ReturnType<RemoteTier['read']>>
     try {
-      raw = await this.remote.read(key)
+      stored = await this.remote.read(key)
     } catch (error) {
       this.entries.failOpen('get', error)
       stats.misses++
       return undefined
     }
+    const raw = stored === null || stored === -1 ? stored : entryOf(stored)
     if (raw === -1) this.entries.corrupt(key)
     const entry = raw && raw !== -1 ? this.entries.decode(key, raw) : null
     if (!raw || raw === -1 || !entry || entry.freshMs <= 0) {

@@ -1,8 +1,8 @@
 import { CircuitBreaker } from './circuit-breaker.js'
 import type { RedisClient } from './client.js'
-import { isConnectionError, RedisUnavailableError, toRpError } from './errors.js'
+import { isConnectionError, RedisUnavailableError, type RpError, toRpError } from './errors.js'
 import type { Script, ScriptArg, ScriptRunOptions } from './script.js'
-import { Deadlines } from './timeout.js'
+import { Deadlines, type Outcome } from './timeout.js'
 
 /**
  * The one Redis-call path every pattern uses. A call is sent only when it can be answered: once a
@@ -39,38 +39,33 @@ export class RedisGuard {
 
   run<T>(operation: string, work: () => Promise<T>): Promise<T> {
     const breaker = this.#breaker
-    if (!breaker) return this.#run(operation, work)
     // Settled either way below: a probe that never reported back would keep the circuit open.
-    if (!breaker.allow())
+    if (breaker && !breaker.allow())
       return Promise.reject(
         new RedisUnavailableError(
           `${operation}: the circuit is open: Redis failed repeatedly, so it is skipped for a while`,
         ),
       )
-    return this.#run(operation, work).then(
-      (result) => {
-        breaker.success()
-        return result
-      },
-      (error: unknown) => {
-        // A data error is Redis answering: only connectivity counts against it.
-        if (isConnectionError(error)) breaker.failure()
-        else breaker.success()
-        throw error
-      },
-    )
-  }
-
-  #run<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    // The breaker hears each outcome from the deadline list itself, not from one more promise
+    // chained on every call (a cache hit's hottest path).
+    const report = breaker ? this.#report : undefined
     try {
-      return this.#send(operation, work)
+      return this.#send(operation, work, report)
     } catch (error) {
       // A call that throws before it returns a promise still rejects.
-      return Promise.reject(toRpError(error, operation))
+      const mapped = toRpError(error, operation)
+      report?.(mapped)
+      return Promise.reject(mapped)
     }
   }
 
-  #send<T>(operation: string, work: () => Promise<T>): Promise<T> {
+  // A data error is Redis answering: only connectivity counts against it.
+  readonly #report = (error?: RpError): void => {
+    if (error !== undefined && isConnectionError(error)) this.#breaker!.failure()
+    else this.#breaker!.success()
+  }
+
+  #send<T>(operation: string, work: () => Promise<T>, report: Outcome | undefined): Promise<T> {
     const status = this.#redis.status
     if (status === 'ready') this.#everReady = true
     else if (
@@ -79,8 +74,10 @@ export class RedisGuard {
       status === 'close' ||
       (status === 'connecting' && this.#everReady)
     ) {
-      return Promise.reject(new RedisUnavailableError(`${operation}: the Redis connection is ${status}`))
+      const error = new RedisUnavailableError(`${operation}: the Redis connection is ${status}`)
+      report?.(error)
+      return Promise.reject(error)
     }
-    return this.#deadlines.run(work(), operation)
+    return this.#deadlines.run(work(), operation, report)
   }
 }

@@ -1,4 +1,4 @@
-import { TimeoutError, toRpError } from './errors.js'
+import { type RpError, TimeoutError, toRpError } from './errors.js'
 import { requireTimeoutMs } from './validate.js'
 
 /**
@@ -20,6 +20,9 @@ export function withTimeout<T>(promise: Promise<T>, timeoutMs: number, operation
   promise.catch(() => {})
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
+
+/** Told how each call ended: nothing on success, else the error it rejects with. */
+export type Outcome = (error?: RpError) => void
 
 interface Pending {
   at: number
@@ -49,14 +52,19 @@ export class Deadlines {
 
   /**
    * Settles with `promise`, or rejects with TimeoutError once timeoutMs has passed. A rejection is
-   * mapped to an @rp error (toRpError), so a raw ioredis error never leaves this path.
+   * mapped to an @rp error (toRpError), so a raw ioredis error never leaves this path. `outcome`
+   * hears how the call ended, once, before the caller does.
    */
-  run<T>(promise: Promise<T>, operation: string): Promise<T> {
+  run<T>(promise: Promise<T>, operation: string, outcome?: Outcome): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const entry: Pending = {
         at: performance.now() + this.timeoutMs,
         done: false,
-        fail: () => reject(new TimeoutError(operation, this.timeoutMs)),
+        fail: () => {
+          const error = new TimeoutError(operation, this.timeoutMs)
+          outcome?.(error)
+          reject(error)
+        },
         next: null,
       }
       this.#trim()
@@ -68,12 +76,15 @@ export class Deadlines {
         (value) => {
           if (entry.done) return
           entry.done = true
+          outcome?.()
           resolve(value)
         },
         (error: unknown) => {
           if (entry.done) return
           entry.done = true
-          reject(toRpError(error, operation))
+          const mapped = toRpError(error, operation)
+          outcome?.(mapped)
+          reject(mapped)
         },
       )
     })

@@ -1,0 +1,109 @@
+import { Redis } from 'ioredis'
+import type { Context } from './compare.js'
+
+/**
+ * The floor of tick batching (issue 14): a plain ioredis client that sends the very script @rp's
+ * batcher sends, with the same KEYS and ARGV, one EVALSHA per 16 calls of a tick, and hands each
+ * caller its raw reply. It pays Redis's cost of the batched script and the least client cost a
+ * batch can have, so @rp's row against it is what @rp's client path costs on top.
+ */
+
+type Arg = string | number
+
+interface CapturedCall {
+  keys: string[]
+  args: Arg[]
+}
+
+/** What @rp sent for the first batch of a tick: the wrapper's source and the first call's keys and args. */
+export interface CapturedBatch {
+  source: string
+  first: CapturedCall
+}
+
+/**
+ * Runs `drive` on a client of its own and records the first batch wrapper it sends. A client's
+ * first call of a script is an EVAL, so the source is on the wire; the wrapper's ARGV starts with
+ * the number of calls, their key counts and their arg counts (core's batch.ts).
+ */
+export async function captureBatch(
+  ctx: Context,
+  drive: (redis: Redis) => Promise<void>,
+): Promise<CapturedBatch> {
+  const redis = new Redis(ctx.url, { enableAutoPipelining: false })
+  let captured: CapturedBatch | undefined
+  const send = redis.sendCommand.bind(redis)
+  // Patched before any @rp instance wraps sendCommand, so core's own wrapper calls this one.
+  redis.sendCommand = ((command: { name: string; args: unknown[] }, ...rest: unknown[]) => {
+    if (!captured && command.name === 'eval' && String(command.args[0]).includes('rp_fns'))
+      captured = parse(command.args.map((a) => (Buffer.isBuffer(a) ? a.toString() : (a as Arg))))
+    return (send as (...a: unknown[]) => unknown)(command, ...rest)
+  }) as typeof redis.sendCommand
+  try {
+    await drive(redis)
+  } finally {
+    redis.disconnect()
+  }
+  if (!captured) throw new Error('the @rp instance sent no batch')
+  return captured
+}
+
+function parse(argv: Arg[]): CapturedBatch {
+  const source = String(argv[0])
+  const numKeys = Number(argv[1])
+  const keys = argv.slice(2, 2 + numKeys).map(String)
+  const args = argv.slice(2 + numKeys)
+  const n = Number(args[0])
+  const keyCount = Number(args[1])
+  const argCount = Number(args[1 + n])
+  return {
+    source,
+    first: { keys: keys.slice(0, keyCount), args: args.slice(1 + 2 * n, 1 + 2 * n + argCount) },
+  }
+}
+
+/**
+ * An op that queues its call for the tick, like @rp's batcher, and sends each 16 as one EVALSHA of
+ * the captured wrapper. `keysFor(i)` gives the i-th call's keys; its args are the first call's.
+ */
+export async function floorOp(
+  redis: Redis,
+  batch: CapturedBatch,
+  keysFor: (i: number) => string[],
+): Promise<(i: number) => Promise<unknown>> {
+  const sha = (await redis.script('LOAD', batch.source)) as string
+  const args = batch.first.args
+  let queue: Array<{ keys: string[]; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = []
+  const flush = () => {
+    const calls = queue
+    queue = []
+    for (let start = 0; start < calls.length; start += 16) {
+      const group = calls.slice(start, start + 16)
+      const n = group.length
+      const keys: string[] = []
+      const argv: Arg[] = [n]
+      for (const c of group) argv.push(c.keys.length)
+      for (let c = 0; c < n; c++) argv.push(args.length)
+      for (const c of group) keys.push(...c.keys)
+      for (let c = 0; c < n; c++) argv.push(...args)
+      redis.evalsha(sha, keys.length, ...keys, ...argv).then(
+        (reply) => {
+          const answers = reply as unknown[]
+          for (let j = 0; j < n; j++) {
+            const c = group[j]!
+            if (answers[2 * j] === 1) c.resolve(answers[2 * j + 1])
+            else c.reject(new Error(String(answers[2 * j + 1])))
+          }
+        },
+        (error: unknown) => {
+          for (const c of group) c.reject(error)
+        },
+      )
+    }
+  }
+  return (i) =>
+    new Promise((resolve, reject) => {
+      if (queue.length === 0) process.nextTick(flush)
+      queue.push({ keys: keysFor(i), resolve, reject })
+    })
+}
