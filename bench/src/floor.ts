@@ -30,13 +30,28 @@ export async function captureBatch(
   ctx: Context,
   drive: (redis: Redis) => Promise<void>,
 ): Promise<CapturedBatch> {
+  return (await captureBatches(ctx, drive, 1))[0]!
+}
+
+/** captureBatch for the first `count` distinct wrappers sent (a lock's acquire, then its release). */
+export async function captureBatches(
+  ctx: Context,
+  drive: (redis: Redis) => Promise<void>,
+  count: number,
+): Promise<CapturedBatch[]> {
   const redis = new Redis(ctx.url, { enableAutoPipelining: false })
-  let captured: CapturedBatch | undefined
+  const captured: CapturedBatch[] = []
   const send = redis.sendCommand.bind(redis)
   // Patched before any @rp instance wraps sendCommand, so core's own wrapper calls this one.
   redis.sendCommand = ((command: { name: string; args: unknown[] }, ...rest: unknown[]) => {
-    if (!captured && command.name === 'eval' && String(command.args[0]).includes('rp_fns'))
-      captured = parse(command.args.map((a) => (Buffer.isBuffer(a) ? a.toString() : (a as Arg))))
+    const source = String(command.args[0])
+    if (
+      captured.length < count &&
+      command.name === 'eval' &&
+      source.includes('rp_fns') &&
+      !captured.some((c) => c.source === source)
+    )
+      captured.push(parse(command.args.map((a) => (Buffer.isBuffer(a) ? a.toString() : (a as Arg)))))
     return (send as (...a: unknown[]) => unknown)(command, ...rest)
   }) as typeof redis.sendCommand
   try {
@@ -44,7 +59,7 @@ export async function captureBatch(
   } finally {
     redis.disconnect()
   }
-  if (!captured) throw new Error('the @rp instance sent no batch')
+  if (captured.length < count) throw new Error(`the @rp instance sent ${captured.length} of ${count} batches`)
   return captured
 }
 
@@ -64,16 +79,22 @@ function parse(argv: Arg[]): CapturedBatch {
 
 /**
  * An op that queues its call for the tick, like @rp's batcher, and sends each 16 as one EVALSHA of
- * the captured wrapper. `keysFor(i)` gives the i-th call's keys; its args are the first call's.
+ * the captured wrapper. `keysFor(i)` and `argsFor(i)` give the i-th call's keys and args (default:
+ * the first call's args).
  */
 export async function floorOp(
   redis: Redis,
   batch: CapturedBatch,
   keysFor: (i: number) => string[],
+  argsFor: (i: number) => Arg[] = () => batch.first.args,
 ): Promise<(i: number) => Promise<unknown>> {
   const sha = (await redis.script('LOAD', batch.source)) as string
-  const args = batch.first.args
-  let queue: Array<{ keys: string[]; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = []
+  let queue: Array<{
+    keys: string[]
+    args: Arg[]
+    resolve: (v: unknown) => void
+    reject: (e: unknown) => void
+  }> = []
   const flush = () => {
     const calls = queue
     queue = []
@@ -83,9 +104,9 @@ export async function floorOp(
       const keys: string[] = []
       const argv: Arg[] = [n]
       for (const c of group) argv.push(c.keys.length)
-      for (let c = 0; c < n; c++) argv.push(args.length)
+      for (const c of group) argv.push(c.args.length)
       for (const c of group) keys.push(...c.keys)
-      for (let c = 0; c < n; c++) argv.push(...args)
+      for (const c of group) argv.push(...c.args)
       redis.evalsha(sha, keys.length, ...keys, ...argv).then(
         (reply) => {
           const answers = reply as unknown[]
@@ -104,6 +125,6 @@ export async function floorOp(
   return (i) =>
     new Promise((resolve, reject) => {
       if (queue.length === 0) process.nextTick(flush)
-      queue.push({ keys: keysFor(i), resolve, reject })
+      queue.push({ keys: keysFor(i), args: argsFor(i), resolve, reject })
     })
 }

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis'
 import { Mutex } from 'redis-semaphore'
 import type { Contender, Context } from './compare.js'
 import { CLIENT_OPTIONS, fmt } from './compare.js'
+import { captureBatches, floorOp } from './floor.js'
 import { serverCommandCount } from './measure.js'
 
 const TTL_MS = 10_000
@@ -47,6 +48,47 @@ export function lockContenders(): Contender[] {
         const redlock = new SesameRedlock([redis], { retryCount: 0 })
         redlock.on('error', () => {})
         return { op: async (i) => (await redlock.acquire([`${prefix}:r${i}`], TTL_MS)).release() }
+      },
+    },
+    {
+      name: '@rp lock scripts, tick-batched from a raw ioredis client (the floor of batching)',
+      library: 'baseline',
+      settings:
+        "core's batch wrappers around lock.acquire and lock.release with @rp's own KEYS and ARGV, 16 calls per EVALSHA, raw replies: a batch's cost with no client path around it",
+      async setup(redis, prefix, ctx) {
+        const [acquire, release] = await captureBatches(
+          ctx,
+          async (capture) => {
+            const locks = new LockManager({ redis: capture, prefix })
+            await Promise.all(
+              Array.from({ length: 16 }, async (_, i) =>
+                (await locks.acquire(`r${i}`, { ttlMs: TTL_MS, waitMs: 0 })).release(),
+              ),
+            )
+            await locks.close()
+          },
+          2,
+        )
+        // Per resource: its lock, fence and queue keys, and a fresh owner and call id per cycle.
+        const keys = (template: string[]) => (i: number) => template.map((k) => k.replace('{r0}', `{r${i}}`))
+        const acquireOp = await floorOp(redis, acquire!, keys(acquire!.first.keys), (i) => {
+          const args = [...acquire!.first.args]
+          args[0] = `o${i}`
+          args[5] = `c${i}`
+          return args
+        })
+        const releaseOp = await floorOp(redis, release!, keys(release!.first.keys), (i) => {
+          const args = [...release!.first.args]
+          args[0] = `o${i}`
+          args[1] = String(args[1]).replace('{r0}', `{r${i}}`)
+          return args
+        })
+        return {
+          op: async (i) => {
+            const [held] = (await acquireOp(i)) as [number]
+            if (held === 1) await releaseOp(i)
+          },
+        }
       },
     },
     {
