@@ -70,6 +70,7 @@ export function cacheHitContenders(): Contender[] {
     {
       name: '@rp cache read script, tick-batched from a raw ioredis client (the floor of batching)',
       library: 'baseline',
+      floorOf: '@rp/cache (L1 off)',
       settings:
         "core's batch wrapper around cache.read with @rp's own KEYS, 16 calls per EVALSHA, raw replies: a batch's cost with no client path around it",
       async setup(redis, prefix, ctx) {

@@ -29,6 +29,8 @@ export interface Contender {
   ): Promise<{ op: (i: number) => Promise<unknown>; close?: () => Promise<void> }>
   /** The library brings its own connection, so its client commands cannot be counted. */
   ownConnection?: boolean
+  /** A baseline that is the floor of batching for the @rp row of this name (issue 14). */
+  floorOf?: string
 }
 
 export interface Row extends Figures {
@@ -39,6 +41,7 @@ export interface Row extends Figures {
   /** ops/s with enableAutoPipelining on every ioredis client, when the table has that column. */
   pipelinedOpsPerSec?: number
   ratioToBestPeer?: number
+  floorOf?: string
 }
 
 interface Lane {
@@ -110,6 +113,7 @@ export async function compare(
       settings: c.settings,
       ...summarize(lane.samples),
       ...(c.ownConnection ? { clientCommandsPerOp: Number.NaN } : {}),
+      ...(c.floorOf ? { floorOf: c.floorOf } : {}),
       ...(pipelined[i] ? { pipelinedOpsPerSec: summarize(pipelined[i].samples).opsPerSec } : {}),
     }
   })
@@ -155,5 +159,13 @@ export function verdict(rows: Row[]): string {
   // Within 3 % either way is inside what one round moves on a shared VM: call it level.
   const outcome = ratio >= 1.03 ? 'wins' : ratio > 0.97 ? 'is level on' : 'loses'
   const column = (r: Row) => ((r.pipelinedOpsPerSec ?? 0) > r.opsPerSec ? ' (auto-pipelining)' : '')
-  return `**@rp ${outcome} this workload**: ${ours.name}${column(ours)} runs at ${fmt(ratio, 2)}× ${peer.name}${column(peer)}.`
+  const floors = rows.flatMap((floor) => {
+    const row = floor.floorOf ? rows.find((r) => r.name === floor.floorOf) : undefined
+    return row
+      ? [
+          ` ${row.name} runs at ${fmt(bestOf(row) / bestOf(floor), 2)}× the floor of batching (the same batched script from a raw ioredis client).`,
+        ]
+      : []
+  })
+  return `**@rp ${outcome} this workload**: ${ours.name}${column(ours)} runs at ${fmt(ratio, 2)}× ${peer.name}${column(peer)}.${floors.join('')}`
 }

@@ -53,6 +53,7 @@ export function lockContenders(): Contender[] {
     {
       name: '@rp lock scripts, tick-batched from a raw ioredis client (the floor of batching)',
       library: 'baseline',
+      floorOf: '@rp/lock LockManager',
       settings:
         "core's batch wrappers around lock.acquire and lock.release with @rp's own KEYS and ARGV, 16 calls per EVALSHA, raw replies: a batch's cost with no client path around it",
       async setup(redis, prefix, ctx) {

@@ -134,6 +134,7 @@ export function rateLimitContenders(policy: Policy): Contender[] {
           {
             name: '@rp gcra script, tick-batched from a raw ioredis client (the floor of batching)',
             library: 'baseline',
+            floorOf: '@rp/ratelimit gcra',
             settings:
               "core's batch wrapper around ratelimit.gcra with @rp's own KEYS and ARGV, 16 calls per EVALSHA, raw replies: a batch's cost with no client path around it",
             async setup(redis: Redis, prefix: string, ctx: Context) {
