@@ -79,6 +79,43 @@ describeEachTarget('Leaderboard', (target) => {
   const board = (options: Partial<ConstructorParameters<typeof Leaderboard>[0]> = {}) =>
     new Leaderboard({ redis, prefix: uniquePrefix('lb'), name: 'arena', ...options })
 
+  it('answers every call of a tick as it would alone when the batch mixes boards of every policy', async () => {
+    // The scripts share their functions per batch and bind each call's keys and policy first: a
+    // call must never see the board or policy of the call before it.
+    const combos = (['desc', 'asc'] as const).flatMap((order) =>
+      (['first-reached', 'member'] as const).flatMap((ties) =>
+        (['ordinal', 'dense', 'competition'] as const).map((ranking) => ({ order, ties, ranking })),
+      ),
+    )
+    const scores: Array<[string, number]> = [
+      ['ana', 5],
+      ['bo', 3],
+      ['cy', 5],
+      ['dee', 1],
+      ['eve', 3],
+    ]
+    const mixed = combos.map((p) => board(p))
+    const alone = combos.map((p) => board(p))
+    const results = await Promise.all(mixed.flatMap((b) => scores.map(([m, sc]) => b.submit(m, sc))))
+    const expected = []
+    for (const b of alone) for (const [m, sc] of scores) expected.push(await b.submit(m, sc))
+    expect(results).toEqual(expected)
+    const read = (b: Leaderboard) =>
+      Promise.all([
+        b.top(10),
+        ...scores.map(([m]) => b.entry(m)),
+        b.around('cy', 1),
+        b.among(['dee', 'ana', 'nobody']),
+        b.increment('bo', 1),
+      ])
+    const mixedReads = await Promise.all(mixed.map(read))
+    const aloneReads = []
+    for (const b of alone) aloneReads.push(await read(b))
+    expect(mixedReads).toEqual(aloneReads)
+    // The boards differ by policy, so a call that read another's would have shown here.
+    expect(new Set(aloneReads.map((r) => JSON.stringify(r[0]))).size).toBeGreaterThan(2)
+  })
+
   it('matches an in-memory reference under every combination of policies (model test)', async () => {
     await fc.assert(
       fc.asyncProperty(policies, fc.array(op, { maxLength: 25 }), async (p, ops) => {

@@ -15,12 +15,12 @@ import { defineScript } from '@rp/core/kit'
  * scores order by name, so the earlier reach ranks higher: ascending boards count up (seq), and
  * descending ones, read in reverse, count down (10^14 - 1 - seq).
  */
+// What every leaderboard script shares, as its setup: in a tick's batch it runs once for all the
+// calls (core's defineScript), where these dozen closures, made afresh per call, were much of a
+// read's Redis time. The keys and the board's policy are slots the functions close over, which
+// each call fills first (BIND): calls of a batch run one after another, so each sees its own.
 const COMMON = `
-local z, r, q, d, dc, sub = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local DESC = ARGV[1] == 'desc'
-local FIRST = ARGV[2] == 'first-reached'
-local RANKING = ARGV[3]
-local DENSE = RANKING == 'dense'
+local z, r, q, d, dc, sub, DESC, FIRST, RANKING, DENSE
 
 local function fmt(x) return string.format('%.17g', x) end
 
@@ -125,6 +125,15 @@ local function page(offset, count)
 end
 `
 
+/** The start of every body: this call's keys and policy into COMMON's slots. */
+const BIND = `
+z, r, q, d, dc, sub = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+DESC = ARGV[1] == 'desc'
+FIRST = ARGV[2] == 'first-reached'
+RANKING = ARGV[3]
+DENSE = RANKING == 'dense'
+`
+
 const NOW = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -142,7 +151,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 export const submitScript = defineScript<Array<string | number | null>>({
   name: 'leaderboard.submit',
   keys: 6,
-  lua: `${COMMON}${NOW}
+  setup: COMMON,
+  lua: `${BIND}${NOW}
 local member, score, mode, sid = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
 -- A periodic board whose keys have expired (a cycle past keep): nothing written would stay.
 if ARGV[10] ~= '' and tonumber(ARGV[10]) <= now then return {'expired'} end
@@ -206,7 +216,8 @@ return {'ok', fmt(new), rank, changed and 1 or 0}
 export const submitManyScript = defineScript<number | Array<string>>({
   name: 'leaderboard.submitMany',
   keys: 6,
-  lua: `${COMMON}
+  setup: COMMON,
+  lua: `${BIND}
 local mode = ARGV[4]
 if ARGV[6] ~= '' then
   local t = redis.call('TIME')
@@ -327,7 +338,8 @@ export const entryScript = defineScript<Array<string | number> | null>({
   name: 'leaderboard.entry',
   keys: 6,
   flags: ['no-writes'],
-  lua: `${COMMON}
+  setup: COMMON,
+  lua: `${BIND}
 local sc, s = score_of(ARGV[4])
 if not sc then return false end
 local better, rank
@@ -347,7 +359,8 @@ export const pageScript = defineScript<Array<string | number>>({
   name: 'leaderboard.page',
   keys: 6,
   flags: ['no-writes'],
-  lua: `${COMMON}
+  setup: COMMON,
+  lua: `${BIND}
 return page(tonumber(ARGV[4]), tonumber(ARGV[5]))
 `,
 })
@@ -361,7 +374,8 @@ export const aroundScript = defineScript<Array<string | number> | null>({
   name: 'leaderboard.around',
   keys: 6,
   flags: ['no-writes'],
-  lua: `${COMMON}
+  setup: COMMON,
+  lua: `${BIND}
 local sc, s = score_of(ARGV[4])
 if not sc then return false end
 local n = tonumber(ARGV[5])
@@ -393,7 +407,8 @@ export const amongScript = defineScript<Array<string | number | null>>({
   name: 'leaderboard.among',
   keys: 6,
   flags: ['no-writes'],
-  lua: `${COMMON}
+  setup: COMMON,
+  lua: `${BIND}
 local out = {}
 for i = 4, #ARGV do
   local sc, s = score_of(ARGV[i])
@@ -416,7 +431,8 @@ export const removeScript = defineScript<number>({
   name: 'leaderboard.remove',
   keys: 6,
   flags: ['allow-oom'],
-  lua: `${COMMON}
+  setup: COMMON,
+  lua: `${BIND}
 local sc, s = score_of(ARGV[4])
 if not sc then return 0 end
 redis.call('ZREM', z, s)
