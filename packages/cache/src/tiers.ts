@@ -2,7 +2,7 @@ import type { Encoded } from './codec.js'
 import { type Entries, type ResolvedSet, tagNames } from './entry.js'
 import { type LocalTier, MISS } from './local-tier.js'
 import type { RemoteTier } from './remote-tier.js'
-import { entryOf } from './scripts.js'
+import { entryOf, type RawEntry } from './scripts.js'
 
 /** The read and write paths through both tiers, shared by the Cache facade and the loader. */
 export class Tiers {
@@ -21,15 +21,15 @@ export class Tiers {
       return local as T | undefined
     }
     const generation = this.local.generation
-    let stored: Awaited<ReturnType<RemoteTier['read']>>
+    let raw: RawEntry | -1 | null
     try {
-      stored = await this.remote.read(key)
+      const stored = await this.remote.read(key)
+      raw = stored === null || stored === -1 ? stored : entryOf(stored)
     } catch (error) {
       this.entries.failOpen('get', error)
       stats.misses++
       return undefined
     }
-    const raw = stored === null || stored === -1 ? stored : entryOf(stored)
     if (raw === -1) this.entries.corrupt(key)
     const entry = raw && raw !== -1 ? this.entries.decode(key, raw) : null
     if (!raw || raw === -1 || !entry || entry.freshMs <= 0) {

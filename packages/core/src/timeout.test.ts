@@ -1,5 +1,7 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { describe, expect, it } from 'vitest'
-import { TimeoutError } from './errors.js'
+import { isRpError, type RpError, TimeoutError } from './errors.js'
+import { EVENT_CHANNEL, type RpEvent } from './instrumentation.js'
 import { Deadlines, withTimeout } from './timeout.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -83,5 +85,74 @@ describe('Deadlines', () => {
     // After a quiet spell, a new call still gets its own timer.
     await sleep(200)
     await expect(deadlines.run(never(), 'op')).rejects.toBeInstanceOf(TimeoutError)
+  })
+
+  describe('outcome', () => {
+    const settle = (p: Promise<unknown>) =>
+      p.then(
+        () => 'resolved',
+        (e: unknown) => (e instanceof TimeoutError ? 'timeout' : 'rejected'),
+      )
+
+    it('hears each call once, and a timeout that starts another call leaves every call timed', async () => {
+      const deadlines = new Deadlines(40)
+      const heard: Array<RpError | undefined> = []
+      let started: Promise<string> | undefined
+      const first = settle(
+        deadlines.run(never(), 'op', (error) => {
+          heard.push(error)
+          // What a failure runs may use the same list again, from inside its expiry.
+          started ??= settle(deadlines.run(never(), 'op'))
+        }),
+      )
+      await sleep(10)
+      const second = settle(deadlines.run(never(), 'op', (error) => heard.push(error)))
+      const ok = settle(deadlines.run(Promise.resolve(1), 'op', (error) => heard.push(error)))
+      expect(await ok).toBe('resolved')
+      expect(await first).toBe('timeout')
+      expect(await Promise.race([second, sleep(400).then(() => 'hung')])).toBe('timeout')
+      expect(await Promise.race([started!, sleep(400).then(() => 'hung')])).toBe('timeout')
+      expect(heard.map((e) => (e === undefined ? 'ok' : e.code))).toEqual(['ok', 'RP_TIMEOUT', 'RP_TIMEOUT'])
+    })
+
+    it('an outcome that throws is reported, and neither its caller nor later calls are left hanging', async () => {
+      const events: RpEvent[] = []
+      const onEvent = (e: unknown) => events.push(e as RpEvent)
+      subscribe(EVENT_CHANNEL, onEvent)
+      const uncaught: unknown[] = []
+      const onUncaught = (e: unknown) => uncaught.push(e)
+      process.on('uncaughtException', onUncaught)
+      process.on('unhandledRejection', onUncaught)
+      try {
+        const deadlines = new Deadlines(30)
+        const boom = () => {
+          throw new Error('outcome threw')
+        }
+        expect(await settle(deadlines.run(Promise.resolve(1), 'op', boom))).toBe('resolved')
+        expect(await settle(deadlines.run(never(), 'op', boom))).toBe('timeout')
+        // The timer was armed again after the throwing timeout: a later call still ends on time.
+        const later = settle(deadlines.run(never(), 'op'))
+        expect(await Promise.race([later, sleep(300).then(() => 'hung')])).toBe('timeout')
+        expect(events.filter((e) => e.event === 'callback-error' && e.callback === 'outcome')).toHaveLength(2)
+        expect(uncaught).toEqual([])
+      } finally {
+        unsubscribe(EVENT_CHANNEL, onEvent)
+        process.off('uncaughtException', onUncaught)
+        process.off('unhandledRejection', onUncaught)
+      }
+    })
+
+    it('a promise that is not one rejects at once with an @rp error, and the outcome hears it then', async () => {
+      const deadlines = new Deadlines(10_000)
+      const heard: Array<RpError | undefined> = []
+      const started = performance.now()
+      const error = await deadlines
+        .run(42 as unknown as Promise<number>, 'op', (e) => heard.push(e))
+        .catch((e: unknown) => e)
+      expect(performance.now() - started).toBeLessThan(1_000)
+      expect(isRpError(error)).toBe(true)
+      expect(heard).toHaveLength(1)
+      expect(heard[0]).toBe(error)
+    })
   })
 })

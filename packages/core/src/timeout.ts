@@ -1,4 +1,5 @@
 import { type RpError, TimeoutError, toRpError } from './errors.js'
+import { publishEvent } from './instrumentation.js'
 import { requireTimeoutMs } from './validate.js'
 
 /**
@@ -23,6 +24,20 @@ export function withTimeout<T>(promise: Promise<T>, timeoutMs: number, operation
 
 /** Told how each call ended: nothing on success, else the error it rejects with. */
 export type Outcome = (error?: RpError) => void
+
+/** Runs an Outcome; one that throws becomes a callback-error event, like any guarded callback. */
+function tell(outcome: Outcome | undefined, error?: RpError): void {
+  if (!outcome) return
+  try {
+    outcome(error)
+  } catch (thrown) {
+    try {
+      publishEvent({ package: 'core', event: 'callback-error', callback: 'outcome', error: thrown })
+    } catch {
+      // A subscriber that throws must not turn the report itself into an uncaught exception.
+    }
+  }
+}
 
 interface Pending {
   at: number
@@ -56,37 +71,44 @@ export class Deadlines {
    * hears how the call ended, once, before the caller does.
    */
   run<T>(promise: Promise<T>, operation: string, outcome?: Outcome): Promise<T> {
+    // The caller settles first and `outcome` hears it right after, synchronously: the caller's
+    // continuation is a microtask, so it still runs after `outcome`. An `outcome` that throws is
+    // reported (callback-error), never left to break the list or the caller.
     return new Promise<T>((resolve, reject) => {
       const entry: Pending = {
         at: performance.now() + this.timeoutMs,
         done: false,
         fail: () => {
           const error = new TimeoutError(operation, this.timeoutMs)
-          outcome?.(error)
           reject(error)
+          tell(outcome, error)
         },
         next: null,
+      }
+      const failed = (error: unknown) => {
+        if (entry.done) return
+        entry.done = true
+        const mapped = toRpError(error, operation)
+        reject(mapped)
+        tell(outcome, mapped)
+      }
+      try {
+        // Before the entry joins the list: a `promise` that is not one fails here, at once.
+        promise.then((value) => {
+          if (entry.done) return
+          entry.done = true
+          resolve(value)
+          tell(outcome)
+        }, failed)
+      } catch (error) {
+        failed(error)
+        return
       }
       this.#trim()
       if (this.#tail) this.#tail.next = entry
       else this.#head = entry
       this.#tail = entry
       if (!this.#timer) this.#arm()
-      promise.then(
-        (value) => {
-          if (entry.done) return
-          entry.done = true
-          outcome?.()
-          resolve(value)
-        },
-        (error: unknown) => {
-          if (entry.done) return
-          entry.done = true
-          const mapped = toRpError(error, operation)
-          outcome?.(mapped)
-          reject(mapped)
-        },
-      )
     })
   }
 
@@ -117,17 +139,21 @@ export class Deadlines {
     this.#timer.unref()
   }
 
+  // The list is settled (expired calls taken off, the timer armed again) before any call is failed:
+  // what a failure runs may start another call on this list.
   #expire(): void {
     const now = performance.now()
+    const expired: Pending[] = []
     let head = this.#head
     while (head) {
       if (!head.done) {
         if (head.at > now) break
         head.done = true
-        head.fail()
+        expired.push(head)
       }
       head = this.#unlink(head)
     }
     this.#arm()
+    for (const entry of expired) entry.fail()
   }
 }
