@@ -1,19 +1,11 @@
-import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { EventEmitter } from 'node:events'
 import { describe, expect, it } from 'vitest'
 import { guarded } from './callbacks.js'
-import { EVENT_CHANNEL, type RpEvent } from './instrumentation.js'
+import { watchEvents } from './events.test-helpers.js'
 
 describe('guarded', () => {
   it('turns a throwing or rejecting listener into an rp:event, never an uncaught error', async () => {
-    const seen: RpEvent[] = []
-    const onEvent = (e: unknown) => seen.push(e as RpEvent)
-    subscribe(EVENT_CHANNEL, onEvent)
-    const uncaught: unknown[] = []
-    const onUncaught = (e: unknown) => uncaught.push(e)
-    process.on('uncaughtException', onUncaught)
-    process.on('unhandledRejection', onUncaught)
-    try {
+    await watchEvents(async ({ events: seen, uncaught }) => {
       const emitter = new EventEmitter()
       emitter.on(
         'x',
@@ -34,10 +26,6 @@ describe('guarded', () => {
       expect(seen.map((e) => e.callback)).toEqual(['x-sync', 'y-async'])
       expect(seen[0]!.event).toBe('callback-error')
       expect(seen[0]!.error).toBeInstanceOf(URIError)
-    } finally {
-      unsubscribe(EVENT_CHANNEL, onEvent)
-      process.off('uncaughtException', onUncaught)
-      process.off('unhandledRejection', onUncaught)
-    }
+    })
   })
 })

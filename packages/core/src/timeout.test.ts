@@ -1,7 +1,6 @@
-import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { describe, expect, it } from 'vitest'
 import { isRpError, type RpError, TimeoutError } from './errors.js'
-import { EVENT_CHANNEL, type RpEvent } from './instrumentation.js'
+import { watchEvents } from './events.test-helpers.js'
 import { Deadlines, withTimeout } from './timeout.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -116,14 +115,7 @@ describe('Deadlines', () => {
     })
 
     it('an outcome that throws is reported, and neither its caller nor later calls are left hanging', async () => {
-      const events: RpEvent[] = []
-      const onEvent = (e: unknown) => events.push(e as RpEvent)
-      subscribe(EVENT_CHANNEL, onEvent)
-      const uncaught: unknown[] = []
-      const onUncaught = (e: unknown) => uncaught.push(e)
-      process.on('uncaughtException', onUncaught)
-      process.on('unhandledRejection', onUncaught)
-      try {
+      await watchEvents(async ({ events, uncaught }) => {
         const deadlines = new Deadlines(30)
         const boom = () => {
           throw new Error('outcome threw')
@@ -135,11 +127,7 @@ describe('Deadlines', () => {
         expect(await Promise.race([later, sleep(300).then(() => 'hung')])).toBe('timeout')
         expect(events.filter((e) => e.event === 'callback-error' && e.callback === 'outcome')).toHaveLength(2)
         expect(uncaught).toEqual([])
-      } finally {
-        unsubscribe(EVENT_CHANNEL, onEvent)
-        process.off('uncaughtException', onUncaught)
-        process.off('unhandledRejection', onUncaught)
-      }
+      })
     })
 
     it('a promise that is not one rejects at once with an @rp error, and the outcome hears it then', async () => {
