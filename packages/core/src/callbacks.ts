@@ -11,14 +11,17 @@ export function guarded<A extends any[]>(pkg: string, callback: string, fn: (...
     try {
       const result = fn(...args)
       if (result && typeof (result as Promise<unknown>).then === 'function')
-        (result as Promise<unknown>).then(undefined, (error: unknown) => report(pkg, callback, error))
+        (result as Promise<unknown>).then(undefined, (error: unknown) =>
+          reportCallbackError(pkg, callback, error),
+        )
     } catch (error) {
-      report(pkg, callback, error)
+      reportCallbackError(pkg, callback, error)
     }
   }
 }
 
-function report(pkg: string, callback: string, error: unknown): void {
+/** A callback's error as a callback-error event: what guarded() does with what it catches. */
+export function reportCallbackError(pkg: string, callback: string, error: unknown): void {
   try {
     publishEvent({ package: pkg, event: 'callback-error', callback, error })
   } catch {

@@ -1,5 +1,5 @@
+import { reportCallbackError } from './callbacks.js'
 import { type RpError, TimeoutError, toRpError } from './errors.js'
-import { publishEvent } from './instrumentation.js'
 import { requireTimeoutMs } from './validate.js'
 
 /**
@@ -31,11 +31,7 @@ function tell(outcome: Outcome | undefined, error?: RpError): void {
   try {
     outcome(error)
   } catch (thrown) {
-    try {
-      publishEvent({ package: 'core', event: 'callback-error', callback: 'outcome', error: thrown })
-    } catch {
-      // A subscriber that throws must not turn the report itself into an uncaught exception.
-    }
+    reportCallbackError('core', 'outcome', thrown)
   }
 }
 

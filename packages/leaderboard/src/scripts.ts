@@ -15,6 +15,7 @@ import { defineScript } from '@rp/core/kit'
  * scores order by name, so the earlier reach ranks higher: ascending boards count up (seq), and
  * descending ones, read in reverse, count down (10^14 - 1 - seq).
  */
+
 // What every leaderboard script shares, as its setup: in a tick's batch it runs once for all the
 // calls (core's defineScript), where these dozen closures, made afresh per call, were much of a
 // read's Redis time. The keys and the board's policy are slots the functions close over, which
