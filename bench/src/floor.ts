@@ -79,7 +79,7 @@ function parse(argv: Arg[]): CapturedBatch {
 
 /**
  * An op that queues its call for the tick, like @rp's batcher, and sends each 16 as one EVALSHA of
- * the captured wrapper. `keysFor(i)` and `argsFor(i)` give the i-th call's keys and args (default:
+ * the captured wrapper, a full 16 at once. `keysFor(i)` and `argsFor(i)` give the i-th call's keys and args (default:
  * the first call's args).
  */
 export async function floorOp(
@@ -126,5 +126,7 @@ export async function floorOp(
     new Promise((resolve, reject) => {
       if (queue.length === 0) process.nextTick(flush)
       queue.push({ keys: keysFor(i), args: argsFor(i), resolve, reject })
+      // As @rp's batcher: a full batch leaves at once, not at the end of the tick.
+      if (queue.length === 16) flush()
     })
 }

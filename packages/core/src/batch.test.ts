@@ -312,6 +312,32 @@ describe('tick batching, counted on servers of its own', () => {
     }
   })
 
+  it("sends a full batch at once, so Redis runs it while the client is still making the tick's other calls", async () => {
+    const server = await startRedis({ ownServer: true })
+    const redis = new Redis(server.url)
+    try {
+      // Loads the script and its batch wrapper, so every call below goes as EVALSHA.
+      await incr.run(redis, ['w{0}'], [1])
+      await Promise.all([incr.run(redis, ['w{1}'], [1]), incr.run(redis, ['w{2}'], [1])])
+      const sent: string[] = []
+      const send = redis.sendCommand.bind(redis)
+      redis.sendCommand = ((command: { name: string }) => {
+        sent.push(command.name)
+        return send(command as never)
+      }) as typeof redis.sendCommand
+      const calls = Array.from({ length: MAX_BATCH_CALLS }, (_, i) => incr.run(redis, [`f{${i}}`], [1]))
+      // Still in the tick that made the calls: the full batch has left, nothing else has.
+      expect(sent).toEqual(['evalsha'])
+      calls.push(incr.run(redis, ['f{last}'], [1]))
+      expect(sent).toEqual(['evalsha'])
+      expect(await Promise.all(calls)).toEqual(Array.from({ length: MAX_BATCH_CALLS + 1 }, () => 1))
+      expect(sent).toEqual(['evalsha', 'evalsha'])
+    } finally {
+      redis.disconnect()
+      await server.stop()
+    }
+  })
+
   it('sends a tick that mixes scripts as one call per batch, each call answered by its own script, in order', async () => {
     const server = await startRedis({ ownServer: true })
     const redis = new Redis(server.url)
