@@ -275,6 +275,19 @@ describeEachTarget('tick batching', (target) => {
     expect(reason(2).message).toMatch(/test\.batch\.shapes.*chosen/)
     expect(reason(3).message).toMatch(/raised/)
     expect(reason(4)).toBeInstanceOf(TypeError)
+    // A lone call fails with the same error and message as the batched one.
+    for (const [i, lone] of [
+      [1, () => incr.run(redis, [wrong], [1], { batch: false })],
+      [2, () => shapes.run(redis, [ks.key('e', 'x')], ['error'], { batch: false })],
+      [3, () => shapes.run(redis, [ks.key('r', 'x')], ['raise'], { batch: false })],
+    ] as const) {
+      const error = await lone().then(
+        () => null,
+        (e: unknown) => e as Error,
+      )
+      expect(error).toBeInstanceOf(ScriptError)
+      expect(error!.message).toBe(reason(i).message)
+    }
   })
 })
 
