@@ -518,10 +518,24 @@ export class SessionEngine {
     return expiresAt === -1 ? this.corrupt(handle, operation, null) : expiresAt
   }
 
-  /** Ends the session behind a handle and leaves a tombstone; answers its stored value, or null. */
-  destroyHandle(operation: string, handle: string, force = false): Promise<string | null> {
+  /**
+   * Ends the session behind a handle and leaves a tombstone; answers its stored value, or null (a key
+   * of another type is reported and left alone).
+   */
+  async destroyHandle(operation: string, handle: string, force = false): Promise<string | null> {
     const o = this.options
-    return this.script(operation, destroyScript, [o.keys.session(handle)], [o.tombstoneMs, force ? '1' : '0'])
+    try {
+      return await this.script(
+        operation,
+        destroyScript,
+        [o.keys.session(handle)],
+        [o.tombstoneMs, force ? '1' : '0'],
+      )
+    } catch (error) {
+      // A key of another type is no session of this store: reported, left as it is, and no session.
+      if (isWrongType(error)) return this.corrupt(handle, operation, error)
+      throw error
+    }
   }
 
   /** Adds a handle to a user's index; answers its absolute expiry (fixed on the server clock). */

@@ -135,6 +135,18 @@ describeEachTarget('SessionStore under hostile use', (target) => {
       }
       expect(await sessions.touch(id), what).toBeNull()
       expect(await sessions.update(id, { x: 1 }), what).toBeNull()
+      // destroy leaves a key of another type as it is, and reports it.
+      const key = keys.session(SessionKeys.handle(id))
+      const type = await redis.type(key)
+      const { result, events } = await collectEvents(() => sessions.destroy(id))
+      expect(result, what).toBe(false)
+      if (type !== 'string') {
+        expect(await redis.type(key), what).toBe(type)
+        expect(
+          events.some((e) => e.event === 'decode-error'),
+          what,
+        ).toBe(true)
+      }
     }
     // ...and the walk over every session skips the odd key instead of failing.
     const express = new ExpressSessionStore({ sessions })
