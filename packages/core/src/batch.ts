@@ -245,9 +245,8 @@ class Batcher {
     }
     this.#queue.push(call)
     // A full batch leaves at once: Redis runs it while this tick makes its other calls (answers
-    // that arrived together start their callers' next calls in one cascade). Waiting for the tick's
-    // end, the client and Redis took turns: a session request flow ran 19.7k/s, and 24-33k/s this
-    // way. A cluster waits for the tick, which it splits per master.
+    // that arrived together start their callers' next calls in one cascade). Held to the tick's
+    // end, the client and Redis took turns. A cluster waits for the tick, which it splits per master.
     if (this.#queue.length >= MAX_BATCH_CALLS && !this.#redis.isCluster) {
       this.flush()
       return
