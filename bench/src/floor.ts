@@ -24,7 +24,7 @@ export interface CapturedBatch {
 /**
  * Runs `drive` on a client of its own and records the first batch wrapper it sends. A client's
  * first call of a script is an EVAL, so the source is on the wire; the wrapper's ARGV starts with
- * the number of calls, their key counts and their arg counts (core's batch.ts).
+ * the number of calls and their shape (core's batch.ts).
  */
 export async function captureBatch(
   ctx: Context,
@@ -68,12 +68,19 @@ function parse(argv: Arg[]): CapturedBatch {
   const numKeys = Number(argv[1])
   const keys = argv.slice(2, 2 + numKeys).map(String)
   const args = argv.slice(2 + numKeys)
-  const n = Number(args[0])
+  let n = Number(args[0])
+  // Calls of one shape: n, key count, arg count. Else -n, the n key counts, the n arg counts.
   const keyCount = Number(args[1])
-  const argCount = Number(args[1 + n])
+  let argCount = Number(args[2])
+  let start = 3
+  if (n < 0) {
+    n = -n
+    argCount = Number(args[1 + n])
+    start = 1 + 2 * n
+  }
   return {
     source,
-    first: { keys: keys.slice(0, keyCount), args: args.slice(1 + 2 * n, 1 + 2 * n + argCount) },
+    first: { keys: keys.slice(0, keyCount), args: args.slice(start, start + argCount) },
   }
 }
 
@@ -102,18 +109,18 @@ export async function floorOp(
       const group = calls.slice(start, start + 16)
       const n = group.length
       const keys: string[] = []
-      const argv: Arg[] = [n]
-      for (const c of group) argv.push(c.keys.length)
-      for (const c of group) argv.push(c.args.length)
+      // Every call has the first call's shape (the keys and args of one operation).
+      const argv: Arg[] = [n, group[0]!.keys.length, group[0]!.args.length]
       for (const c of group) keys.push(...c.keys)
       for (const c of group) argv.push(...c.args)
       redis.evalsha(sha, keys.length, ...keys, ...argv).then(
         (reply) => {
           const answers = reply as unknown[]
+          const failed = (answers.length > n ? answers[n] : []) as number[]
           for (let j = 0; j < n; j++) {
             const c = group[j]!
-            if (answers[2 * j] === 1) c.resolve(answers[2 * j + 1])
-            else c.reject(new Error(String(answers[2 * j + 1])))
+            if (failed.includes(j + 1)) c.reject(new Error(String(answers[j])))
+            else c.resolve(answers[j])
           }
         },
         (error: unknown) => {

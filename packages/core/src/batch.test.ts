@@ -229,6 +229,28 @@ describeEachTarget('tick batching', (target) => {
       'FINE',
       `${ks.key('plain', 'x')}|plain`,
     ])
+    // Calls of different shapes in one batch (one or two args), one of them failing, another after it.
+    const shaped = await Promise.allSettled(
+      kinds.map((kind, i) => shapes.run(redis, [ks.key(kind, 'x')], i % 2 === 0 ? [kind] : [kind, 'z'])),
+    )
+    const mixedShapes = await Promise.allSettled([
+      shapes.run(redis, [ks.key('a', 'x')], ['table']),
+      shapes.run(redis, [ks.key('b', 'x')], ['error']),
+      shapes.run(redis, [ks.key('c', 'x')], ['table', 'y']),
+    ])
+    expect(shaped.map((r) => (r.status === 'fulfilled' ? r.value : r.reason))).toEqual([
+      null,
+      null,
+      1,
+      3,
+      [1, 'a', [2, 'b']],
+      [1],
+      'FINE',
+      `${ks.key('plain', 'x')}|plain`,
+    ])
+    expect(mixedShapes.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+    expect((mixedShapes[2] as PromiseFulfilledResult<unknown>).value).toEqual([1, 'a', [2, 'b'], 'y'])
+    expect((mixedShapes[1] as PromiseRejectedResult).reason.message).toMatch(/chosen/)
   })
 
   // Arguments reach the Command as one array, never spread into a function call, so no count of

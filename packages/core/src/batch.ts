@@ -92,9 +92,14 @@ const MAX_MIXES = 64
 // set from it is relative (docs/conventions.md §3).
 // pcall keeps one call's error (a wrong type, a corrupt value) from failing the others; a script
 // that writes and then fails keeps its writes, as it would alone.
-// ARGV: n, n key counts, n arg counts, (with several bodies) n body numbers, then every call's args
-// in order. Reply: per call 1, reply or 0, error message, flat (a table per call cost Redis and the
-// client one more nested reply each). A call's KEYS and ARGV are built with unpack, sized at once.
+// ARGV: n, then the calls' shape: when every call has the same key and arg counts (most batches),
+// those two counts; else n is negative, then n key counts and n arg counts. Then (with several
+// bodies) n body numbers, then every call's args in order. Counts per call cost Redis two more
+// arguments to parse and two tonumber per call, a tenth of an empty call's cost.
+// Reply: every call's reply, in order; when a call failed, one more element, the list of the calls
+// that failed (their replies are the error messages). A status per call cost each call one more
+// reply element, and a table per call one more nested reply.
+// A call's KEYS and ARGV are built with unpack, sized at once.
 //
 // A cluster node refuses declared KEYS of different slots (CROSSSLOT) even from a script flagged
 // allow-cross-slot-keys; the flag only lets the script touch them. So the cross-slot form declares
@@ -110,17 +115,22 @@ local rp_fns = {
 ${scripts.map(({ setup, body }) => `(function()\n${setup}\nreturn function(KEYS, ARGV)\n${body}\nend\nend)()`).join(',\n')}
 }
 local n = tonumber(ARGV[1])
-local out = {}
-local src, k, a = KEYS, 0, 1 + ${mixed ? 3 : 2} * n
+local nk, na, a = tonumber(ARGV[2]), tonumber(ARGV[3]), 3
+if n < 0 then n, nk, na, a = -n, nil, nil, 1 - 2 * n end
+local bodies = a
+if ${mixed} then a = a + n end
+local out, failed = {}, nil
+local src, k = KEYS, 0
 if ${crossSlot} then
   src, k = ARGV, a
-  for c = 1, n do a = a + tonumber(ARGV[1 + c]) end
+  if nk then a = a + n * nk else for c = 1, n do a = a + tonumber(ARGV[1 + c]) end end
 end
 for c = 1, n do
-  local nk, na = tonumber(ARGV[1 + c]), tonumber(ARGV[1 + n + c])
-  local rp_call = rp_fns[${mixed ? 'tonumber(ARGV[1 + 2 * n + c])' : '1'}]
-  local keys, args = {unpack(src, k + 1, k + nk)}, {unpack(ARGV, a + 1, a + na)}
-  k, a = k + nk, a + na
+  local ck, ca = nk, na
+  if not ck then ck, ca = tonumber(ARGV[1 + c]), tonumber(ARGV[1 + n + c]) end
+  local rp_call = rp_fns[${mixed ? 'tonumber(ARGV[bodies + c])' : '1'}]
+  local keys, args = {unpack(src, k + 1, k + ck)}, {unpack(ARGV, a + 1, a + ca)}
+  k, a = k + ck, a + ca
   local ok, res = true, nil
   if ${crossSlot} then
     local probe = redis.pcall('EXISTS', keys[1])
@@ -131,15 +141,20 @@ for c = 1, n do
     if type(res) == 'table' then res = res.err end
     res = tostring(res)
     if not string.find(res, '^%u+ ') then res = 'ERR ' .. res end
-    out[2 * c - 1], out[2 * c] = 0, res
+    ok = false
   elseif type(res) == 'table' and res.err then
-    out[2 * c - 1], out[2 * c] = 0, res.err
-  else
+    res, ok = res.err, false
+  elseif res == nil then
     -- false, not nil: a hole would end the reply there. Both reach the client as nil.
-    if res == nil then res = false end
-    out[2 * c - 1], out[2 * c] = 1, res
+    res = false
+  end
+  out[c] = res
+  if not ok then
+    failed = failed or {}
+    failed[#failed + 1] = c
   end
 end
+if failed then out[n + 1] = failed end
 return out`
 }
 
@@ -159,6 +174,7 @@ function compileWrappers(
   }
 }
 
+const EMPTY: readonly number[] = []
 const wrappers = new WeakMap<BatchableScript, WrapperPair>()
 const mixes = new Map<string, WrapperPair>()
 
@@ -367,31 +383,46 @@ class Batcher {
       argTotal += calls[c]!.args.length
     }
     const numKeys = mixed ? declared : keyTotal
-    const counts = (several ? 3 : 2) * n + 1
+    const first = calls[0]!
+    let uniform = true
+    for (let c = 1; c < n && uniform; c++)
+      uniform = calls[c]!.keys.length === first.keys.length && calls[c]!.args.length === first.args.length
+    const counts = (uniform ? 3 : 2 * n + 1) + (several ? n : 0)
     const argv = new Array<ScriptArg>(2 + numKeys + counts + (mixed ? keyTotal : 0) + argTotal)
     let at = 2
-    if (mixed) for (const key of calls[0]!.keys) argv[at++] = key
+    if (mixed) for (const key of first.keys) argv[at++] = key
     else for (let c = 0; c < n; c++) for (const key of calls[c]!.keys) argv[at++] = key
-    argv[at] = n
-    for (let c = 0; c < n; c++) {
-      const call = calls[c]!
-      argv[at + 1 + c] = call.keys.length
-      argv[at + 1 + n + c] = call.args.length
-      if (several) argv[at + 1 + 2 * n + c] = scripts.indexOf(call.script) + 1
+    if (uniform) {
+      argv[at++] = n
+      argv[at++] = first.keys.length
+      argv[at++] = first.args.length
+    } else {
+      argv[at++] = -n
+      for (let c = 0; c < n; c++) {
+        argv[at + c] = calls[c]!.keys.length
+        argv[at + n + c] = calls[c]!.args.length
+      }
+      at += 2 * n
     }
-    at += counts
+    if (several) for (let c = 0; c < n; c++) argv[at++] = scripts.indexOf(calls[c]!.script) + 1
     if (mixed) for (let c = 0; c < n; c++) for (const key of calls[c]!.keys) argv[at++] = key
     for (let c = 0; c < n; c++) for (const arg of calls[c]!.args) argv[at++] = arg
     runLuaArgv(redis, wrapper, numKeys, argv).then(
       (reply) => {
         const answers = reply as unknown[]
+        // The calls that failed, in order (1-based), when any did.
+        const failed = answers.length > n ? (answers[n] as number[]) : EMPTY
+        let next = 0
         const misrouted: Call[] = []
         for (let c = 0; c < n; c++) {
           const call = calls[c]!
-          const answer = answers[2 * c + 1]
-          if (answers[2 * c] === 1) settle(call, answer ?? null)
-          else if (mixed && MISROUTED.test(String(answer))) misrouted.push(call)
-          else call.reject(translateScriptError(call.script.compiled.name, new Error(String(answer))))
+          const answer = answers[c]
+          if (failed[next] !== c + 1) settle(call, answer ?? null)
+          else {
+            next++
+            if (mixed && MISROUTED.test(String(answer))) misrouted.push(call)
+            else call.reject(translateScriptError(call.script.compiled.name, new Error(String(answer))))
+          }
         }
         if (misrouted.length > 0) this.#sendBySlot(misrouted)
       },
