@@ -116,7 +116,7 @@ export async function floorOp(
       redis.evalsha(sha, keys.length, ...keys, ...argv).then(
         (reply) => {
           const answers = reply as unknown[]
-          const failed = (answers.length > n ? answers[n] : []) as number[]
+          const failed = ((answers.length > n ? answers[n] : []) as unknown[]).map(Number)
           for (let j = 0; j < n; j++) {
             const c = group[j]!
             if (failed.includes(j + 1)) c.reject(new Error(String(answers[j])))

@@ -171,6 +171,15 @@ describeEachTarget('tick batching', (target) => {
       append.runMerged(redis, [ks.key('merge', 'other')], merge('k2')),
     ])
     expect([one, two]).toEqual([9, 1])
+    // A full batch leaves at once, but not on a mergeable call: the calls after it still join it.
+    await redis.del(key)
+    await Promise.all([
+      ...Array.from({ length: MAX_BATCH_CALLS - 1 }, (_, i) => append.run(redis, [key], [`p${i}`])),
+      append.runMerged(redis, [key], merge('m1')),
+      append.runMerged(redis, [key], merge('m2')),
+      append.runMerged(redis, [key], merge('m3')),
+    ])
+    expect((await redis.lrange(key, 0, -1)).slice(-1)).toEqual(['m1+m2+m3'])
   })
 
   it("runs a script's setup once per batch, in a scope of its own, and gives a batch's calls one server clock", async () => {
@@ -309,6 +318,19 @@ describeEachTarget('tick batching', (target) => {
       )
       expect(error).toBeInstanceOf(ScriptError)
       expect(error!.message).toBe(reason(i).message)
+    }
+    // A client that answers integers as strings (ioredis's stringNumbers) still fails the bad call.
+    const strings = target.client({ stringNumbers: true })
+    try {
+      const mixed = await Promise.allSettled([
+        incr.run(strings, [ks.key('s1', 'n')], [1]),
+        incr.run(strings, [wrong], [1]),
+        incr.run(strings, [ks.key('s2', 'n')], [1]),
+      ])
+      expect(mixed.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+      expect((mixed[1] as PromiseRejectedResult).reason).toBeInstanceOf(ScriptError)
+    } finally {
+      strings.disconnect()
     }
   })
 })

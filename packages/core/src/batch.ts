@@ -263,7 +263,8 @@ class Batcher {
     // A full batch leaves at once: Redis runs it while this tick makes its other calls (answers
     // that arrived together start their callers' next calls in one cascade). Held to the tick's
     // end, the client and Redis took turns. A cluster waits for the tick, which it splits per master.
-    if (this.#queue.length >= MAX_BATCH_CALLS && !this.#redis.isCluster) {
+    // Not on a mergeable call: the calls after it in this tick may still join it.
+    if (this.#queue.length >= MAX_BATCH_CALLS && !call.run && !this.#redis.isCluster) {
       this.flush()
       return
     }
@@ -417,7 +418,8 @@ class Batcher {
         for (let c = 0; c < n; c++) {
           const call = calls[c]!
           const answer = answers[c]
-          if (failed[next] !== c + 1) settle(call, answer ?? null)
+          // Number(): a client with ioredis's stringNumbers answers integers as strings.
+          if (Number(failed[next]) !== c + 1) settle(call, answer ?? null)
           else {
             next++
             if (mixed && MISROUTED.test(String(answer))) misrouted.push(call)
