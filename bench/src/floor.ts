@@ -86,8 +86,8 @@ function parse(argv: Arg[]): CapturedBatch {
 
 /**
  * An op that queues its call for the tick, like @rp's batcher, and sends each 16 as one EVALSHA of
- * the captured wrapper, a full 16 at once. `keysFor(i)` and `argsFor(i)` give the i-th call's keys and args (default:
- * the first call's args).
+ * the captured wrapper, a full 16 at once. `keysFor(i)` and `argsFor(i)` give the i-th call's keys
+ * and args (default: the first call's args).
  */
 export async function floorOp(
   redis: Redis,

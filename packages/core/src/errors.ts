@@ -106,15 +106,15 @@ export class RedisOutOfMemoryError extends RpError {
 }
 
 /**
- * A Lua script failed inside Redis for a reason tied to the data it touched (a key of the wrong
- * type, a malformed value) or a bug: a per-key problem, never a sign that Redis is down.
- */
-/**
  * Where in the script Redis says it failed: the line differs between a lone call and a batch (whose
  * wrapper runs the body), and a batch's error has no sha. The cause keeps Redis's own words.
  */
 const SCRIPT_PLACE = /user_script:\d+: | script: [0-9a-f]{40}, on @user_script:\d+\.$/g
 
+/**
+ * A Lua script failed inside Redis for a reason tied to the data it touched (a key of the wrong
+ * type, a malformed value) or a bug: a per-key problem, never a sign that Redis is down.
+ */
 export class ScriptError extends RpError {
   readonly script: string
   constructor(script: string, message: string, options?: { cause?: unknown }) {

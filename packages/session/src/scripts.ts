@@ -256,10 +256,11 @@ return {'ok', s.v + 1, e, s.a, now, s.c}
 
 /**
  * Ends a session and leaves a tombstone, so no write in flight (an update, a touch, a framework's
- * end-of-request save) can bring it back. A key of another type is left alone (WRONGTYPE). KEYS[1] session. ARGV[1] tombstone TTL (ms). ARGV[2] '1'
- * to leave a tombstone even where there is no key: only for handles taken from a user's index,
- * whose session may be being created right now. Other ids get none, so logging out made-up ids
- * cannot fill Redis with tombstones.
+ * end-of-request save) can bring it back. A key of another type is left as it is: its GET fails
+ * with WRONGTYPE, as a read of it does, and the client reports it. KEYS[1] session. ARGV[1]
+ * tombstone TTL (ms). ARGV[2] '1' to leave a tombstone even where there is no key: only for handles
+ * taken from a user's index, whose session may be being created right now. Other ids get none, so
+ * logging out made-up ids cannot fill Redis with tombstones.
  * Reply: nil when there was no live session; else its stored value (the client reads the user id
  * from it, and regenerate moves it to a new id).
  * allow-oom: logging out must work when Redis is full; the tombstone is smaller than the session.
@@ -271,16 +272,10 @@ export const destroyScript = defineScript<string | null>({
   setup: PARSE,
   lua: `${NOW}
 local k = KEYS[1]
-local exists = redis.call('EXISTS', k) == 1
-if not exists and ARGV[2] ~= '1' then return false end
+local v = redis.call('GET', k)
+if not v and ARGV[2] ~= '1' then return false end
 local reply = false
-if exists then
-  -- Another type was not written by this store: it is left as it is, and the call fails with
-  -- WRONGTYPE, as a read of it does (the client reports it).
-  if redis.call('TYPE', k).ok ~= 'string' then
-    return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value')
-  end
-  local v = redis.call('GET', k)
+if v then
   local s = head(v)
   if s and s.e > now then reply = v end
 end
