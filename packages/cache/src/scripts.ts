@@ -22,8 +22,7 @@ import { MAX_TAGS_PER_ENTRY } from './entry.js'
  * c, t fields), still read until it expires or is rewritten, so an upgrade loses no entry.
  */
 
-const NOW = `local t = rp_time()
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`
+const NOW = 'local now = rp_now_ms()'
 
 const READ = `
 local function tags_current(tags_key, t)

@@ -205,6 +205,31 @@ describeEachTarget('tick batching', (target) => {
     expect(new Set(replies.map((r) => `${r[2]}.${r[3]}`)).size).toBe(1)
   })
 
+  it('gives a script the clock as numbers, exact integers as text and memoised numbers, alone and batched', async () => {
+    const redis = target.client()
+    const prelude = defineScript<string[]>({
+      name: 'test.batch.prelude',
+      keys: 1,
+      flags: ['no-writes'],
+      lua: `local t = rp_time()
+return {t[1], t[2], rp_int(rp_now_us()), rp_int(rp_now_ms()), rp_int(ARGV[1] * 1), rp_int(-2 ^ 53), tostring(rp_num(ARGV[2])), tostring(rp_num(ARGV[2]) == rp_num(ARGV[2])), tostring(rp_num('x'))}`,
+    })
+    const key = ks.key('prelude', 'k')
+    const replies = [
+      await prelude.run(redis, [key], ['9007199254740993', '0.5'], { batch: false }),
+      ...(await Promise.all([1, 2, 3].map(() => prelude.run(redis, [key], ['1795925614544123', '0.5'])))),
+    ]
+    for (const [seconds, micros, us, ms, big, negative, half, same, bad] of replies) {
+      expect(us).toBe((BigInt(seconds!) * 1_000_000n + BigInt(micros!)).toString())
+      expect(ms).toBe((BigInt(us!) / 1000n).toString())
+      expect(negative).toBe('-9007199254740992')
+      expect([half, same, bad]).toEqual(['0.5', 'true', 'nil'])
+      expect(['9007199254740992', '1795925614544123']).toContain(big)
+    }
+    // One clock reading per batch.
+    expect(new Set(replies.slice(1).map((r) => r[2])).size).toBe(1)
+  })
+
   it('answers every call of a batch with its own reply, across many keys and slots', async () => {
     const redis = target.client()
     const calls = Array.from({ length: 300 }, (_, i) => incr.run(redis, [ks.key(`k${i % 40}`, 'n')], [i]))

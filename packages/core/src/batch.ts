@@ -3,12 +3,12 @@ import type { Cluster } from 'ioredis'
 import type { RedisClient } from './client.js'
 import { ScriptError } from './errors.js'
 import {
-  BATCH_CLOCK,
   type CompiledLua,
   compileLua,
   type LuaParts,
   runLua,
   runLuaArgv,
+  SCRIPT_PRELUDE,
   type ScriptArg,
   type ScriptFlag,
   translateScriptError,
@@ -88,8 +88,8 @@ const MAX_MIXES = 64
 // closes over it: made per call, those closures cost a gcra check a fifth of its Redis time. The
 // calls of a batch share one reading of the server clock (rp_time, see lua.ts): they run in one
 // atomic step, so one instant is as true for all of them as for each, and TIME per call cost
-// another fifth. The reading lags Redis's own clock by what the earlier calls took, so an expiry
-// set from it is relative (docs/conventions.md §3).
+// another fifth; rp_num's memo is per batch too. The reading lags Redis's own clock by what the
+// earlier calls took, so an expiry set from it is relative (docs/conventions.md §3).
 // pcall keeps one call's error (a wrong type, a corrupt value) from failing the others; a script
 // that writes and then fails keeps its writes, as it would alone.
 // ARGV: n, then the calls' shape: when every call has the same key and arg counts (most batches),
@@ -99,7 +99,10 @@ const MAX_MIXES = 64
 // Reply: every call's reply, in order; when a call failed, one more element, the list of the calls
 // that failed (their replies are the error messages). A status per call cost each call one more
 // reply element, and a table per call one more nested reply.
-// A call's KEYS and ARGV are built with unpack, sized at once.
+// A body whose KEYS and ARGV are read only at literal indexes (KEYS[1], ARGV[3]) reads them in
+// place: the wrapper rewrites KEYS[i] to KEYS[rp_k + i] and hands it the batch's own tables and
+// the call's offsets. Any other use (#ARGV, ARGV[i + 1]) gets the call's KEYS and ARGV as tables
+// of their own, built with unpack; two tables per call cost a gcra check a tenth of its Redis time.
 //
 // A cluster node refuses declared KEYS of different slots (CROSSSLOT) even from a script flagged
 // allow-cross-slot-keys; the flag only lets the script touch them. So the cross-slot form declares
@@ -110,9 +113,9 @@ const MAX_MIXES = 64
 // Errors keep Redis's "ERR " prefix where the body raised a bare message.
 function wrapperBody(scripts: readonly LuaParts[], crossSlot: boolean): string {
   const mixed = scripts.length > 1
-  return `${BATCH_CLOCK}
+  return `${SCRIPT_PRELUDE}
 local rp_fns = {
-${scripts.map(({ setup, body }) => `(function()\n${setup}\nreturn function(KEYS, ARGV)\n${body}\nend\nend)()`).join(',\n')}
+${scripts.map(callFunction).join(',\n')}
 }
 local n = tonumber(ARGV[1])
 local nk, na, a = tonumber(ARGV[2]), tonumber(ARGV[3]), 3
@@ -129,14 +132,13 @@ for c = 1, n do
   local ck, ca = nk, na
   if not ck then ck, ca = tonumber(ARGV[1 + c]), tonumber(ARGV[1 + n + c]) end
   local rp_call = rp_fns[${mixed ? 'tonumber(ARGV[bodies + c])' : '1'}]
-  local keys, args = {unpack(src, k + 1, k + ck)}, {unpack(ARGV, a + 1, a + ca)}
-  k, a = k + ck, a + ca
   local ok, res = true, nil
   if ${crossSlot} then
-    local probe = redis.pcall('EXISTS', keys[1])
+    local probe = redis.pcall('EXISTS', src[k + 1])
     if type(probe) == 'table' and probe.err then ok, res = false, probe end
   end
-  if ok then ok, res = pcall(rp_call, keys, args) end
+  if ok then ok, res = pcall(rp_call, src, ARGV, k, a, ck, ca) end
+  k, a = k + ck, a + ca
   if not ok then
     if type(res) == 'table' then res = res.err end
     res = tostring(res)
@@ -156,6 +158,46 @@ for c = 1, n do
 end
 if failed then out[n + 1] = failed end
 return out`
+}
+
+const ANY_USE = /\b(KEYS|ARGV)\b/g
+const LITERAL_USE = /\b(KEYS|ARGV)\s*\[\s*(\d+)\s*\]/g
+
+/**
+ * One script's entry in a wrapper: its setup, once, and a function (src, args, k, a, ck, ca) that
+ * runs its body for the call whose ck keys follow src[k] and whose ca args follow args[a]. A call
+ * with fewer keys or args than the body's highest literal index gets tables of its own too: read in
+ * place, the index past its own would be the next call's, where alone it is nil.
+ */
+function callFunction({ setup, body }: LuaParts): string {
+  let inPlace = body
+  let maxKey = Number.POSITIVE_INFINITY
+  let maxArg = Number.POSITIVE_INFINITY
+  if ((body.match(ANY_USE)?.length ?? 0) === (body.match(LITERAL_USE)?.length ?? 0)) {
+    maxKey = 0
+    maxArg = 0
+    inPlace = body.replace(LITERAL_USE, (_, table: string, index: string) => {
+      const i = Number(index)
+      if (table === 'KEYS') maxKey = Math.max(maxKey, i)
+      else maxArg = Math.max(maxArg, i)
+      return table === 'KEYS' ? `KEYS[rp_k + ${i}]` : `ARGV[rp_a + ${i}]`
+    })
+  }
+  const tablesOnly = maxKey === Number.POSITIVE_INFINITY
+  return `(function()
+${setup}
+local function rp_body(KEYS, ARGV, rp_k, rp_a)
+${inPlace}
+end
+return function(src, args, k, a, ck, ca)
+  ${
+    tablesOnly
+      ? ''
+      : `if ck >= ${maxKey} and ca >= ${maxArg} then return rp_body(src, args, k, a) end
+  `
+  }return rp_body({unpack(src, k + 1, k + ck)}, {unpack(args, a + 1, a + ca)}, 0, 0)
+end
+end)()`
 }
 
 interface WrapperPair {

@@ -6,8 +6,7 @@ import type { Notifier } from './notifier.js'
 import { defineScript, type ScriptRunOptions } from './script.js'
 import { waitForRelease } from './wait.js'
 
-const NOW = `local t = rp_time()
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`
+const NOW = 'local now = rp_now_ms()'
 
 /**
  * KEYS: [lease set (zset id -> expiry ms), waiter queue (zset id -> wait deadline)].

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { LockTimeoutError } from './errors.js'
 import { LockKeys } from './lock-keys.js'
 import { LockManager } from './lock-manager.js'
-import { abandonScript, acquireScript } from './scripts.js'
+import { abandonScript, acquireScript, releaseScript } from './scripts.js'
 
 const keysOf = new WeakMap<LockManager, LockKeys>()
 const keyspaceKey = (locks: LockManager, resource: string) => keysOf.get(locks)!.lock(resource)
@@ -81,7 +81,7 @@ describeEachTarget('LockManager', (target) => {
   it('an acquire retried after a lost reply gets the lock it already holds, with the same token', async () => {
     const prefix = uniquePrefix('retry')
     const keys = new LockKeys(prefix)
-    const args = ['owner-1', 30_000, 0, 60_000, 0, 'call-1']
+    const args = ['owner-1', 30_000, 0, 60_000, 0, 'call-1', 0]
     const scriptKeys = [keys.lock('r'), keys.fence('r'), keys.queue('r')]
     const first = await acquireScript.run(redis, scriptKeys, args)
     const retry = await acquireScript.run(redis, scriptKeys, args)
@@ -89,10 +89,40 @@ describeEachTarget('LockManager', (target) => {
     expect(retry[0]).toBe(1)
     expect(retry[1]).toBe(first[1])
     // Another acquire call by the same owner, not reentrant, is still refused.
-    expect((await acquireScript.run(redis, scriptKeys, ['owner-1', 30_000, 0, 60_000, 0, 'call-2']))[0]).toBe(
-      0,
-    )
+    expect(
+      (await acquireScript.run(redis, scriptKeys, ['owner-1', 30_000, 0, 60_000, 0, 'call-2', 0]))[0],
+    ).toBe(0)
     await redis.del(keys.lock('r'))
+  })
+
+  it('a release looks at the queue only when a waiter flagged the lock, and a waiter flags each new holder', async () => {
+    const prefix = uniquePrefix('flag')
+    const keys = new LockKeys(prefix)
+    const scriptKeys = [keys.lock('r'), keys.fence('r'), keys.queue('r')]
+    const acquire = (owner: string, queueMs: number, queuedBefore: number) =>
+      acquireScript.run(redis, scriptKeys, [owner, 30_000, 0, 60_000, queueMs, `${owner}-call`, queuedBefore])
+    const release = (owner: string) =>
+      releaseScript.run(redis, [keys.lock('r'), keys.queue('r')], [owner, keys.channel('r'), 250])
+    expect((await acquire('a', 0, 0))[0]).toBe(1)
+    expect(await redis.hget(keys.lock('r'), 'w')).toBeNull()
+    expect((await acquire('waiter', 5_000, 0))[0]).toBe(0)
+    expect(await redis.hget(keys.lock('r'), 'w')).toBe('1')
+    // The holder dies: its hash expires, flag and all, and another caller takes the lock.
+    await redis.del(keys.lock('r'))
+    expect((await acquire('b', 0, 0))[0]).toBe(1)
+    expect(await redis.hget(keys.lock('r'), 'w')).toBeNull()
+    // The waiter's retry (at the hint: when the dead holder's lock would lapse) flags the new holder...
+    expect((await acquire('waiter', 5_000, 1))[0]).toBe(0)
+    // ...so its release reserves the lock for the waiter, which takes it and leaves the queue.
+    expect(await release('b')).toBe('released')
+    expect(await redis.hget(keys.lock('r'), 'r')).toBe('waiter')
+    expect((await acquire('waiter', 5_000, 1))[0]).toBe(1)
+    expect(await redis.exists(keys.queue('r'))).toBe(0)
+    // Its hash keeps the flag (others may have queued behind it); with nobody queued, the release
+    // hands the lock to nobody and leaves it free.
+    expect(await redis.hget(keys.lock('r'), 'w')).toBe('1')
+    expect(await release('waiter')).toBe('released')
+    expect(await redis.exists(keys.lock('r'))).toBe(0)
   })
 
   it("a 'lost' listener that throws becomes an event, never an uncaught exception", async () => {
@@ -148,6 +178,7 @@ describeEachTarget('LockManager', (target) => {
 
   it('mints strictly increasing fencing tokens', async () => {
     const locks = manager()
+    const keys = keysOf.get(locks)!
     const tokens: number[] = []
     for (let i = 0; i < 5; i++) {
       const lock = await locks.acquire('fenced', { ttlMs: 1_000 })
@@ -155,6 +186,19 @@ describeEachTarget('LockManager', (target) => {
       await lock.release()
     }
     expect(tokens.every((t, i) => i === 0 || t > tokens[i - 1]!)).toBe(true)
+    // A counter ahead of the clock (a clock that stepped back, or an acquire of this resource earlier
+    // in the same batch, which read the same instant): the next token is one past it.
+    const ahead = BigInt(tokens[4]!) + 10n ** 12n
+    await redis.set(keys.fence('fenced'), ahead.toString())
+    const next = await locks.acquire('fenced', { ttlMs: 1_000 })
+    expect(BigInt(next.token)).toBe(ahead + 1n)
+    await next.release()
+    // A value no acquire wrote is no token: the next one comes from the clock again, still above.
+    await redis.set(keys.fence('fenced'), 'not a token, but long enough')
+    const after = await locks.acquire('fenced', { ttlMs: 1_000 })
+    expect(after.token).toBeGreaterThan(tokens[4]!)
+    expect(await redis.get(keys.fence('fenced'))).toBe(String(after.token))
+    await after.release()
   })
 
   it('rejects a paused holder that lost its lock, through the fencing token', async () => {

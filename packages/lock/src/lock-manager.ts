@@ -71,6 +71,8 @@ interface Attempt {
   ttlMs: number
   owner: string
   reentrant: boolean
+  /** An attempt of this call was sent with a queue deadline: it may be queued, even if its reply was lost. */
+  queued?: boolean
 }
 
 /**
@@ -161,6 +163,8 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
   async #attempt(a: Attempt, queueMs = 0): Promise<{ lock: Lock | null; holderTtlMs: number }> {
     const keys = [this.#keys.lock(a.resource), this.#keys.fence(a.resource), this.#keys.queue(a.resource)]
     const sentAt = performance.now()
+    const mayBeQueued = a.queued === true
+    if (queueMs > 0) a.queued = true
     const [ok, token, expiresAt] = await this.#guard.script('lock.acquire', acquireScript, keys, [
       a.owner,
       a.ttlMs,
@@ -168,6 +172,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
       this.#fenceTtlMs,
       queueMs,
       a.call,
+      mayBeQueued ? 1 : 0,
     ])
     if (ok !== 1) return { lock: null, holderTtlMs: token }
     const lock = new Lock(this.#context, {

@@ -1,23 +1,21 @@
 import { defineScript } from '@rp/core/kit'
 
-const NOW = `local t = rp_time()
-local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local now = math.floor(now_us / 1000)`
+const NOW = `local now_us = rp_now_us()
+local now = rp_now_ms()`
 
 /**
  * Hands a free lock to the earliest-deadline live waiter: pops it from the queue, reserves the
  * lock hash for it (`r`) for the grace period, and wakes it by its owner id. KEYS[1] lock hash,
  * KEYS[2] queue; ARGV[2] channel, ARGV[3] grace ms. The lock hash must hold no owner.
+ * The reservation keeps the waiter flag (`w`, see acquire): others may still be queued.
  */
 const HANDOFF = `redis.call('DEL', KEYS[1])
--- Most releases have nobody waiting: one EXISTS instead of reading the clock and the queue.
 if redis.call('EXISTS', KEYS[2]) == 1 then
-  local t = rp_time()
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', rp_int(rp_now_ms()))
   local next = redis.call('ZRANGE', KEYS[2], 0, 0)
   if next[1] then
     redis.call('ZREM', KEYS[2], next[1])
-    redis.call('HSET', KEYS[1], 'r', next[1])
+    redis.call('HSET', KEYS[1], 'r', next[1], 'w', '1')
     redis.call('PEXPIRE', KEYS[1], ARGV[3])
     redis.call('PUBLISH', ARGV[2], next[1])
   end
@@ -25,14 +23,22 @@ end`
 
 /**
  * KEYS: [lock hash, fence counter, waiter queue] (same hash tag).
- * ARGV: [owner, ttlMs, reentrant 0|1, fenceTtlMs, queue deadline ms or 0, acquire-call id].
+ * ARGV: [owner, ttlMs, reentrant 0|1, fenceTtlMs, queue deadline ms or 0, acquire-call id,
+ * 1 if an earlier attempt of this call may have queued it, else 0].
  * Reply: {1, token, expiresAt ms} when acquired, {0, ms until it may be free} otherwise.
  *
- * The fencing token is max(last token, now µs) + 1, written back to the counter (one GET and one
- * SET, where INCR on a raised counter took three commands): strictly increasing per resource
- * while the counter lives, and still larger than every earlier token after the counter expires
- * (as long as the server clock does not run backwards), so the counter needs no eternal key.
- * A caller that passes a deadline joins the waiter queue when it fails. A lock that a release
+ * The fencing token is max(last token, now µs) + 1, written back to the counter: strictly
+ * increasing per resource while the counter lives, and still larger than every earlier token after
+ * the counter expires (as long as the server clock does not run backwards), so the counter needs
+ * no eternal key. The clock is nearly always ahead of the counter, so the write goes first, with
+ * GET: one command, where GET then SET took two, and a second SET only when the counter was ahead
+ * (an acquire of the same resource earlier in this batch, or a clock that stepped back). Both are
+ * decimal integers, so comparing their lengths, then their text, compares them as numbers; a value
+ * this script did not write is overwritten.
+ * A caller that passes a deadline joins the waiter queue when it fails, and flags the lock hash
+ * (`w`), so that a release looks at the queue only when someone queued: most have nobody waiting,
+ * and the flag saves them a command. A hash that expires takes its flag along, but its waiters
+ * retry when it would have expired (their hint), and queue and flag again. A lock that a release
  * reserved for a woken waiter (`r`) is free only to that waiter until the reservation lapses, so a
  * retry on a backoff timer cannot jump the queue.
  */
@@ -40,33 +46,48 @@ export const acquireScript = defineScript<[number, number, number?]>({
   name: 'lock.acquire',
   keys: 3,
   lua: `${NOW}
-local held = redis.call('HMGET', KEYS[1], 'o', 'r', 'n')
+local held = redis.call('HMGET', KEYS[1], 'o', 'r', 'n', 'w')
 local owner, reserved = held[1], held[2]
 -- A retry of the same acquire call (its reply was lost): it already holds the lock.
 if owner and owner == ARGV[1] and held[3] == ARGV[6] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1, tonumber(redis.call('HGET', KEYS[1], 't')), now + tonumber(ARGV[2])}
+  return {1, tonumber(redis.call('HGET', KEYS[1], 't')), now + rp_num(ARGV[2])}
 end
 if owner and owner == ARGV[1] and ARGV[3] == '1' then
   redis.call('HINCRBY', KEYS[1], 'c', 1)
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1, tonumber(redis.call('HGET', KEYS[1], 't')), now + tonumber(ARGV[2])}
+  return {1, tonumber(redis.call('HGET', KEYS[1], 't')), now + rp_num(ARGV[2])}
 end
 if owner or (reserved and reserved ~= ARGV[1]) then
   local deadline = tonumber(ARGV[5])
   if deadline > 0 then
-    redis.call('ZADD', KEYS[3], 'NX', now + deadline, ARGV[1])
-    if redis.call('PTTL', KEYS[3]) < deadline then redis.call('PEXPIRE', KEYS[3], deadline) end
+    redis.call('ZADD', KEYS[3], 'NX', rp_int(now + deadline), ARGV[1])
+    if redis.call('PTTL', KEYS[3]) < deadline then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
+    if not held[4] then redis.call('HSET', KEYS[1], 'w', '1') end
   end
   return {0, math.max(1, redis.call('PTTL', KEYS[1]))}
 end
-local token = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now_us) + 1
-redis.call('SET', KEYS[2], string.format('%.0f', token), 'PX', ARGV[4])
-if reserved then redis.call('DEL', KEYS[1]) end
-redis.call('HSET', KEYS[1], 'o', ARGV[1], 'c', 1, 't', string.format('%.0f', token), 'n', ARGV[6])
+local token = now_us + 1
+local text = rp_int(token)
+local last = redis.call('SET', KEYS[2], text, 'PX', ARGV[4], 'GET')
+if last and (#last > #text or (#last == #text and last >= text)) then
+  -- Ahead of the clock: one past it, unless it is no token this script could have written.
+  local n = tonumber(last)
+  if n and n < 2 ^ 53 then
+    token = n + 1
+    text = rp_int(token)
+    redis.call('SET', KEYS[2], text, 'PX', ARGV[4])
+  end
+end
+if reserved then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'o', ARGV[1], 'c', '1', 't', text, 'n', ARGV[6], 'w', '1')
+else
+  redis.call('HSET', KEYS[1], 'o', ARGV[1], 'c', '1', 't', text, 'n', ARGV[6])
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if ARGV[5] ~= '0' then redis.call('ZREM', KEYS[3], ARGV[1]) end
-return {1, token, now + tonumber(ARGV[2])}`,
+if ARGV[7] == '1' then redis.call('ZREM', KEYS[3], ARGV[1]) end
+return {1, token, now + rp_num(ARGV[2])}`,
 })
 
 /**
@@ -79,11 +100,16 @@ export const releaseScript = defineScript<'released' | 'expired' | 'not-owner'>(
   flags: ['allow-oom'],
   keys: 2,
   lua: `
-local held = redis.call('HMGET', KEYS[1], 'o', 'c')
+local held = redis.call('HMGET', KEYS[1], 'o', 'c', 'w')
 if not held[1] then return 'expired' end
 if held[1] ~= ARGV[1] then return 'not-owner' end
 -- A reentrant hold counts down; the last (or only) release frees the lock.
 if held[2] ~= '1' and redis.call('HINCRBY', KEYS[1], 'c', -1) > 0 then return 'released' end
+-- Nobody queued while it was held (no flag): nobody to hand it to.
+if not held[3] then
+  redis.call('DEL', KEYS[1])
+  return 'released'
+end
 ${HANDOFF}
 return 'released'`,
 })
@@ -112,7 +138,7 @@ export const extendScript = defineScript<number>({
   lua: `${NOW}
 if redis.call('HGET', KEYS[1], 'o') ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return now + tonumber(ARGV[2])`,
+return now + rp_num(ARGV[2])`,
 })
 
 /**

@@ -24,8 +24,7 @@ import { defineScript } from '@rp/core/kit'
  * disagree. A key of another type fails GET with WRONGTYPE: a data error the client reports.
  */
 const NOW = `
-local t = rp_time()
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = rp_now_ms()
 `
 
 // pad: a time at its fixed width. head: the fixed part and the first four numbers of a value (all

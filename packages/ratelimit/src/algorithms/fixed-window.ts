@@ -23,7 +23,7 @@ local function fixed_window(key, now_us, limit, window, burst, cost, mode, nonce
   if mode == 2 then
     if used > 0 then
       used = math.max(0, used - cost)
-      redis.call('HSET', key, 'c', used)
+      redis.call('HSET', key, 'c', fmt(used))
     end
     return {1, limit - used, reset_at, 0, 0}
   end
@@ -33,10 +33,10 @@ local function fixed_window(key, now_us, limit, window, burst, cost, mode, nonce
   if mode == 0 and cost > 0 then
     if used > 0 then
       -- Same window: the TTL is already set, so one command.
-      redis.call('HINCRBY', key, 'c', cost)
+      redis.call('HINCRBY', key, 'c', rp_int(cost))
     else
-      redis.call('HSET', key, 'w', win, 'c', cost)
-      redis.call('PEXPIRE', key, reset_at - now)
+      redis.call('HSET', key, 'w', rp_int(win), 'c', rp_int(cost))
+      redis.call('PEXPIRE', key, rp_int(reset_at - now))
     end
   end
   return {1, limit - used - cost, reset_at, 0, 0}

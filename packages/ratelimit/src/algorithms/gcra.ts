@@ -13,7 +13,7 @@ local function gcra(key, now_us, limit, window, burst, cost, mode, nonce)
   local tolerance = burst * interval
   local now = floor_ms(now_us)
   if mode == 3 then
-    redis.call('SET', key, -(now + cost), 'PX', cost)
+    redis.call('SET', key, rp_int(-(now + cost)), 'PX', rp_int(cost))
     return {1, 0, now + cost, 0, 0}
   end
   local tat = tonumber(redis.call('GET', key)) or now_us
@@ -28,7 +28,7 @@ local function gcra(key, now_us, limit, window, burst, cost, mode, nonce)
   if mode == 2 then
     local back = math.max(now_us, tat - cost * interval)
     if back > now_us then
-      redis.call('SET', key, fmt(back), 'PX', math.max(1, ceil_ms(back - now_us)))
+      redis.call('SET', key, fmt(back), 'PX', rp_int(math.max(1, ceil_ms(back - now_us))))
     else
       redis.call('DEL', key)
     end
@@ -42,7 +42,7 @@ local function gcra(key, now_us, limit, window, burst, cost, mode, nonce)
     return {0, remaining, ceil_ms(tat), math.max(1, ceil_ms(diff - tolerance)), 1}
   end
   if mode == 0 and cost > 0 then
-    redis.call('SET', key, fmt(new_tat), 'PX', math.max(1, ceil_ms(diff)))
+    redis.call('SET', key, fmt(new_tat), 'PX', rp_int(math.max(1, ceil_ms(diff))))
   end
   return {1, math.max(0, math.floor((tolerance - diff) / interval + 1e-9)), ceil_ms(new_tat), 0, 0}
 end

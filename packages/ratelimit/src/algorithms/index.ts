@@ -40,7 +40,7 @@ export const singleScripts = Object.fromEntries(
       name: `ratelimit.${algorithm.name}`,
       keys: 1,
       setup: `${PRELUDE}${algorithm.lua}`,
-      lua: `return ${algorithm.fn}(KEYS[1], server_now_us(), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[2]), tonumber(ARGV[1]), ARGV[6])`,
+      lua: `return ${algorithm.fn}(KEYS[1], rp_now_us(), rp_num(ARGV[3]), rp_num(ARGV[4]), rp_num(ARGV[5]), rp_num(ARGV[2]), rp_num(ARGV[1]), ARGV[6])`,
       decode: (raw) => decodeOne(raw as number[], 0),
     }),
   ]),
@@ -58,18 +58,18 @@ export const multiScript = defineScript<RawDecision[]>({
   keys: 'variadic',
   setup: `${PRELUDE}${ALGORITHMS.map((a) => a.lua).join('')}
 local fns = { ${ALGORITHMS.map((a) => a.fn).join(', ')} }`,
-  lua: `local now_us = server_now_us()
-local mode = tonumber(ARGV[1])
-local cost = tonumber(ARGV[2])
+  lua: `local now_us = rp_now_us()
+local mode = rp_num(ARGV[1])
+local cost = rp_num(ARGV[2])
 local nonce = ARGV[3]
-local n = tonumber(ARGV[4])
+local n = rp_num(ARGV[4])
 local out = {}
 local all = true
 for i = 1, n do
   local a = 4 + (i - 1) * 4
   local dry = mode
   if mode == 0 then dry = 1 end
-  local r = fns[tonumber(ARGV[a + 1])](KEYS[i], now_us, tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), cost, dry, nonce .. ':' .. i .. ':')
+  local r = fns[rp_num(ARGV[a + 1])](KEYS[i], now_us, rp_num(ARGV[a + 2]), rp_num(ARGV[a + 3]), rp_num(ARGV[a + 4]), cost, dry, nonce .. ':' .. i .. ':')
   if r[1] == 0 then all = false end
   for j = 1, 5 do out[#out + 1] = r[j] end
 end
@@ -77,7 +77,7 @@ if mode == 0 and all then
   out = {}
   for i = 1, n do
     local a = 4 + (i - 1) * 4
-    local r = fns[tonumber(ARGV[a + 1])](KEYS[i], now_us, tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), cost, 0, nonce .. ':' .. i .. ':')
+    local r = fns[rp_num(ARGV[a + 1])](KEYS[i], now_us, rp_num(ARGV[a + 2]), rp_num(ARGV[a + 3]), rp_num(ARGV[a + 4]), cost, 0, nonce .. ':' .. i .. ':')
     for j = 1, 5 do out[#out + 1] = r[j] end
   end
 end

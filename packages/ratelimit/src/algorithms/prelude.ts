@@ -1,6 +1,6 @@
 /**
  * Lua shared by every rate-limit script, its setup (run once per batch of calls). Time comes from
- * the server (TIME, through core's rp_time), in microseconds, so clients with skewed clocks still
+ * the server (TIME, through core's rp_now_us), in microseconds, so clients with skewed clocks still
  * agree, and sub-millisecond intervals stay exact.
  *
  * Every algorithm is a Lua function with one signature:
@@ -12,18 +12,19 @@
  * A denied request never writes, so rejections cost nothing.
  */
 export const PRELUDE = `
-local function server_now_us()
-  local t = rp_time()
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
 local function ceil_ms(us) return math.ceil(us / 1000) end
 local function floor_ms(us) return math.floor(us / 1000) end
-local function fmt(x) return string.format('%.17g', x) end
+-- Numbers go to Redis as text made here (core's rp_int for an integer): Redis would print a number
+-- with %.17g, the C library's slow exact float printing.
+local function fmt(x)
+  if x == math.floor(x) then return rp_int(x) end
+  return string.format('%.17g', x)
+end
 -- Hash-based state keeps a block as field b = until (ms); the key expires with the block.
 local function block_hash(key, now, ms)
   redis.call('DEL', key)
-  redis.call('HSET', key, 'b', now + ms)
-  redis.call('PEXPIRE', key, ms)
+  redis.call('HSET', key, 'b', rp_int(now + ms))
+  redis.call('PEXPIRE', key, rp_int(ms))
   return {1, 0, now + ms, 0, 0}
 end
 local function blocked_until(b, now, mode)

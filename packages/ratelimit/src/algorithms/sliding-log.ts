@@ -13,8 +13,8 @@ local function sliding_log(key, now_us, limit, window, burst, cost, mode, nonce)
   local floor_score = now - window
   if mode == 3 then
     redis.call('DEL', key)
-    redis.call('ZADD', key, -(now + cost), '!b')
-    redis.call('PEXPIRE', key, cost)
+    redis.call('ZADD', key, rp_int(-(now + cost)), '!b')
+    redis.call('PEXPIRE', key, rp_int(cost))
     return {1, 0, now + cost, 0, 0}
   end
   local b = redis.call('ZSCORE', key, '!b')
@@ -23,7 +23,7 @@ local function sliding_log(key, now_us, limit, window, burst, cost, mode, nonce)
     if blocked then return blocked end
     redis.call('ZREM', key, '!b')
   end
-  local used = redis.call('ZCOUNT', key, '(' .. floor_score, '+inf')
+  local used = redis.call('ZCOUNT', key, '(' .. rp_int(floor_score), '+inf')
   if mode == 2 then
     local back = math.min(cost, used)
     if back > 0 then redis.call('ZPOPMAX', key, back) end
@@ -37,19 +37,20 @@ local function sliding_log(key, now_us, limit, window, burst, cost, mode, nonce)
     return {0, limit - used, tonumber(newest[2]) + window, retry, 1}
   end
   if mode == 0 and cost > 0 then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', floor_score)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', rp_int(floor_score))
     -- In chunks: unpack() of a huge table overflows the Lua C stack.
+    local score = rp_int(now)
     local i = 1
     while i <= cost do
       local args = {}
       for j = i, math.min(cost, i + 499) do
-        args[#args + 1] = now
+        args[#args + 1] = score
         args[#args + 1] = nonce .. j
       end
       redis.call('ZADD', key, unpack(args))
       i = i + 500
     end
-    redis.call('PEXPIRE', key, window)
+    redis.call('PEXPIRE', key, rp_int(window))
   end
   return {1, limit - used - cost, now + window, 0, 0}
 end

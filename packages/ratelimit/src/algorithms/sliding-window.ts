@@ -32,9 +32,9 @@ local function sliding_window(key, now_us, limit, window, burst, cost, mode, non
       local back = math.min(cur, cost)
       cur = cur - back
       prev = math.max(0, prev - (cost - back))
-      redis.call('HSET', key, 'w', win, 'c', cur, 'p', prev)
+      redis.call('HSET', key, 'w', rp_int(win), 'c', fmt(cur), 'p', fmt(prev))
       -- Rewriting w = win promises the key lives to the end of the next window, like a consume.
-      redis.call('PEXPIRE', key, (win + 2) * window - now)
+      redis.call('PEXPIRE', key, rp_int((win + 2) * window - now))
     end
     return {1, math.floor(limit - (prev * (window - elapsed) / window + cur)), reset_at, 0, 0}
   end
@@ -54,10 +54,10 @@ local function sliding_window(key, now_us, limit, window, burst, cost, mode, non
   if mode == 0 and cost > 0 then
     if w == win then
       -- Same window: the TTL already runs to the end of the next window, so one command.
-      redis.call('HINCRBY', key, 'c', cost)
+      redis.call('HINCRBY', key, 'c', rp_int(cost))
     else
-      redis.call('HSET', key, 'w', win, 'c', cur + cost, 'p', prev)
-      redis.call('PEXPIRE', key, (win + 2) * window - now)
+      redis.call('HSET', key, 'w', rp_int(win), 'c', fmt(cur + cost), 'p', fmt(prev))
+      redis.call('PEXPIRE', key, rp_int((win + 2) * window - now))
     end
     reset_at = (win + 2) * window
   end

@@ -20,8 +20,8 @@ local function token_bucket(key, now_us, limit, window, burst, cost, mode, nonce
   if mode == 2 then
     if v[1] then
       tokens = math.min(burst, tokens + cost)
-      redis.call('HSET', key, 't', fmt(tokens), 'ts', now_us)
-      redis.call('PEXPIRE', key, math.max(1, ceil_ms((burst - tokens) / rate)))
+      redis.call('HSET', key, 't', fmt(tokens), 'ts', rp_int(now_us))
+      redis.call('PEXPIRE', key, rp_int(math.max(1, ceil_ms((burst - tokens) / rate))))
     end
     return {1, math.floor(tokens + 1e-9), ceil_ms(now_us + (burst - tokens) / rate), 0, 0}
   end
@@ -30,8 +30,8 @@ local function token_bucket(key, now_us, limit, window, burst, cost, mode, nonce
   end
   tokens = math.max(0, tokens - cost)
   if mode == 0 and cost > 0 then
-    redis.call('HSET', key, 't', fmt(tokens), 'ts', now_us)
-    redis.call('PEXPIRE', key, math.max(1, ceil_ms((burst - tokens) / rate)))
+    redis.call('HSET', key, 't', fmt(tokens), 'ts', rp_int(now_us))
+    redis.call('PEXPIRE', key, rp_int(math.max(1, ceil_ms((burst - tokens) / rate))))
   end
   return {1, math.floor(tokens + 1e-9), ceil_ms(now_us + (burst - tokens) / rate), 0, 0}
 end
