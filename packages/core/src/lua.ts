@@ -43,8 +43,10 @@ export interface LuaParts {
  * - `rp_int(x)`: an integer as its decimal string, for a number that may pass 2^31 (a time, a
  *   token). `%.0f` and `%.17g` take the C library's exact float printing, 0.9 µs per 16-digit
  *   number; `%d` takes 0.2, but it is a C long, 32 bits on armhf and i386 builds, so it is used
- *   only where it holds 2^53. Redis turns a number handed to redis.call into text with `%.17g`
- *   as well, so a script hands it rp_int(x), or the ARGV string it came from.
+ *   only where it holds 2^53, and only for a number within ±2^53 (beyond that, or NaN, `%d` would
+ *   print the long's minimum): others are printed as Redis would, `%.17g`. Redis turns a number
+ *   handed to redis.call into text with `%.17g` too, so a script hands it rp_int(x), or the ARGV
+ *   string it came from.
  */
 export const SCRIPT_PRELUDE = `local rp_clock, rp_us, rp_ms
 local function rp_time()
@@ -63,7 +65,10 @@ local function rp_now_ms()
   return rp_ms
 end
 local rp_int_form = string.format('%d', 2 ^ 53) == '9007199254740992' and '%d' or '%.0f'
-local function rp_int(x) return string.format(rp_int_form, x) end
+local function rp_int(x)
+  if x < 9007199254740992 and x > -9007199254740992 then return string.format(rp_int_form, x) end
+  return string.format('%.17g', x)
+end
 local rp_nums = {}
 local function rp_num(s)
   local v = rp_nums[s]

@@ -123,6 +123,17 @@ describeEachTarget('LockManager', (target) => {
     expect(await redis.hget(keys.lock('r'), 'w')).toBe('1')
     expect(await release('waiter')).toBe('released')
     expect(await redis.exists(keys.lock('r'))).toBe(0)
+    // A queued caller that takes a lock no release handed it (its holder died) flags its own hold
+    // when others are still queued behind it.
+    expect((await acquire('x', 0, 0))[0]).toBe(1)
+    expect((await acquire('q1', 5_000, 0))[0]).toBe(0)
+    expect((await acquire('q2', 5_000, 0))[0]).toBe(0)
+    await redis.del(keys.lock('r'))
+    expect((await acquire('q1', 5_000, 1))[0]).toBe(1)
+    expect(await redis.hget(keys.lock('r'), 'w')).toBe('1')
+    expect(await release('q1')).toBe('released')
+    expect(await redis.hget(keys.lock('r'), 'r')).toBe('q2')
+    expect((await acquire('q2', 5_000, 1))[0]).toBe(1)
   })
 
   it("a 'lost' listener that throws becomes an event, never an uncaught exception", async () => {
@@ -193,12 +204,24 @@ describeEachTarget('LockManager', (target) => {
     const next = await locks.acquire('fenced', { ttlMs: 1_000 })
     expect(BigInt(next.token)).toBe(ahead + 1n)
     await next.release()
-    // A value no acquire wrote is no token: the next one comes from the clock again, still above.
-    await redis.set(keys.fence('fenced'), 'not a token, but long enough')
-    const after = await locks.acquire('fenced', { ttlMs: 1_000 })
-    expect(after.token).toBeGreaterThan(tokens[4]!)
-    expect(await redis.get(keys.fence('fenced'))).toBe(String(after.token))
-    await after.release()
+    // A value no acquire wrote is no token, even one that reads as a number: the next one comes
+    // from the clock again, still above every token before it.
+    let last = Number(ahead + 1n)
+    for (const foreign of [
+      'not a token, but long enough',
+      '0000000000000000005',
+      '-1795925614544123',
+      '1.000000000000e+15',
+      '0x00000000000000FF',
+    ]) {
+      await redis.set(keys.fence('fenced'), foreign)
+      const after = await locks.acquire('fenced', { ttlMs: 1_000 })
+      expect(after.token).toBeGreaterThan(tokens[4]!)
+      expect(await redis.get(keys.fence('fenced'))).toBe(String(after.token))
+      last = after.token
+      await after.release()
+    }
+    expect(last).toBeGreaterThan(tokens[4]!)
   })
 
   it('rejects a paused holder that lost its lock, through the fencing token', async () => {

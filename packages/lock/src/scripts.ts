@@ -34,11 +34,12 @@ end`
  * GET: one command, where GET then SET took two, and a second SET only when the counter was ahead
  * (an acquire of the same resource earlier in this batch, or a clock that stepped back). Both are
  * decimal integers, so comparing their lengths, then their text, compares them as numbers; a value
- * this script did not write is overwritten.
+ * this script did not write (not a plain decimal integer below 2^53) is overwritten.
  * A caller that passes a deadline joins the waiter queue when it fails, and flags the lock hash
  * (`w`), so that a release looks at the queue only when someone queued: most have nobody waiting,
- * and the flag saves them a command. A hash that expires takes its flag along, but its waiters
- * retry when it would have expired (their hint), and queue and flag again. A lock that a release
+ * and the flag saves them a command. A hash that expires (its holder, or a woken waiter, died)
+ * takes its flag along: its waiters learn of the next holder on their next retry (at the hint, at
+ * most a second apart), and queue and flag again. A lock that a release
  * reserved for a woken waiter (`r`) is free only to that waiter until the reservation lapses, so a
  * retry on a backoff timer cannot jump the queue.
  */
@@ -70,23 +71,29 @@ end
 local token = now_us + 1
 local text = rp_int(token)
 local last = redis.call('SET', KEYS[2], text, 'PX', ARGV[4], 'GET')
-if last and (#last > #text or (#last == #text and last >= text)) then
-  -- Ahead of the clock: one past it, unless it is no token this script could have written.
+-- Only a plain decimal integer (the text this script writes) compares as a number by length and
+-- text; anything else ('-5', '007', '1e15', '0xff') is no token of ours, and is overwritten.
+if last and (#last > #text or (#last == #text and last >= text)) and string.find(last, '^[1-9]%d*$') then
   local n = tonumber(last)
-  if n and n < 2 ^ 53 then
+  if n < 2 ^ 53 then
     token = n + 1
     text = rp_int(token)
     redis.call('SET', KEYS[2], text, 'PX', ARGV[4])
   end
 end
-if reserved then
-  redis.call('DEL', KEYS[1])
+-- A caller that may have queued leaves the queue, and flags its hold if others are still queued.
+local flag = reserved
+if ARGV[7] == '1' then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  if redis.call('EXISTS', KEYS[3]) == 1 then flag = true end
+end
+if reserved then redis.call('DEL', KEYS[1]) end
+if flag then
   redis.call('HSET', KEYS[1], 'o', ARGV[1], 'c', '1', 't', text, 'n', ARGV[6], 'w', '1')
 else
   redis.call('HSET', KEYS[1], 'o', ARGV[1], 'c', '1', 't', text, 'n', ARGV[6])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if ARGV[7] == '1' then redis.call('ZREM', KEYS[3], ARGV[1]) end
 return {1, token, now + rp_num(ARGV[2])}`,
 })
 

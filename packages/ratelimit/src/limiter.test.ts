@@ -151,6 +151,15 @@ describeEachTarget('RateLimiter', (target) => {
     expect((await limiter.limit('g')).allowed).toBe(true)
   })
 
+  it('keeps state beyond 2^53 µs exact enough: a huge burst over a long window is one admitted request', async () => {
+    // TAT = now + 4.7e6 × 2e9 ms: past 2^63 µs, where printing it as a C long would wrap negative.
+    const limiter = make('gcra', 1, 2_000_000_000, { burst: 5_000_000 })
+    expect((await limiter.limit('huge', { cost: 4_700_000 })).allowed).toBe(true)
+    const next = await limiter.limit('huge')
+    expect(next.allowed).toBe(true)
+    expect(next.remaining).toBeLessThan(300_000)
+  })
+
   it('token bucket refills continuously', async () => {
     const limiter = make('token-bucket', 20, 1_000, { burst: 2 })
     expect((await limiter.limit('t', { cost: 2 })).allowed).toBe(true)
