@@ -142,8 +142,10 @@ describe('the arcade in Chromium', () => {
     await expect.poll(() => statuses.length).toBe(12)
     // A bucket of 6: the first 6 pass the limiter, then 429s (a token refilled mid-way may let one
     // more through). A click that races the answer to the one before gets 409: that round is over.
+    // Statuses are in the order the answers arrived: a 409 (one GETDEL) can overtake the 200 of the
+    // click it raced (which goes on to score and start the next round), so a 200 is among them.
     expect(statuses.slice(0, 6).every((s) => s === 200 || s === 409)).toBe(true)
-    expect(statuses[0]).toBe(200)
+    expect(statuses.slice(0, 6)).toContain(200)
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(4)
     expect(await page.getByTestId('toast').textContent()).toBe('Slow down: rate limited (429)')
     expect(await page.getByTestId('quota').textContent()).toBe('rounds left 0')
