@@ -178,9 +178,10 @@ function callFunction({ setup, body }: LuaParts): string {
     maxArg = 0
     inPlace = body.replace(LITERAL_USE, (_, table: string, index: string) => {
       const i = Number(index)
-      if (table === 'KEYS') maxKey = Math.max(maxKey, i)
-      else maxArg = Math.max(maxArg, i)
-      return table === 'KEYS' ? `KEYS[rp_k + ${i}]` : `ARGV[rp_a + ${i}]`
+      const isArg = table === 'ARGV'
+      if (isArg) maxArg = Math.max(maxArg, i)
+      else maxKey = Math.max(maxKey, i)
+      return `${table}[${isArg ? 'rp_a' : 'rp_k'} + ${i}]`
     })
   }
   const tablesOnly = maxKey === Number.POSITIVE_INFINITY

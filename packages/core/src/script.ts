@@ -35,12 +35,15 @@ export interface ScriptDefinition<Reply> {
    * that take any number (e.g. one pair of keys per policy); they still must share one slot.
    */
   keys: number | 'variadic'
-  /** One call: reads KEYS and ARGV, returns the reply. The server clock is `rp_time()` (TIME's reply). */
+  /**
+   * One call: reads KEYS and ARGV, returns the reply. The server clock is `rp_now_ms()`,
+   * `rp_now_us()` or `rp_time()` (TIME's reply); numbers go through `rp_num` and `rp_int` (lua.ts).
+   */
   lua: string
   /**
    * Lua the script's calls share, run before `lua`: local functions and constants. In a tick's
    * batch it runs once for all of the script's calls, so closures are not made per call. It must
-   * not read KEYS or ARGV; the clock is `rp_time()`, as in `lua`.
+   * not read KEYS or ARGV; the clock and numbers are as in `lua`.
    */
   setup?: string
   /**
