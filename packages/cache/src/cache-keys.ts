@@ -43,16 +43,38 @@ export class CacheKeys {
     return this.shards === 1 ? this.#namespace : `${this.#namespace}#${shard}`
   }
 
+  /*
+   * A shard's `namespace:{tag}` and its tags key, built once: every read builds an entry key and
+   * names its shard's tags key, and escaping the namespace again each time showed on the profile.
+   */
+  readonly #heads: string[] = []
+  readonly #tagsKeys: string[] = []
+
+  #head(shard: number): string {
+    let head = this.#heads[shard]
+    if (head === undefined) {
+      head = this.#ks.key(this.#tag(shard))
+      this.#heads[shard] = head
+    }
+    return head
+  }
+
   shardOf(key: string): number {
     return this.shards === 1 ? 0 : fnv1a(key) % this.shards
   }
 
+  /** `#ks.key(tag, 'v', key)`, from the shard's head. */
   entry(key: string): string {
-    return this.#ks.key(this.#tag(this.shardOf(key)), 'v', key)
+    return `${this.#head(this.shardOf(key))}:v:${escapeKeyPart(key)}`
   }
 
   tags(shard: number): string {
-    return this.#ks.key(this.#tag(shard), 'tags')
+    let tags = this.#tagsKeys[shard]
+    if (tags === undefined) {
+      tags = `${this.#head(shard)}:tags`
+      this.#tagsKeys[shard] = tags
+    }
+    return tags
   }
 
   tagsFor(key: string): string {
@@ -60,7 +82,7 @@ export class CacheKeys {
   }
 
   lease(key: string): string {
-    return this.#ks.key(this.#tag(this.shardOf(key)), 'lease', key)
+    return `${this.#head(this.shardOf(key))}:lease:${escapeKeyPart(key)}`
   }
 
   /** Channel on which a loader announces a freshly written key (the message is the user key). */

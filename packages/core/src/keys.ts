@@ -134,12 +134,14 @@ export function keyspace(namespace: string, option = 'prefix'): Keyspace {
       `must not contain { } * ? [ ] \\ or lone surrogates, got ${JSON.stringify(namespace)}`,
     )
   }
-  const suffix = (parts: Array<string | number>) => parts.map((p) => `:${escapeKeyPart(String(p))}`).join('')
   const head = `${namespace}:{`
+  // Built on every hot call: a loop of concatenations, not map and join (two arrays per key).
   const key = (tag: string, ...parts: Array<string | number>) => {
     if (typeof tag !== 'string' || tag.length === 0)
       throw new InvalidArgumentError('key', `must be a non-empty string, got ${describe(tag)}`)
-    return `${head}${escapeKeyPart(tag)}}${suffix(parts)}`
+    let built = `${head}${escapeKeyPart(tag)}}`
+    for (let i = 0; i < parts.length; i++) built += `:${escapeKeyPart(String(parts[i]))}`
+    return built
   }
   return {
     namespace,

@@ -12,16 +12,20 @@ export class LockKeys {
     return this.#ks.key(resource)
   }
 
-  fence(resource: string): string {
-    return this.#ks.key(resource, 'fence')
+  /*
+   * The others are the lock key plus a constant part (key(resource, 'fence') is key(resource) +
+   * ':fence'), so a call that needs several escapes the resource once: the `lock` it passes.
+   */
+  fence(resource: string, lock = this.lock(resource)): string {
+    return `${lock}:fence`
   }
 
-  queue(resource: string): string {
-    return this.#ks.key(resource, 'waiters')
+  queue(resource: string, lock = this.lock(resource)): string {
+    return `${lock}:waiters`
   }
 
   /** Release notifications: the message is the owner id of the waiter woken. */
-  channel(resource: string): string {
-    return this.#ks.channel(resource, 'released')
+  channel(resource: string, lock = this.lock(resource)): string {
+    return `${lock}:released`
   }
 }

@@ -68,6 +68,8 @@ interface Attempt {
   /** One id per acquire() call: its retries are recognised, so a lost reply never strands the lock. */
   call: string
   resource: string
+  /** The resource's lock key, built once: the fence, queue and channel extend it. */
+  lock: string
   ttlMs: number
   owner: string
   reentrant: boolean
@@ -121,13 +123,15 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     const keys = this.#keys
     this.#context = {
       call: (operation, work) => this.#guard.run(operation, work),
-      release: (resource, owner) =>
-        releaseScript.run(
+      release: (resource, owner) => {
+        const lock = keys.lock(resource)
+        return releaseScript.run(
           this.#redis,
-          [keys.lock(resource), keys.queue(resource)],
-          [owner, keys.channel(resource), this.#handoffMs],
+          [lock, keys.queue(resource, lock)],
+          [owner, keys.channel(resource, lock), this.#handoffMs],
           scriptOptions,
-        ),
+        )
+      },
       extend: (resource, owner, ttlMs) =>
         extendScript.run(this.#redis, [keys.lock(resource)], [owner, ttlMs], scriptOptions),
       isHeld: async (resource, owner) => (await this.#redis.hget(keys.lock(resource), 'o')) === owner,
@@ -157,11 +161,18 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     const ttlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? this.#defaultTtlMs)
     const owner = options.owner === undefined ? randomUUID() : requireWellFormedString('owner', options.owner)
     if (options.reentrant !== undefined) requireBoolean('reentrant', options.reentrant)
-    return { call: randomUUID(), resource, ttlMs, owner, reentrant: options.reentrant === true }
+    return {
+      call: randomUUID(),
+      resource,
+      lock: this.#keys.lock(resource),
+      ttlMs,
+      owner,
+      reentrant: options.reentrant === true,
+    }
   }
 
   async #attempt(a: Attempt, queueMs = 0): Promise<{ lock: Lock | null; holderTtlMs: number }> {
-    const keys = [this.#keys.lock(a.resource), this.#keys.fence(a.resource), this.#keys.queue(a.resource)]
+    const keys = [a.lock, this.#keys.fence(a.resource, a.lock), this.#keys.queue(a.resource, a.lock)]
     const sentAt = performance.now()
     const mayBeQueued = a.queued === true
     if (queueMs > 0) a.queued = true
@@ -207,7 +218,7 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
       retryConnectionErrors: true,
       waitMs,
       signal,
-      channel: keys.channel(a.resource),
+      channel: keys.channel(a.resource, a.lock),
       notifier: this.#notifier,
       // Waiters queue in Redis; a release reserves the lock for the first one and wakes it by id.
       message: a.owner,
@@ -223,8 +234,8 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
         this.#guard.run('lock.abandon', () =>
           abandonScript.run(
             this.#redis,
-            [keys.lock(a.resource), keys.queue(a.resource)],
-            [a.owner, keys.channel(a.resource), this.#handoffMs],
+            [a.lock, keys.queue(a.resource, a.lock)],
+            [a.owner, keys.channel(a.resource, a.lock), this.#handoffMs],
           ),
         ),
       timeout: lockTimeout(a.resource, waitMs, 'held by another owner'),
