@@ -159,14 +159,16 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     requireOptions('options', options)
     requireKnownOptions('options', options, ['ttlMs', 'waitMs', 'signal', 'reentrant', 'owner'])
     const ttlMs = requireTimeoutMs('ttlMs', options.ttlMs ?? this.#defaultTtlMs)
-    const owner = options.owner === undefined ? randomUUID() : requireWellFormedString('owner', options.owner)
+    const owner = options.owner === undefined ? undefined : requireWellFormedString('owner', options.owner)
     if (options.reentrant !== undefined) requireBoolean('reentrant', options.reentrant)
+    // A fresh owner is unique to this call already, so it doubles as the call's id: one UUID, not two.
+    const call = randomUUID()
     return {
-      call: randomUUID(),
+      call,
       resource,
       lock: this.#keys.lock(resource),
       ttlMs,
-      owner,
+      owner: owner ?? call,
       reentrant: options.reentrant === true,
     }
   }
