@@ -39,6 +39,23 @@ describe('assertUsableClient', () => {
     cluster.disconnect()
   })
 
+  it('rejects a client with stringNumbers, standalone or cluster, naming the fix', () => {
+    const redis = new Redis(inject('rpRedisUrl'), { stringNumbers: true, lazyConnect: true })
+    expect(() => assertUsableClient(redis)).toThrow(UnsupportedClientError)
+    expect(() => assertUsableClient(redis)).toThrow(
+      /stringNumbers: true.*duplicate\(\{ stringNumbers: false \}\)/,
+    )
+    // The fix the message names gives a client @rp accepts.
+    const fixed = redis.duplicate({ stringNumbers: false, lazyConnect: true })
+    expect(assertUsableClient(fixed)).toBe(fixed)
+    const cluster = new Cluster(inject('rpClusterNodes'), {
+      redisOptions: { stringNumbers: true },
+      lazyConnect: true,
+    })
+    expect(() => assertUsableClient(cluster)).toThrow(UnsupportedClientError)
+    for (const c of [redis, fixed, cluster]) c.disconnect()
+  })
+
   it('is enforced by the scan helpers before any command is sent', async () => {
     const redis = new Redis(inject('rpRedisUrl'), { keyPrefix: 'app:', lazyConnect: true })
     await expect(scanKeys(redis, { match: '*' }).next()).rejects.toBeInstanceOf(UnsupportedClientError)

@@ -10,8 +10,12 @@ export function isCluster(redis: RedisClient): redis is Cluster {
 }
 
 /**
- * Rejects clients with ioredis `keyPrefix`: ioredis applies it to KEYS arguments but not to SCAN
- * patterns or keys passed in ARGV, so scans would miss keys and scripts would touch the wrong ones.
+ * Rejects the client options that would make @rp wrong without an error:
+ * - `keyPrefix`: ioredis applies it to KEYS arguments but not to SCAN patterns or keys passed in
+ *   ARGV, so scans would miss keys and scripts would touch the wrong ones.
+ * - `stringNumbers`: every integer reply arrives as a string, so each check of a reply against a
+ *   number (a lock taken, a request allowed, a loader elected) would quietly read as "no": locks
+ *   never acquired, every request denied, getOrSet waiting out its timeout.
  */
 export function assertUsableClient(redis: RedisClient | undefined | null): RedisClient {
   if (
@@ -22,7 +26,14 @@ export function assertUsableClient(redis: RedisClient | undefined | null): Redis
     typeof (redis as Redis).options !== 'object'
   )
     throw new InvalidArgumentError('redis', 'an ioredis Redis or Cluster client is required')
-  const prefix = isCluster(redis) ? redis.options.redisOptions?.keyPrefix : (redis as Redis).options.keyPrefix
+  const options = isCluster(redis) ? redis.options.redisOptions : (redis as Redis).options
+  if (options?.stringNumbers) {
+    throw new UnsupportedClientError(
+      'the ioredis client has stringNumbers: true; @rp reads integer replies as numbers, and with strings its checks ' +
+        'would fail silently. Give @rp a client without it, e.g. redis.duplicate({ stringNumbers: false }).',
+    )
+  }
+  const prefix = options?.keyPrefix
   if (prefix) {
     throw new UnsupportedClientError(
       `the ioredis client has keyPrefix '${prefix}'; @rp does not support keyPrefix because ioredis does not apply ` +

@@ -17,13 +17,21 @@ export function uniquePrefix(label = 't'): string {
   return `${label}${process.pid.toString(36)}${Date.now().toString(36)}${counter}`
 }
 
+/**
+ * RP_TEST_CLIENT_OPTIONS: JSON options added to every client the harness builds, to run the whole
+ * suite as users with other client settings would (e.g. '{"stringNumbers":true}').
+ */
+const auditOptions: RedisOptions = process.env.RP_TEST_CLIENT_OPTIONS
+  ? (JSON.parse(process.env.RP_TEST_CLIENT_OPTIONS) as RedisOptions)
+  : {}
+
 export function standaloneClient(options: RedisOptions = {}): Redis {
-  return new Redis(inject('rpRedisUrl'), { maxRetriesPerRequest: 2, ...options })
+  return new Redis(inject('rpRedisUrl'), { maxRetriesPerRequest: 2, ...auditOptions, ...options })
 }
 
 export function clusterClient(options: RedisOptions = {}, clusterOptions: ClusterOptions = {}): Cluster {
   return new Cluster(inject('rpClusterNodes'), {
-    redisOptions: { maxRetriesPerRequest: 2, ...options },
+    redisOptions: { maxRetriesPerRequest: 2, ...auditOptions, ...options },
     ...clusterOptions,
   })
 }
