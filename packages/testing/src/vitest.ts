@@ -59,6 +59,33 @@ export function describeEachTarget(name: string, body: (target: Target) => void)
   }
 }
 
+/**
+ * Asserts that every builder refuses a client whose options would make @rp wrong without an error
+ * (integers as strings; a keyPrefix ioredis applies to KEYS but not to SCAN patterns or ARGV) with
+ * UnsupportedClientError (code RP_UNSUPPORTED_CLIENT), before any command is sent.
+ */
+export function expectUnsupportedClientsRefused(builds: (redis: Redis) => Array<() => unknown>): void {
+  for (const options of [{ stringNumbers: true }, { keyPrefix: 'app:' }]) {
+    const redis = new Redis({ lazyConnect: true, ...options })
+    try {
+      for (const build of builds(redis)) {
+        let thrown: unknown
+        try {
+          build()
+        } catch (error) {
+          thrown = error
+        }
+        expect((thrown as { code?: unknown } | undefined)?.code, `${JSON.stringify(options)}: ${build}`).toBe(
+          'RP_UNSUPPORTED_CLIENT',
+        )
+      }
+      expect(redis.status).toBe('wait')
+    } finally {
+      redis.disconnect()
+    }
+  }
+}
+
 /** Polls `check` until it returns true, instead of sleeping a fixed time. */
 export async function eventually(
   check: () => boolean | Promise<boolean>,
