@@ -2,7 +2,10 @@ import { Cluster, Redis } from 'ioredis'
 import { describe, expect, inject, it } from 'vitest'
 import { assertUsableClient, masters } from './client.js'
 import { InvalidArgumentError, isRpError, UnsupportedClientError } from './errors.js'
-import { scanKeys } from './scan.js'
+import { health } from './health.js'
+import { memory } from './memory.js'
+import { deleteByPattern, scanKeys } from './scan.js'
+import { shutdown } from './shutdown.js'
 
 describe('assertUsableClient', () => {
   it('names a missing client', () => {
@@ -54,6 +57,42 @@ describe('assertUsableClient', () => {
     })
     expect(() => assertUsableClient(cluster)).toThrow(UnsupportedClientError)
     for (const c of [redis, fixed, cluster]) c.disconnect()
+  })
+
+  it('finds the options on a cluster wherever ioredis takes them: a startup node, or keyPrefix at the top level', () => {
+    const nodes = inject('rpClusterNodes') as Array<{ host: string; port: number }>
+    const builds = [
+      // ioredis keeps a startup node's options per host:port and applies them to its connections.
+      new Cluster(
+        nodes.map((n) => ({ ...n, stringNumbers: true })),
+        { lazyConnect: true },
+      ),
+      new Cluster(
+        nodes.map((n) => ({ ...n, keyPrefix: 'app:' })),
+        { lazyConnect: true },
+      ),
+      new Cluster(nodes, { lazyConnect: true, keyPrefix: 'app:' }),
+    ]
+    for (const cluster of builds) {
+      expect(() => assertUsableClient(cluster)).toThrow(UnsupportedClientError)
+      cluster.disconnect()
+    }
+  })
+
+  it('lets the helpers that read no integer reply use a stringNumbers client', async () => {
+    const redis = new Redis(inject('rpRedisUrl'), { stringNumbers: true })
+    const prefix = `sn${Date.now().toString(36)}`
+    await redis.set(`${prefix}:a`, '1')
+    await redis.set(`${prefix}:b`, '2')
+    expect((await health(redis)).ok).toBe(true)
+    expect((await memory(redis)).usedBytes).toBeGreaterThan(0)
+    const found: string[] = []
+    for await (const batch of scanKeys(redis, { match: `${prefix}:*` })) found.push(...batch)
+    expect(found.sort()).toEqual([`${prefix}:a`, `${prefix}:b`])
+    // A number, not the strings UNLINK's counts arrive as ('0' + '2' would be '02').
+    expect(await deleteByPattern(redis, { match: `${prefix}:*` })).toBe(2)
+    await shutdown([redis])
+    expect(redis.status).toBe('end')
   })
 
   it('is enforced by the scan helpers before any command is sent', async () => {

@@ -9,15 +9,8 @@ export function isCluster(redis: RedisClient): redis is Cluster {
   return redis instanceof Cluster || (redis as { isCluster?: boolean }).isCluster === true
 }
 
-/**
- * Rejects the client options that would make @rp wrong without an error:
- * - `keyPrefix`: ioredis applies it to KEYS arguments but not to SCAN patterns or keys passed in
- *   ARGV, so scans would miss keys and scripts would touch the wrong ones.
- * - `stringNumbers`: every integer reply arrives as a string, so each check of a reply against a
- *   number (a lock taken, a request allowed, a loader elected) would quietly read as "no": locks
- *   never acquired, every request denied, getOrSet waiting out its timeout.
- */
-export function assertUsableClient(redis: RedisClient | undefined | null): RedisClient {
+/** Whether `redis` is an ioredis Redis or Cluster at all; what a helper that only sends PING, INFO or QUIT needs. */
+export function assertClient(redis: RedisClient | undefined | null): RedisClient {
   if (
     !redis ||
     typeof redis !== 'object' ||
@@ -26,21 +19,54 @@ export function assertUsableClient(redis: RedisClient | undefined | null): Redis
     typeof (redis as Redis).options !== 'object'
   )
     throw new InvalidArgumentError('redis', 'an ioredis Redis or Cluster client is required')
-  const options = isCluster(redis) ? redis.options.redisOptions : (redis as Redis).options
-  if (options?.stringNumbers) {
-    throw new UnsupportedClientError(
-      'the ioredis client has stringNumbers: true; @rp reads integer replies as numbers, and with strings its checks ' +
-        'would fail silently. Give @rp a client without it, e.g. redis.duplicate({ stringNumbers: false }).',
-    )
-  }
-  const prefix = options?.keyPrefix
-  if (prefix) {
-    throw new UnsupportedClientError(
-      `the ioredis client has keyPrefix '${prefix}'; @rp does not support keyPrefix because ioredis does not apply ` +
-        "it to SCAN patterns or script arguments. Remove keyPrefix and pass the same value as the package's `prefix`/`namespace` option.",
-    )
-  }
   return redis
+}
+
+/**
+ * Every set of options a client's connections are made with: a standalone client's own; a
+ * cluster's top level, its redisOptions, and each startup node given as an object (ioredis keeps
+ * those per host:port and reapplies them to every connection to that node).
+ */
+function optionSets(redis: RedisClient): Array<Partial<RedisOptions>> {
+  if (!isCluster(redis)) return [(redis as Redis).options]
+  const sets: Array<Partial<RedisOptions>> = [
+    redis.options as Partial<RedisOptions>,
+    redis.options.redisOptions ?? {},
+  ]
+  const nodes = (redis as unknown as { startupNodes?: unknown }).startupNodes
+  if (Array.isArray(nodes))
+    for (const node of nodes) if (node && typeof node === 'object') sets.push(node as Partial<RedisOptions>)
+  return sets
+}
+
+/**
+ * assertClient, and no option that would make @rp wrong without an error:
+ * - `keyPrefix`: ioredis applies it to KEYS arguments but not to SCAN patterns or keys passed in
+ *   ARGV, so scans would miss keys and scripts would touch the wrong ones.
+ * - `stringNumbers` (unless `integers: false`, for a caller that reads no integer reply): every
+ *   integer reply arrives as a string, so each check of a reply against a number (a lock taken, a
+ *   request allowed, a loader elected) would quietly read as "no".
+ */
+export function assertUsableClient(
+  redis: RedisClient | undefined | null,
+  { integers = true }: { integers?: boolean } = {},
+): RedisClient {
+  assertClient(redis)
+  for (const options of optionSets(redis!)) {
+    if (integers && options.stringNumbers) {
+      throw new UnsupportedClientError(
+        'the ioredis client has stringNumbers: true; @rp reads integer replies as numbers, and with strings its checks ' +
+          'would fail silently. Give @rp a client without it, e.g. redis.duplicate({ stringNumbers: false }).',
+      )
+    }
+    if (options.keyPrefix) {
+      throw new UnsupportedClientError(
+        `the ioredis client has keyPrefix '${options.keyPrefix}'; @rp does not support keyPrefix because ioredis does not apply ` +
+          "it to SCAN patterns or script arguments. Remove keyPrefix and pass the same value as the package's `prefix`/`namespace` option.",
+      )
+    }
+  }
+  return redis!
 }
 
 /**

@@ -1,4 +1,4 @@
-import { assertUsableClient, isCluster, masters, type RedisClient } from './client.js'
+import { assertClient, isCluster, masters, type RedisClient } from './client.js'
 import { parseInfo } from './info.js'
 import { withTimeout } from './timeout.js'
 import { knownTimeoutOnly, promised, requireTimeoutMs } from './validate.js'
@@ -27,7 +27,7 @@ async function probe(node: RedisClient) {
 /** Pings every master and reports, never throwing and never waiting longer than `timeoutMs`. */
 export function health(redis: RedisClient, options: { timeoutMs?: number } = {}): Promise<HealthReport> {
   return promised(() => {
-    assertUsableClient(redis)
+    assertClient(redis)
     return probeAll(redis, requireTimeoutMs('timeoutMs', knownTimeoutOnly(options).timeoutMs ?? 1_000))
   })
 }

@@ -1,4 +1,4 @@
-import { assertUsableClient, masters, type RedisClient } from './client.js'
+import { assertClient, masters, type RedisClient } from './client.js'
 import { toRpError } from './errors.js'
 import { parseInfo } from './info.js'
 import { withTimeout } from './timeout.js'
@@ -78,7 +78,7 @@ async function nodeMemory(node: RedisClient): Promise<NodeMemory> {
  */
 export function memory(redis: RedisClient, options: { timeoutMs?: number } = {}): Promise<MemoryReport> {
   return promised(() => {
-    assertUsableClient(redis)
+    assertClient(redis)
     const timeoutMs = requireTimeoutMs('timeoutMs', knownTimeoutOnly(options).timeoutMs ?? 2_000)
     return report(redis, timeoutMs).catch((error: unknown) => {
       throw toRpError(error, 'memory')

@@ -77,7 +77,8 @@ export function scanKeys(
 ): AsyncGenerator<string[], void, undefined> {
   let resolved: ResolvedScan
   try {
-    assertUsableClient(redis)
+    // SCAN cursors and keys are strings either way: only a keyPrefix would make it wrong.
+    assertUsableClient(redis, { integers: false })
     resolved = resolveScan(options)
   } catch (error) {
     // An async generator reports bad arguments on its first next(), like every promise API here.
@@ -103,7 +104,7 @@ export interface DeleteByPatternOptions extends ScanOptions {
  */
 export function deleteByPattern(redis: RedisClient, options: DeleteByPatternOptions): Promise<number> {
   return promised(async () => {
-    assertUsableClient(redis)
+    assertUsableClient(redis, { integers: false })
     const o = resolveScan(options, [...SCAN_OPTIONS, 'batchSize', 'filter'])
     const batchSize = requirePositiveInteger('batchSize', options.batchSize ?? 500)
     if (options.filter !== undefined) requireFunction('filter', options.filter)
@@ -129,7 +130,8 @@ export function deleteByPattern(redis: RedisClient, options: DeleteByPatternOpti
           }),
         ),
       )
-      deleted += counts.reduce((a, b) => a + b, 0)
+      // Number(): a client with stringNumbers answers UNLINK's count as a string.
+      deleted += counts.reduce((a: number, b) => a + Number(b), 0)
     }
     return deleted
   })

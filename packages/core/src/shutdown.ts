@@ -1,6 +1,6 @@
 import { constants } from 'node:os'
 import type { Redis } from 'ioredis'
-import { assertUsableClient, isCluster, type RedisClient } from './client.js'
+import { assertClient, isCluster, type RedisClient } from './client.js'
 import { InvalidArgumentError } from './errors.js'
 import { withTimeout } from './timeout.js'
 import {
@@ -67,7 +67,7 @@ export function shutdown(
 function clientList(clients: RedisClient | readonly RedisClient[]): RedisClient[] {
   const list = Array.isArray(clients) ? [...clients] : [clients as RedisClient]
   list.forEach((c) => {
-    assertUsableClient(c)
+    assertClient(c)
   })
   return list
 }

@@ -62,12 +62,30 @@ export function describeEachTarget(name: string, body: (target: Target) => void)
 /**
  * Asserts that every builder refuses a client whose options would make @rp wrong without an error
  * (integers as strings; a keyPrefix ioredis applies to KEYS but not to SCAN patterns or ARGV) with
- * UnsupportedClientError (code RP_UNSUPPORTED_CLIENT), before any command is sent.
+ * UnsupportedClientError (code RP_UNSUPPORTED_CLIENT), before any command is sent: standalone, and
+ * a cluster with the option in redisOptions, on a startup node, or (keyPrefix) at its top level.
+ * Every client points at port 1, so a builder that wrongly connected could reach no real server.
  */
-export function expectUnsupportedClientsRefused(builds: (redis: Redis) => Array<() => unknown>): void {
-  for (const options of [{ stringNumbers: true }, { keyPrefix: 'app:' }]) {
-    const redis = new Redis({ lazyConnect: true, ...options })
-    try {
+export function expectUnsupportedClientsRefused(
+  builds: (redis: Redis | Cluster) => Array<() => unknown>,
+): void {
+  const node = { host: '127.0.0.1', port: 1 }
+  const clients: Array<[string, Redis | Cluster]> = []
+  for (const option of [{ stringNumbers: true }, { keyPrefix: 'app:' }]) {
+    const name = JSON.stringify(option)
+    clients.push([`standalone ${name}`, new Redis({ ...node, lazyConnect: true, ...option })])
+    clients.push([
+      `cluster redisOptions ${name}`,
+      new Cluster([node], { lazyConnect: true, redisOptions: option }),
+    ])
+    clients.push([
+      `cluster startup node ${name}`,
+      new Cluster([{ ...node, ...option }], { lazyConnect: true }),
+    ])
+  }
+  clients.push(['cluster top-level keyPrefix', new Cluster([node], { lazyConnect: true, keyPrefix: 'app:' })])
+  try {
+    for (const [name, redis] of clients) {
       for (const build of builds(redis)) {
         let thrown: unknown
         try {
@@ -75,14 +93,14 @@ export function expectUnsupportedClientsRefused(builds: (redis: Redis) => Array<
         } catch (error) {
           thrown = error
         }
-        expect((thrown as { code?: unknown } | undefined)?.code, `${JSON.stringify(options)}: ${build}`).toBe(
+        expect((thrown as { code?: unknown } | undefined)?.code, `${name}: ${build}`).toBe(
           'RP_UNSUPPORTED_CLIENT',
         )
       }
-      expect(redis.status).toBe('wait')
-    } finally {
-      redis.disconnect()
+      expect(redis.status, name).toBe('wait')
     }
+  } finally {
+    for (const [, redis] of clients) redis.disconnect()
   }
 }
 
