@@ -18,21 +18,21 @@ const acquireScript = defineScript<[number, number]>({
   keys: 2,
   lua: `${NOW}
 local limit, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', rp_int(now))
 -- A retry of an acquire whose reply was lost: the lease is already this caller's.
 local mine = redis.call('ZSCORE', KEYS[1], ARGV[3])
 if mine then return {1, tonumber(mine)} end
 if redis.call('ZCARD', KEYS[1]) >= limit then
   local deadline = tonumber(ARGV[4])
   if deadline > 0 then
-    redis.call('ZADD', KEYS[2], 'NX', now + deadline, ARGV[3])
-    if redis.call('PTTL', KEYS[2]) < deadline then redis.call('PEXPIRE', KEYS[2], deadline) end
+    redis.call('ZADD', KEYS[2], 'NX', rp_int(now + deadline), ARGV[3])
+    if redis.call('PTTL', KEYS[2]) < deadline then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
   end
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   return {0, math.max(1, tonumber(first[2]) - now)}
 end
-redis.call('ZADD', KEYS[1], now + ttl, ARGV[3])
-if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+redis.call('ZADD', KEYS[1], rp_int(now + ttl), ARGV[3])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 if ARGV[4] ~= '0' then redis.call('ZREM', KEYS[2], ARGV[3]) end
 return {1, now + ttl}`,
 })
@@ -46,8 +46,8 @@ const extendScript = defineScript<number>({
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not score or tonumber(score) <= now then return 0 end
 local ttl = tonumber(ARGV[2])
-redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[1])
-if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+redis.call('ZADD', KEYS[1], 'XX', rp_int(now + ttl), ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return now + ttl`,
 })
 
@@ -64,7 +64,7 @@ const releaseScript = defineScript<number>({
 local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 if removed == 1 and redis.call('EXISTS', KEYS[2]) == 1 then
   ${NOW}
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', rp_int(now))
   local next = redis.call('ZRANGE', KEYS[2], 0, 0)
   if next[1] then
     redis.call('ZREM', KEYS[2], next[1])
@@ -80,7 +80,7 @@ const countScript = defineScript<number>({
   keys: 1,
   flags: ['no-writes'],
   lua: `${NOW}
-return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')`,
+return redis.call('ZCOUNT', KEYS[1], '(' .. rp_int(now), '+inf')`,
 })
 
 /** The keys of one lease set: the set, its waiter queue (same hash tag) and its release channel. */

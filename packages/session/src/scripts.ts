@@ -86,7 +86,7 @@ end
 if now - l < tonumber(ARGV[2]) then return v end
 e = math.min(now + (ARGV[3] ~= '' and tonumber(ARGV[3]) or tonumber(idle)), tonumber(cap))
 redis.call('SETRANGE', k, 2, string.format('%013.0f%013.0f', now, e))
-redis.call('PEXPIREAT', k, e)
+redis.call('PEXPIREAT', k, rp_int(e))
 return {v, now, e}
 `,
 })
@@ -113,7 +113,7 @@ if s.e <= now then return false end
 if now - s.l < tonumber(ARGV[1]) then return s.e end
 local e = math.min(now + (ARGV[2] ~= '' and tonumber(ARGV[2]) or s.i), s.a)
 redis.call('SETRANGE', k, 2, pad(now) .. pad(e))
-redis.call('PEXPIREAT', k, e)
+redis.call('PEXPIREAT', k, rp_int(e))
 return e
 `,
   decode: (raw) => (raw === null ? null : Number(raw)),
@@ -174,7 +174,7 @@ local function store(l, e, c, cap, ver, idle, user_meta, ul, ml, before)
   parts[1] = 'S1' .. pad(l) .. pad(e) .. string.format('%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,', c, cap, ver, idle, ul, ml)
     .. table.concat(idx, '.') .. ';' .. user_meta
   redis.call('SET', k, table.concat(parts))
-  redis.call('PEXPIREAT', k, e)
+  redis.call('PEXPIREAT', k, rp_int(e))
   return nil
 end
 -- The fields this write sets (name -> value), and those it deletes (name -> false).
@@ -285,11 +285,11 @@ return reply
 
 const INDEX = `${NOW}
 local k = KEYS[1]
-redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
+redis.call('ZREMRANGEBYSCORE', k, '-inf', rp_int(now))
 local added = nil
 if ARGV[1] == 'add' then
   added = ARGV[3] ~= '' and tonumber(ARGV[3]) or now + tonumber(ARGV[4])
-  redis.call('ZADD', k, added, ARGV[2])
+  redis.call('ZADD', k, rp_int(added), ARGV[2])
 elseif #ARGV > 1 then
   redis.call('ZREM', k, unpack(ARGV, 2))
 end
