@@ -35,3 +35,27 @@ it('does not lose a message that lands between two waits', async () => {
   await notifier.wait('n:{b}', 100, { message: 'me', since: later })
   expect(performance.now() - later).toBeGreaterThanOrEqual(95)
 })
+
+it('keeps its subscriptions across a reconnect when the app turned autoResubscribe off', async () => {
+  const own = standaloneClient({ autoResubscribe: false })
+  const local = new Notifier(own)
+  try {
+    await local.listen('n:{c}')
+    // Drop the subscriber's connection: ioredis reconnects it, and must subscribe again.
+    await publisher.client('KILL', 'TYPE', 'pubsub')
+    const started = performance.now()
+    const woke = local.wait('n:{c}', 5_000, { message: 'me' }).then(() => performance.now() - started)
+    let done = false
+    void woke.then(() => {
+      done = true
+    })
+    while (!done && performance.now() - started < 5_000) {
+      await publisher.publish('n:{c}', 'me')
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    expect(await woke).toBeLessThan(3_000)
+  } finally {
+    await local.close()
+    await own.quit()
+  }
+})

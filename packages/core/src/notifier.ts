@@ -1,5 +1,5 @@
 import { guarded } from './callbacks.js'
-import type { RedisClient } from './client.js'
+import { isCluster, type RedisClient } from './client.js'
 import { AbortError } from './errors.js'
 import { shutdown } from './shutdown.js'
 import { withTimeout } from './timeout.js'
@@ -32,7 +32,11 @@ export class Notifier {
 
   #connection(): RedisClient {
     if (!this.#subscriber) {
-      const sub = this.#redis.duplicate()
+      // The app's client may turn autoResubscribe off (it has no subscriptions of its own); ours
+      // must keep it, or every wake-up is lost after a reconnect and waits fall back to polling.
+      const sub = isCluster(this.#redis)
+        ? this.#redis.duplicate()
+        : this.#redis.duplicate({ autoResubscribe: true })
       sub.on('error', () => {})
       sub.on(
         'message',
