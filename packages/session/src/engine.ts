@@ -20,6 +20,7 @@ import {
   getScript,
   indexAddScript,
   indexRemoveScript,
+  saveScript,
   touchScript,
   writeScript,
 } from './scripts.js'
@@ -54,22 +55,25 @@ class Stored implements StoredSession {
   idleTtlMs: number
   #dataText: string | null
   readonly #index: string
+  readonly #userText: string
+  readonly #metaText: string
   #encoded: Map<string, string> | null = null
 
   constructor(
     readonly handle: string,
     readonly userId: string | null,
     readonly data: Record<string, unknown>,
-    dataText: string,
-    index: string,
+    layout: Pick<Layout, 'dataText' | 'index' | 'userText' | 'metaText'>,
     readonly meta: SessionMeta,
     times: Pick<
       StoredSession,
       'createdAt' | 'lastSeenAt' | 'expiresAt' | 'absoluteExpiresAt' | 'version' | 'idleTtlMs'
     >,
   ) {
-    this.#dataText = dataText
-    this.#index = index
+    this.#dataText = layout.dataText
+    this.#index = layout.index
+    this.#userText = layout.userText
+    this.#metaText = layout.metaText
     this.createdAt = times.createdAt
     this.lastSeenAt = times.lastSeenAt
     this.expiresAt = times.expiresAt
@@ -90,6 +94,31 @@ class Stored implements StoredSession {
     }
     return this.#encoded
   }
+
+  /** What a whole-value save of this version keeps of it (SessionEngine.saveLoaded). */
+  get saveBase(): SaveBase {
+    return {
+      version: this.version,
+      createdAt: this.createdAt,
+      absoluteExpiresAt: this.absoluteExpiresAt,
+      idleTtlMs: this.idleTtlMs,
+      userText: this.#userText,
+      metaText: this.#metaText,
+    }
+  }
+}
+
+/**
+ * A loaded version of a session, as a save that replaces it whole must repeat it: its times, and
+ * its user and meta as stored (ASCII JSON, '' for none).
+ */
+export interface SaveBase {
+  version: number
+  createdAt: number
+  absoluteExpiresAt: number
+  idleTtlMs: number
+  userText: string
+  metaText: string
 }
 
 /**
@@ -168,6 +197,9 @@ export function userIdOf(v: string): string {
     return ''
   }
 }
+
+/** The fixed-width lastSeenAt and expiresAt of a value the client builds; the script sets them. */
+const TIMES_PLACEHOLDER = '0'.repeat(26)
 
 /** JSON text with every non-ASCII character \u-escaped: byte offsets equal character offsets. */
 export function asciiJson(text: string): string {
@@ -406,8 +438,7 @@ export class SessionEngine {
       if (typeof data !== 'object' || data === null || Array.isArray(data))
         throw new Error('the data is not an object')
       const times = { createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, version, idleTtlMs }
-      if (this.options.jsonOnly)
-        return new Stored(handle, user, data, layout.dataText, layout.index, meta, times)
+      if (this.options.jsonOnly) return new Stored(handle, user, data, layout, meta, times)
       return this.#decodeFields(handle, user, data, layout, meta, times)
     } catch (error) {
       emit({ package: 'session', event: 'decode-error', handle, field, error })
@@ -422,7 +453,7 @@ export class SessionEngine {
     stored: Record<string, unknown>,
     layout: Layout,
     meta: SessionMeta,
-    times: ConstructorParameters<typeof Stored>[6],
+    times: ConstructorParameters<typeof Stored>[5],
   ): Promise<StoredSession | null> {
     let field = '*'
     try {
@@ -435,7 +466,7 @@ export class SessionEngine {
         entries.push([name, result instanceof Promise ? await result : result])
       }
       // fromEntries defines own properties: a field named __proto__ stays data.
-      return new Stored(handle, user, Object.fromEntries(entries), layout.dataText, layout.index, meta, times)
+      return new Stored(handle, user, Object.fromEntries(entries), layout, meta, times)
     } catch (error) {
       emit({ package: 'session', event: 'decode-error', handle, field, error })
       return null
@@ -497,6 +528,64 @@ export class SessionEngine {
         return { status }
       default:
         throw new RpError('RP_SCRIPT_ERROR', `session.write answered ${JSON.stringify(reply)}`)
+    }
+  }
+
+  /**
+   * Saves a session loaded at `base` as a whole new value (saveScript): one short script, where a
+   * merge rebuilds the value in Lua. `fields` are all of its data fields (stored name → encoded
+   * text), in order. Answers null when the stored session is no longer that version (or no longer
+   * live): the caller then merges with write(), which also reports what happened to it.
+   */
+  async saveLoaded(
+    operation: string,
+    id: string,
+    base: SaveBase,
+    fields: ReadonlyMap<string, string>,
+    idleTtlMs?: number,
+  ): Promise<Extract<WriteResult, { status: 'ok' }> | null> {
+    const o = this.options
+    // As session.write builds the data and its index (scripts.ts), and counts its size.
+    let data = '{'
+    let index = ''
+    let bytes = 2
+    for (const [name, text] of fields) {
+      const nameBytes = Buffer.byteLength(name)
+      const textBytes = Buffer.byteLength(text)
+      if (bytes > 2) {
+        data += ','
+        index += '.'
+        bytes++
+      }
+      data += `${name}:${text}`
+      index += `${nameBytes}:${textBytes}`
+      bytes += nameBytes + 1 + textBytes
+    }
+    if (bytes > o.maxBytes) throw new SessionTooLargeError(bytes, o.maxBytes)
+    const idle = idleTtlMs ?? base.idleTtlMs
+    const { userText, metaText } = base
+    const value = `S1${TIMES_PLACEHOLDER}${base.createdAt},${base.absoluteExpiresAt},${base.version + 1},${idle},${userText.length},${metaText.length},${index};${userText}${metaText}${data}}`
+    const handle = SessionKeys.handle(id)
+    let reply: Array<string | number>
+    try {
+      reply = await this.script(
+        operation,
+        saveScript,
+        [o.keys.session(handle)],
+        [base.version, idleTtlMs ?? '', value],
+      )
+    } catch (error) {
+      if (isWrongType(error)) return null
+      throw error
+    }
+    if (reply[0] !== 'ok') return null
+    return {
+      status: 'ok',
+      version: Number(reply[1]),
+      expiresAt: Number(reply[2]),
+      absoluteExpiresAt: Number(reply[3]),
+      now: Number(reply[4]),
+      createdAt: Number(reply[5]),
     }
   }
 

@@ -283,6 +283,61 @@ describeEachTarget('ExpressSessionStore over HTTP', (target) => {
     )
   })
 
+  it('saves a loaded session whole, saves it again, and merges a save that lost a race', async () => {
+    const call = <T>(fn: (cb: (error: unknown, value?: T) => void) => void) =>
+      new Promise<T>((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v as T))))
+    const load = async (sid: string) =>
+      store.createSession(
+        { sessionID: sid, sessionStore: store } as never,
+        (await call<SessionData | null>((cb) => store.get(sid, cb)))!,
+      ) as never as Record<string, unknown>
+    const sid = 'whole-1'
+    await call((cb) => store.set(sid, { a: 1, cookie: { maxAge: 60_000 } } as never, cb))
+    // Multi-byte text: the index the client builds counts bytes, as the merge script reads them.
+    const first = await load(sid)
+    first.b = 'é😀 ünïcode'
+    await call((cb) => store.set(sid, first as never, cb))
+    first.c = 3
+    await call((cb) => store.set(sid, first as never, cb))
+    const [second, third] = await Promise.all([load(sid), load(sid)])
+    second.d = 4
+    third.ключ = 'значение'
+    await call((cb) => store.set(sid, second as never, cb))
+    await call((cb) => store.set(sid, third as never, cb))
+    await sessions.update(sid, { f: 6 })
+    const final = await sessions.get(sid)
+    expect(final?.data).toMatchObject({ a: 1, b: 'é😀 ünïcode', c: 3, d: 4, ключ: 'значение', f: 6 })
+    // The create, four saves and the update.
+    expect(final?.version).toBe(6)
+    const stored = parseLayout((await redis.get(keys.session(SessionKeys.handle(sid))))!)!
+    expect(await redis.pttl(keys.session(SessionKeys.handle(sid)))).toBeGreaterThan(
+      stored.expiresAt - Date.now() - 2_000,
+    )
+  })
+
+  it('refuses a save over maxBytes, counted in bytes, and keeps what was stored', async () => {
+    const call = <T>(fn: (cb: (error: unknown, value?: T) => void) => void) =>
+      new Promise<T>((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v as T))))
+    const small = new ExpressSessionStore({
+      sessions: new SessionStore({ redis, prefix: `${prefix}b`, idleTtlMs: 60_000, maxBytes: 300 }),
+    })
+    await call((cb) => small.set('big-1', { a: 1, cookie: { maxAge: 60_000 } } as never, cb))
+    const loaded = small.createSession(
+      { sessionID: 'big-1', sessionStore: small } as never,
+      (await call<SessionData | null>((cb) => small.get('big-1', cb)))!,
+    ) as never as Record<string, unknown>
+    // About 200 characters with its cookie, but over 300 bytes with this text.
+    loaded.x = 'é'.repeat(110)
+    await expect(call((cb) => small.set('big-1', loaded as never, cb))).rejects.toMatchObject({
+      name: 'SessionTooLargeError',
+    })
+    expect(await call((cb) => small.get('big-1', cb))).not.toHaveProperty('x')
+    loaded.x = 'e'.repeat(110)
+    await call((cb) => small.set('big-1', loaded as never, cb))
+    expect(await call((cb) => small.get('big-1', cb))).toMatchObject({ a: 1, x: 'e'.repeat(110) })
+    small.close()
+  })
+
   it('does not revive a session that expired while a request was in flight', async () => {
     const shortSessions = new SessionStore({ redis, prefix: `${prefix}s`, idleTtlMs: 60_000 })
     const shortStore = new ExpressSessionStore({ sessions: shortSessions })

@@ -6,7 +6,7 @@ import {
   requireKnownOptions,
   requireOptions,
 } from '@rp/core/kit'
-import type { SessionEngine, StoredSession } from '../engine.js'
+import type { SaveBase, SessionEngine, StoredSession } from '../engine.js'
 import { MAX_TTL_MS, requireId } from '../options.js'
 import { engineOf, type SessionStore } from '../store.js'
 
@@ -18,17 +18,20 @@ export class LoadedBase {
   readonly sid: string
   /** The idle TTL the load rolled the expiry with, and when (performance.now()); null: no roll. */
   readonly rolled: { idleTtlMs: number; at: number } | null
+  /** The version loaded (then the one this request last saved): what a whole-value save replaces. */
+  saved: SaveBase | undefined
   #stored: Pick<StoredSession, 'encoded'> | null
   #fields: Map<string, string> | null = null
 
   /** `sentAt`: when the load was sent (performance.now()), no later than Redis rolled the key. */
   constructor(
     sid: string,
-    stored: Pick<StoredSession, 'encoded'> & Partial<StoredSession>,
+    stored: Pick<StoredSession, 'encoded'> & Partial<StoredSession> & { saveBase?: SaveBase },
     sentAt = performance.now(),
   ) {
     this.sid = sid
     this.#stored = stored
+    this.saved = stored.saveBase
     // Only a load that really rolled: one that touchAfterMs held back leaves it to the touch.
     this.rolled =
       stored.rolled && stored.idleTtlMs !== undefined ? { idleTtlMs: stored.idleTtlMs, at: sentAt } : null
@@ -106,6 +109,17 @@ export class FrameworkSessions {
     const { set } = await this.engine.encode('session', data, known?.fields)
     const idleTtlMs = ttlFromCookie(data.cookie)
     if (known) {
+      // The common case, one short script: the version loaded is still the stored one, so this
+      // request's session is the merge, and it replaces the value whole.
+      const saved = known.saved
+      if (saved) {
+        const result = await this.engine.saveLoaded(operation, sid, saved, set, idleTtlMs)
+        if (result) {
+          known.fields = set
+          known.saved = { ...saved, version: result.version, idleTtlMs: idleTtlMs ?? saved.idleTtlMs }
+          return
+        }
+      }
       const changed = new Map<string, string>()
       for (const [field, text] of set) if (known.fields.get(field) !== text) changed.set(field, text)
       const del = Array.from(known.fields, ([field]) => field).filter((field) => !set.has(field))
@@ -117,6 +131,8 @@ export class FrameworkSessions {
         ...(idleTtlMs === undefined ? {} : { idleTtlMs }),
       })
       if (result.status === 'ok') known.fields = set
+      // Merged into another version: the next save of this request merges too.
+      known.saved = undefined
       return
     }
     await this.engine.write(operation, sid, {
