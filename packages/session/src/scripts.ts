@@ -27,13 +27,19 @@ const NOW = `
 local now = rp_now_ms()
 `
 
-// pad: a time at its fixed width. head: the fixed part and the first four numbers of a value (all
+// times: lastSeenAt and expiresAt at their fixed widths, with the C long's %d where it holds 2^53
+// (0.2 µs a number, against 0.9 for the C library's exact float printing; see rp_int in core).
+const TIMES = `
+local times_form = string.format('%d', 2 ^ 53) == '9007199254740992' and '%013d%013d' or '%013.0f%013.0f'
+local function times(l, e)
+  return string.format(times_form, l, e)
+end
+`
+
+// head: the fixed part and the first four numbers of a value (all
 // that a touch needs), or nil for a value this store did not write. parse: head, plus where the
 // user, meta and data start and the index, or nil.
-const PARSE = `
-local function pad(n)
-  return string.format('%013.0f', n)
-end
+const PARSE = `${TIMES}
 local function head(v)
   if string.sub(v, 1, 2) ~= 'S1' then return nil end
   local c, a, ver, idle = string.match(v, '^(%d+),(%d+),(%d+),(%d+),', 29)
@@ -70,22 +76,24 @@ export const getScript = defineScript<string | Array<string | number> | null>({
   name: 'session.get',
   keys: 1,
   flags: ['allow-oom'],
+  setup: TIMES,
   lua: `
 local k = KEYS[1]
 local v = redis.call('GET', k)
 if not v or v == 'T' then return false end
-if ARGV[1] ~= '1' then return v end
-local l, e = tonumber(string.sub(v, 3, 15)), tonumber(string.sub(v, 16, 28))
+if ARGV[1] ~= '1' or string.sub(v, 1, 2) ~= 'S1' then return v end
 local cap, idle = string.match(v, '^%d+,(%d+),%d+,(%d+),', 29)
-if string.sub(v, 1, 2) ~= 'S1' or not (l and e and idle) then return v end
+local e = tonumber(string.sub(v, 16, 28))
+if not (e and idle) then return v end
 ${NOW}
 if e <= now then
   redis.call('DEL', k)
   return false
 end
-if now - l < tonumber(ARGV[2]) then return v end
+-- lastSeenAt is parsed only for a throttle (strtod costs 0.4 µs a number).
+if ARGV[2] ~= '0' and now - (tonumber(string.sub(v, 3, 15)) or 0) < tonumber(ARGV[2]) then return v end
 e = math.min(now + (ARGV[3] ~= '' and tonumber(ARGV[3]) or tonumber(idle)), tonumber(cap))
-redis.call('SETRANGE', k, 2, string.format('%013.0f%013.0f', now, e))
+redis.call('SETRANGE', k, 2, times(now, e))
 redis.call('PEXPIREAT', k, rp_int(e))
 return {v, now, e}
 `,
@@ -112,7 +120,7 @@ ${NOW}
 if s.e <= now then return false end
 if now - s.l < tonumber(ARGV[1]) then return s.e end
 local e = math.min(now + (ARGV[2] ~= '' and tonumber(ARGV[2]) or s.i), s.a)
-redis.call('SETRANGE', k, 2, pad(now) .. pad(e))
+redis.call('SETRANGE', k, 2, times(now, e))
 redis.call('PEXPIREAT', k, rp_int(e))
 return e
 `,
@@ -171,7 +179,7 @@ local function store(l, e, c, cap, ver, idle, user_meta, ul, ml, before)
   local size = 2 + bytes + math.max(fields - 1, 0)
   if size > tonumber(ARGV[5]) then return {'too-large', size} end
   parts[#parts + 1] = '}'
-  parts[1] = 'S1' .. pad(l) .. pad(e) .. string.format('%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,', c, cap, ver, idle, ul, ml)
+  parts[1] = 'S1' .. times(l, e) .. string.format('%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,', c, cap, ver, idle, ul, ml)
     .. table.concat(idx, '.') .. ';' .. user_meta
   redis.call('SET', k, table.concat(parts))
   redis.call('PEXPIREAT', k, rp_int(e))
@@ -269,6 +277,7 @@ return {'ok', s.v + 1, e, s.a, now, s.c}
 export const saveScript = defineScript<Array<string | number>>({
   name: 'session.save',
   keys: 1,
+  setup: TIMES,
   lua: `
 local k = KEYS[1]
 local h = redis.call('GETRANGE', k, 0, 127)
@@ -281,7 +290,7 @@ if not e or e <= now then return {'stale'} end
 if ARGV[2] ~= '' then idle = ARGV[2] end
 e = math.min(now + tonumber(idle), tonumber(cap))
 redis.call('SET', k, ARGV[3])
-redis.call('SETRANGE', k, 2, string.format('%013.0f%013.0f', now, e))
+redis.call('SETRANGE', k, 2, times(now, e))
 redis.call('PEXPIREAT', k, rp_int(e))
 return {'ok', tonumber(ver) + 1, e, tonumber(cap), now, tonumber(created)}
 `,
