@@ -1,5 +1,7 @@
-import { Redis } from 'ioredis'
-import { countCommands, type Figures, run, type Sample, summarize } from './measure.js'
+import { type ChildProcess, fork } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import type { Redis, RedisOptions } from 'ioredis'
+import { type Figures, measured, type Sample, summarize, type TimedRun } from './measure.js'
 
 /** The ioredis options every ioredis-based contender gets: the same client for every library. */
 export const CLIENT_OPTIONS = { enableAutoPipelining: false } as const
@@ -44,66 +46,158 @@ export interface Row extends Figures {
   floorOf?: string
 }
 
-interface Lane {
-  contender: Contender
-  counter: () => number
-  op: (i: number) => Promise<unknown>
-  close?: () => Promise<void>
-  samples: Sample[]
+/**
+ * Where a lane process finds its contender: a module of this directory, the function of it that
+ * lists the table's contenders, and that function's arguments (sent as structured clones).
+ */
+export interface Suite {
+  module: string
+  list: string
+  args?: unknown[]
 }
 
-async function lanes(ctx: Context, contenders: Contender[], options: object, tag: string): Promise<Lane[]> {
-  const out: Lane[] = []
-  for (const [i, contender] of contenders.entries()) {
-    const client = new Redis(ctx.url, options)
-    const counter = countCommands(client)
-    const built = await contender.setup(client, `b${tag}${i}${Date.now().toString(36)}`, ctx)
-    out.push({
-      contender,
-      counter,
-      op: built.op,
-      close: async () => {
-        await built.close?.()
-        client.disconnect()
-      },
-      samples: [],
+export async function listContenders(suite: Suite): Promise<Contender[]> {
+  const module = (await import(new URL(`./${suite.module}`, import.meta.url).href)) as Record<
+    string,
+    (...args: unknown[]) => Contender[]
+  >
+  const list = module[suite.list]
+  if (typeof list !== 'function') throw new Error(`${suite.module} has no ${suite.list}`)
+  return list(...(suite.args ?? []))
+}
+
+export interface LaneSetup {
+  type: 'setup'
+  suite: Suite
+  name: string
+  url: string
+  prefix: string
+  clientOptions: RedisOptions
+  ctx: Omit<Context, 'url' | 'admin'>
+}
+
+export type LaneRequest =
+  | LaneSetup
+  | { type: 'run'; ops: number; concurrency: number; offset: number }
+  | { type: 'close' }
+
+export type LaneReply =
+  | { type: 'ready' }
+  | { type: 'done'; run: TimedRun }
+  | { type: 'closed' }
+  | { type: 'error'; message: string }
+
+const LANE = fileURLToPath(new URL('./lane.ts', import.meta.url))
+
+/** A contender running in a process of its own (lane.ts), one request at a time. */
+class Lane {
+  readonly samples: Sample[] = []
+  readonly #child: ChildProcess
+  #waiting: { resolve: (reply: LaneReply) => void; reject: (error: Error) => void } | null = null
+  #exited: Error | null = null
+
+  constructor(readonly contender: Contender) {
+    this.#child = fork(LANE, [], {
+      execArgv: ['--import', 'tsx'],
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })
+    this.#child.on('message', (reply: LaneReply) => {
+      const waiting = this.#waiting
+      this.#waiting = null
+      if (reply.type === 'error') waiting?.reject(new Error(`${contender.name}: ${reply.message}`))
+      else waiting?.resolve(reply)
+    })
+    this.#child.on('exit', (code) => {
+      this.#exited = new Error(`${contender.name}: lane process exited (${code})`)
+      this.#waiting?.reject(this.#exited)
+      this.#waiting = null
+    })
+  }
+
+  request(message: LaneRequest): Promise<LaneReply> {
+    if (this.#exited) return Promise.reject(this.#exited)
+    return new Promise((resolve, reject) => {
+      this.#waiting = { resolve, reject }
+      this.#child.send(message)
+    })
+  }
+
+  async run(admin: Redis, ops: number, concurrency: number, offset: number): Promise<Sample> {
+    return measured(admin, ops, async () => {
+      const reply = await this.request({ type: 'run', ops, concurrency, offset })
+      if (reply.type !== 'done') throw new Error(`${this.contender.name}: answered ${reply.type}`)
+      return reply.run
+    })
+  }
+
+  async close(): Promise<void> {
+    if (this.#exited) return
+    await this.request({ type: 'close' }).catch(() => {})
+    this.#child.kill()
+  }
+}
+
+async function lanes(
+  ctx: Context,
+  suite: Suite,
+  contenders: Contender[],
+  clientOptions: RedisOptions,
+  tag: string,
+): Promise<Lane[]> {
+  const out = contenders.map((contender) => new Lane(contender))
+  try {
+    // Set up side by side: each lane fills its own prefix.
+    await Promise.all(
+      out.map((lane, i) =>
+        lane.request({
+          type: 'setup',
+          suite,
+          name: lane.contender.name,
+          url: ctx.url,
+          prefix: `b${tag}${i}${Date.now().toString(36)}`,
+          clientOptions,
+          ctx: { quick: ctx.quick, ops: ctx.ops, rounds: ctx.rounds, concurrency: ctx.concurrency },
+        }),
+      ),
+    )
+  } catch (error) {
+    await Promise.all(out.map((lane) => lane.close()))
+    throw error
   }
   return out
 }
 
 /**
- * Runs every contender on the same server, interleaved round by round, and summarizes each. With
- * `pipelined`, every contender also runs on an auto-pipelining client, in the same rounds.
+ * Runs every contender of `suite` (those `only` keeps) on the same server, each in a process of
+ * its own, interleaved round by round, and summarizes each. With `pipelined`, every contender also
+ * runs on an auto-pipelining client, in the same rounds.
  */
 export async function compare(
   ctx: Context,
   workload: string,
-  contenders: Contender[],
-  options: { pipelined?: boolean } = {},
+  suite: Suite,
+  options: { pipelined?: boolean; only?: (contender: Contender) => boolean } = {},
 ): Promise<Row[]> {
-  const plain = await lanes(ctx, contenders, CLIENT_OPTIONS, 'p')
-  const pipelined = options.pipelined ? await lanes(ctx, contenders, PIPELINED_OPTIONS, 'a') : []
+  const contenders = (await listContenders(suite)).filter(options.only ?? (() => true))
+  const plain = await lanes(ctx, suite, contenders, CLIENT_OPTIONS, 'p')
+  const pipelined = options.pipelined ? await lanes(ctx, suite, contenders, PIPELINED_OPTIONS, 'a') : []
   const all = [...plain, ...pipelined]
-  // Warm-up long enough for the JIT to settle on every contender's hot path.
-  for (const lane of all)
-    await run(lane.op, ctx.quick ? 200 : 2_000, 8, { client: lane.counter, admin: ctx.admin })
-  for (const lane of all) lane.samples.length = 0
-  const perRound = Math.floor(ctx.ops / ctx.rounds)
-  for (let round = 0; round < ctx.rounds; round++) {
-    // Each round starts with a different contender, so no library always runs first (or right
-    // after the heaviest one).
-    for (let j = 0; j < all.length; j++) {
-      const lane = all[(j + round) % all.length]!
-      lane.samples.push(
-        await run((n) => lane.op(n + round * perRound), perRound, ctx.concurrency, {
-          client: lane.counter,
-          admin: ctx.admin,
-        }),
-      )
+  try {
+    // Warm-up long enough for the JIT to settle on every contender's hot path.
+    for (const lane of all) await lane.run(ctx.admin, ctx.quick ? 200 : 2_000, 8, 0)
+    const perRound = Math.floor(ctx.ops / ctx.rounds)
+    for (let round = 0; round < ctx.rounds; round++) {
+      // Each round starts with a different contender, so no library always runs first (or right
+      // after the heaviest one).
+      for (let j = 0; j < all.length; j++) {
+        const lane = all[(j + round) % all.length]!
+        lane.samples.push(await lane.run(ctx.admin, perRound, ctx.concurrency, round * perRound))
+      }
     }
+  } finally {
+    await Promise.all(all.map((lane) => lane.close()))
   }
-  for (const lane of all) await lane.close?.()
   const rows: Row[] = plain.map((lane, i) => {
     const c = lane.contender
     return {

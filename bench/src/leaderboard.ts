@@ -99,6 +99,15 @@ export interface BulkRow {
   bytesPerMember: number
 }
 
+/** The boards bulkLoad fills, by name: the read workloads open them again in their own processes. */
+function bulkBoards(redis: Redis): { rp: Leaderboard; rpMember: Leaderboard; rank: RedisRank } {
+  return {
+    rp: new Leaderboard({ redis, prefix: 'bulk-rp', name: 'big' }),
+    rpMember: new Leaderboard({ redis, prefix: 'bulk-rpm', name: 'big', ties: 'member', ranking: 'ordinal' }),
+    rank: new RedisRank(redis, 'bulk-rank:big', { sortPolicy: 'high-to-low', updatePolicy: 'best' }),
+  }
+}
+
 /**
  * Loads `members` members into a fresh board per library and times it, then reports memory per
  * member (MEMORY USAGE of every key the board wrote). Returns the loaded boards for the read
@@ -109,15 +118,7 @@ export async function bulkLoad(
   redis: Redis,
   members: number,
 ): Promise<{ rows: BulkRow[]; rp: Leaderboard; rpMember: Leaderboard; rank: RedisRank }> {
-  const rp = new Leaderboard({ redis, prefix: 'bulk-rp', name: 'big' })
-  const rpMember = new Leaderboard({
-    redis,
-    prefix: 'bulk-rpm',
-    name: 'big',
-    ties: 'member',
-    ranking: 'ordinal',
-  })
-  const rank = new RedisRank(redis, 'bulk-rank:big', { sortPolicy: 'high-to-low', updatePolicy: 'best' })
+  const { rp, rpMember, rank } = bulkBoards(redis)
   const batch = 1_000
   const entries = (i: number) =>
     Array.from({ length: batch }, (_, j) => ({ member: `player${i + j}`, score: score(i + j) }))
@@ -185,39 +186,44 @@ export function bulkTable(rows: BulkRow[]): string[] {
   ]
 }
 
-/** Read workloads on the loaded boards: the same calls on @rp and on redis-rank. */
-export function readContenders(
-  boards: { rp: Leaderboard; rank: RedisRank },
-  members: number,
-  op: 'top' | 'around' | 'percentile',
-): Contender[] {
+/**
+ * Read workloads on the boards bulkLoad filled (found by their names): the same calls on @rp and on
+ * redis-rank, each on its lane's own client.
+ */
+export function readContenders(members: number, op: 'top' | 'around' | 'percentile'): Contender[] {
   const member = (i: number) => `player${(i * 7_919) % members}`
-  const rpOps = {
-    top: () => boards.rp.top(100),
-    around: (i: number) => boards.rp.around(member(i), 10),
-    percentile: (i: number) => boards.rp.percentile(member(i)),
-  }
-  const rankOps = {
-    top: () => boards.rank.top(100),
-    around: (i: number) => boards.rank.around(member(i), 10, true),
-    // redis-rank has no percentile: its rank and count, two calls.
-    percentile: async (i: number) => {
-      const [rank, count] = await Promise.all([boards.rank.rank(member(i)), boards.rank.count()])
-      return rank === null ? null : ((count - rank + 1) / count) * 100
-    },
-  }
   return [
     {
       name: '@rp/leaderboard (first-reached, competition)',
       library: '@rp/leaderboard',
       settings: `${op}: one script; ranks per the policy`,
-      setup: async () => ({ op: rpOps[op] }),
+      async setup(redis) {
+        const board = bulkBoards(redis).rp
+        const ops = {
+          top: () => board.top(100),
+          around: (i: number) => board.around(member(i), 10),
+          percentile: (i: number) => board.percentile(member(i)),
+        }
+        return { op: ops[op] }
+      },
     },
     {
       name: 'redis-rank',
       library: 'redis-rank',
       settings: op === 'percentile' ? 'rank(id) and count() (no percentile of its own)' : `${op}()`,
-      setup: async () => ({ op: rankOps[op] }),
+      async setup(redis) {
+        const board = bulkBoards(redis).rank
+        const ops = {
+          top: () => board.top(100),
+          around: (i: number) => board.around(member(i), 10, true),
+          // redis-rank has no percentile: its rank and count, two calls.
+          percentile: async (i: number) => {
+            const [rank, count] = await Promise.all([board.rank(member(i)), board.count()])
+            return rank === null ? null : ((count - rank + 1) / count) * 100
+          },
+        }
+        return { op: ops[op] }
+      },
     },
   ]
 }

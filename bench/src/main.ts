@@ -8,14 +8,14 @@ import { writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { startBinaryServer } from '@rp/testing'
 import { Redis } from 'ioredis'
-import { cacheHitContenders, cacheL1Contenders, cacheStampede, stampedeTable } from './cache.js'
+import { cacheStampede, stampedeTable } from './cache.js'
 import { clusterTables } from './cluster.js'
-import { type Contender, type Context, compare, fmt, type Row, table } from './compare.js'
-import { bulkLoad, bulkTable, readContenders, submitContenders } from './leaderboard.js'
-import { handoffTable, lockContenders, lockHandoff } from './lock.js'
-import { broadcastContenders, durableContenders, pubsubMemory } from './pubsub.js'
-import { ADMITTED, DENIED, KEYS, MINIMAL_LUA, rateLimitContenders, rateLimitMemory } from './ratelimit.js'
-import { SESSIONS, sessionFlowContenders, sessionGetContenders, sessionMemory } from './session.js'
+import { type Contender, type Context, compare, fmt, type Row, type Suite, table } from './compare.js'
+import { bulkLoad, bulkTable } from './leaderboard.js'
+import { handoffTable, lockHandoff } from './lock.js'
+import { pubsubMemory } from './pubsub.js'
+import { ADMITTED, DENIED, KEYS, MINIMAL_LUA, rateLimitMemory } from './ratelimit.js'
+import { SESSIONS, sessionMemory } from './session.js'
 
 const quick = process.argv.includes('--quick')
 // `--only session` runs one section, to iterate on it; RESULTS.md is written only by a full run.
@@ -70,9 +70,13 @@ function redisBenchmark(label: string, args: string[]): string[] {
  * The same workload with one caller: batching cannot help there, so this shows what it costs (a
  * call waits for the end of its tick before it leaves).
  */
-async function alone(workload: string, contenders: Contender[]): Promise<string[]> {
+async function alone(
+  workload: string,
+  suite: Suite,
+  only?: (contender: Contender) => boolean,
+): Promise<string[]> {
   const one = { ...ctx, concurrency: 1, ops: quick ? 400 : 20_000, rounds: quick ? 2 : 4 }
-  const rows = check(await compare(one, `${workload}, concurrency 1`, contenders))
+  const rows = check(await compare(one, `${workload}, concurrency 1`, suite, only ? { only } : {}))
   return table(rows)
 }
 
@@ -90,7 +94,7 @@ try {
       await compare(
         ctx,
         `Rate-limit check, ${KEYS} hot keys, every check admitted, concurrency 64`,
-        rateLimitContenders(ADMITTED),
+        { module: 'ratelimit.ts', list: 'rateLimitContenders', args: [ADMITTED] },
         { pipelined: true },
       ),
     )
@@ -99,7 +103,8 @@ try {
       ...table(rl),
       ...(await alone(
         'Rate-limit check, admitted',
-        rateLimitContenders(ADMITTED).filter((c) => !/sliding|fixed-window|token/.test(c.name)),
+        { module: 'ratelimit.ts', list: 'rateLimitContenders', args: [ADMITTED] },
+        (c) => !/sliding|fixed-window|token/.test(c.name),
       )),
       ...redisBenchmark('EVALSHA (INCR + PEXPIRE)', ['EVALSHA', sha, '1', 'rb:__rand_int__', '60000']),
     )
@@ -107,7 +112,7 @@ try {
       await compare(
         ctx,
         `Rate-limit check, ${KEYS} keys spent to their limit of ${DENIED.limit}, every check denied, concurrency 64`,
-        rateLimitContenders(DENIED),
+        { module: 'ratelimit.ts', list: 'rateLimitContenders', args: [DENIED] },
       ),
     )
     md.push(
@@ -134,13 +139,13 @@ try {
       await compare(
         ctx,
         'Lock acquire + release, uncontended, distinct resources, concurrency 64',
-        lockContenders(),
+        { module: 'lock.ts', list: 'lockContenders' },
         { pipelined: true },
       ),
     )
     md.push(
       ...table(lk),
-      ...(await alone('Lock acquire + release', lockContenders())),
+      ...(await alone('Lock acquire + release', { module: 'lock.ts', list: 'lockContenders' })),
       ...redisBenchmark('SET NX PX', ['SET', 'lk:__rand_int__', 'v', 'PX', '10000', 'NX']),
     )
     const handoff = await lockHandoff(ctx)
@@ -151,15 +156,23 @@ try {
   if (wants('cache')) {
     md.push('## Cache', '')
     const hit = check(
-      await compare(ctx, 'Cache hit from Redis, concurrency 64', cacheHitContenders(), { pipelined: true }),
+      await compare(
+        ctx,
+        'Cache hit from Redis, concurrency 64',
+        { module: 'cache.ts', list: 'cacheHitContenders' },
+        { pipelined: true },
+      ),
     )
     md.push(
       ...table(hit),
-      ...(await alone('Cache hit from Redis', cacheHitContenders())),
+      ...(await alone('Cache hit from Redis', { module: 'cache.ts', list: 'cacheHitContenders' })),
       ...redisBenchmark('GET', ['GET', 'key:__rand_int__']),
     )
     const l1 = check(
-      await compare(ctx, 'Cache hit with the in-process tier, concurrency 64', cacheL1Contenders()),
+      await compare(ctx, 'Cache hit with the in-process tier, concurrency 64', {
+        module: 'cache.ts',
+        list: 'cacheL1Contenders',
+      }),
     )
     md.push(...table(l1))
     const stampede = await cacheStampede(ctx)
@@ -175,17 +188,16 @@ try {
       await compare(
         ctx,
         `Session request flow (express-session: get, then touch, or set 1 request in 4), ${SESSIONS} sessions of 1 KiB, concurrency 64`,
-        sessionFlowContenders(),
+        { module: 'session.ts', list: 'sessionFlowContenders' },
         { pipelined: true },
       ),
     )
     md.push(...table(flow))
     const get = check(
-      await compare(
-        ctx,
-        `Session get, ${SESSIONS} sessions of 1 KiB, concurrency 64`,
-        sessionGetContenders(),
-      ),
+      await compare(ctx, `Session get, ${SESSIONS} sessions of 1 KiB, concurrency 64`, {
+        module: 'session.ts',
+        list: 'sessionGetContenders',
+      }),
     )
     md.push(...table(get))
     const memClient = new Redis(server.url)
@@ -208,17 +220,16 @@ try {
       await compare(
         ctx,
         'Broadcast: publish until all 4 subscribers have it, concurrency 64',
-        broadcastContenders(),
+        { module: 'pubsub.ts', list: 'broadcastContenders' },
         { pipelined: true },
       ),
     )
     md.push(...table(broadcast))
     const durable = check(
-      await compare(
-        ctx,
-        'Durable work: publish until one of 4 consumers has handled it, concurrency 64',
-        durableContenders(),
-      ),
+      await compare(ctx, 'Durable work: publish until one of 4 consumers has handled it, concurrency 64', {
+        module: 'pubsub.ts',
+        list: 'durableContenders',
+      }),
     )
     md.push(...table(durable))
     const memClient = new Redis(server.url)
@@ -238,9 +249,14 @@ try {
   if (wants('leaderboard')) {
     md.push('## Leaderboards', '')
     const submit = check(
-      await compare(ctx, 'Leaderboard submit + rank, 10,000 members, concurrency 64', submitContenders(), {
-        pipelined: true,
-      }),
+      await compare(
+        ctx,
+        'Leaderboard submit + rank, 10,000 members, concurrency 64',
+        { module: 'leaderboard.ts', list: 'submitContenders' },
+        {
+          pipelined: true,
+        },
+      ),
     )
     md.push(...table(submit))
     const members = quick ? 10_000 : 1_000_000
@@ -256,11 +272,11 @@ try {
     for (const op of ['top', 'around', 'percentile'] as const) {
       const label = { top: 'top(100)', around: 'around(member, 10)', percentile: 'percentile(member)' }[op]
       reads[op] = check(
-        await compare(
-          ctx,
-          `Leaderboard ${label} on a ${fmt(members)}-member board, concurrency 64`,
-          readContenders(loaded, members, op),
-        ),
+        await compare(ctx, `Leaderboard ${label} on a ${fmt(members)}-member board, concurrency 64`, {
+          module: 'leaderboard.ts',
+          list: 'readContenders',
+          args: [members, op],
+        }),
       )
       md.push(...table(reads[op]!))
     }
@@ -289,7 +305,7 @@ const all = [
   '',
   `Machine: ${machine.cpu}, ${machine.cores} cores · Node ${machine.node} · Redis ${machine.redis} · ${machine.date}${quick ? ' · **quick run: sizes too small to compare**' : ''}`,
   '',
-  `Every contender runs against one redis-server (persistence off) started by the harness, ${ctx.rounds} interleaved rounds (each starting with a different contender) after a warm-up, ${fmt(ctx.ops)} operations each, 64 in flight (ops/s is the median round; latencies pool every round); every ioredis-based library gets the same ioredis client options. @rp packages run from their built dist/, as npm users get them.`,
+  `Every contender runs in a Node process of its own (its library, client and garbage alone in their heap and event loop) against one redis-server (persistence off) started by the harness, ${ctx.rounds} interleaved rounds (each starting with a different contender) after a warm-up, ${fmt(ctx.ops)} operations each, 64 in flight (ops/s is the median round; latencies pool every round); every ioredis-based library gets the same ioredis client options. @rp packages run from their built dist/, as npm users get them.`,
   '"client cmds/op" counts commands the client sent (n/a where the library brings its own connection); "server cmds/op" is the INFO commandstats delta, which also counts commands run inside scripts; "Redis CPU µs/op" is the delta of used_cpu_user + used_cpu_sys (INFO cpu) per operation: what a shared Redis pays for each call, parsing and syscalls included.',
   'Where a table has an "ops/s, auto-pipelining" column, every contender also ran on clients with `enableAutoPipelining: true`, in the same interleaved rounds; "vs best peer" and the verdict take each contender\'s better column. @rp rows marked `batch: false` send every call alone, so the gain from tick batching stays visible. A row named "the floor of batching" sends @rp\'s own batch wrapper, with @rp\'s own KEYS and ARGV, tick-batched 16 calls to an EVALSHA from a plain ioredis client that hands back the raw replies: what the batched script costs with no client path around it, the ceiling of this design. The "concurrency 1" tables show what batching costs a lone caller, where it cannot help.',
   '"vs best peer" is ops/s relative to the fastest peer library in the table (baselines excluded). Each library runs with its documented defaults plus the settings listed.',

@@ -52,40 +52,67 @@ export async function serverCommandCount(admin: Redis): Promise<number> {
   return total
 }
 
-/** Runs `op` `ops` times with `concurrency` callers in flight, timing each call. */
-export async function run(
+/** What a run of `op` measures in the process that runs it: its latencies, time and commands sent. */
+export interface TimedRun {
+  latenciesMs: number[]
+  elapsedMs: number
+  clientCommands: number
+}
+
+/** Runs `op` `ops` times with `concurrency` callers in flight, timing each call (op gets i + offset). */
+export async function timedLoop(
   op: (i: number) => Promise<unknown>,
   ops: number,
   concurrency: number,
-  counters: { client: () => number; admin: Redis },
-): Promise<Sample> {
+  client: () => number,
+  offset = 0,
+): Promise<TimedRun> {
   const latencies = new Array<number>(ops)
   let next = 0
-  const clientBefore = counters.client()
-  const serverBefore = await serverCommandCount(counters.admin)
-  const cpuBefore = await serverCpuUs(counters.admin)
+  const clientBefore = client()
   const started = performance.now()
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       for (let i = next++; i < ops; i = next++) {
         const t = performance.now()
-        await op(i)
+        await op(i + offset)
         latencies[i] = performance.now() - t
       }
     }),
   )
-  const elapsedMs = performance.now() - started
-  const serverAfter = await serverCommandCount(counters.admin)
-  const cpuAfter = await serverCpuUs(counters.admin)
   return {
     latenciesMs: latencies,
-    elapsedMs,
+    elapsedMs: performance.now() - started,
+    clientCommands: client() - clientBefore,
+  }
+}
+
+/**
+ * Takes the server's figures around `timed` (a run in this process or in a lane's own): commands
+ * executed and CPU used. The INFO call that took the "before" figure is itself counted once.
+ */
+export async function measured(admin: Redis, ops: number, timed: () => Promise<TimedRun>): Promise<Sample> {
+  const serverBefore = await serverCommandCount(admin)
+  const cpuBefore = await serverCpuUs(admin)
+  const run = await timed()
+  const serverAfter = await serverCommandCount(admin)
+  const cpuAfter = await serverCpuUs(admin)
+  return {
+    ...run,
     ops,
-    clientCommands: counters.client() - clientBefore,
-    // The INFO call that took the "before" figure is itself counted once.
     serverCommands: serverAfter - serverBefore,
     serverCpuUs: cpuAfter - cpuBefore,
   }
+}
+
+/** Runs `op` `ops` times with `concurrency` callers in flight in this process, with the server's figures. */
+export function run(
+  op: (i: number) => Promise<unknown>,
+  ops: number,
+  concurrency: number,
+  counters: { client: () => number; admin: Redis },
+): Promise<Sample> {
+  return measured(counters.admin, ops, () => timedLoop(op, ops, concurrency, counters.client))
 }
 
 function percentile(sorted: number[], p: number): number {
