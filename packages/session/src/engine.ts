@@ -340,7 +340,8 @@ export class SessionEngine {
       set.set(fieldName(field), text as string)
     }
     // As the script counts: the bytes of these fields' JSON object text (a merge adds the rest).
-    let bytes = 1 + Math.max(1, set.size)
+    // '{', '}', a ',' between fields and a ':' in each.
+    let bytes = 1 + Math.max(1, set.size) + set.size
     for (const [field, text] of set) bytes += Buffer.byteLength(field) + Buffer.byteLength(text)
     if (bytes > this.options.maxBytes) throw new SessionTooLargeError(bytes, this.options.maxBytes)
     return { set, del }
@@ -413,7 +414,8 @@ export class SessionEngine {
   ): StoredSession | null | Promise<StoredSession | null> {
     const layout = parseLayout(value)
     if (!layout) return this.corrupt(handle, 'read', null)
-    if (lastSeenAt !== undefined && expiresAt !== undefined) {
+    // A read that rolled hands new times; the stored ones must still have been numbers.
+    if (lastSeenAt !== undefined && expiresAt !== undefined && Number.isFinite(layout.lastSeenAt)) {
       layout.lastSeenAt = lastSeenAt
       layout.expiresAt = expiresAt
     }
@@ -561,7 +563,8 @@ export class SessionEngine {
       index += `${nameBytes}:${textBytes}`
       bytes += nameBytes + 1 + textBytes
     }
-    if (bytes > o.maxBytes) throw new SessionTooLargeError(bytes, o.maxBytes)
+    // Too large: the merge answers it, after what matters more (a tombstone, no live session).
+    if (bytes > o.maxBytes) return null
     const idle = idleTtlMs ?? base.idleTtlMs
     const { userText, metaText } = base
     const value = `S1${TIMES_PLACEHOLDER}${base.createdAt},${base.absoluteExpiresAt},${base.version + 1},${idle},${userText.length},${metaText.length},${index};${userText}${metaText}${data}}`
@@ -572,7 +575,9 @@ export class SessionEngine {
         operation,
         saveScript,
         [o.keys.session(handle)],
-        [base.version, idleTtlMs ?? '', value],
+        // The version alone could match a session created again under this id (at version 1) after
+        // a tombstone expired: its creation time and cap tell them apart.
+        [`${base.createdAt},${base.absoluteExpiresAt},${base.version},`, idleTtlMs ?? '', value],
       )
     } catch (error) {
       if (isWrongType(error)) return null

@@ -110,6 +110,21 @@ describeEachTarget('SessionStore under hostile use', (target) => {
     expect(await redis.get(key)).toBe(edited)
   })
 
+  it('reads a value whose lastSeenAt is not a number as no session, also from a read that rolls', async () => {
+    const { sessions, keys } = make()
+    const plain = new SessionStore({ redis, prefix: keys.session('x').split(':{')[0]!, rolling: false })
+    const { id } = await sessions.create('u', { a: 1 })
+    const key = keys.session(SessionKeys.handle(id))
+    const stored = (await redis.get(key))!
+    await redis.set(key, `S1${'x'.repeat(13)}${stored.slice(15)}`, 'KEEPTTL')
+    // The rolling read rewrites the times (repairing the value), so the plain read goes first.
+    for (const store of [plain, sessions]) {
+      const { result, events } = await collectEvents(() => store.get(id))
+      expect(result).toBeNull()
+      expect(events.some((e) => e.event === 'decode-error')).toBe(true)
+    }
+  })
+
   it('reads a hash it did not write, or another type at a session key, as no session, and reports it', async () => {
     const { sessions, keys } = make()
     const rolling = sessions

@@ -268,8 +268,9 @@ return {'ok', s.v + 1, e, s.a, now, s.c}
  * session.write would build. Here Redis reads a 128-byte head instead of the value: Redis's Lua
  * hashes every byte of every string it makes, and reading, cutting and rebuilding a 1 KiB value in
  * Lua cost session.write four times the Redis time of this.
- * KEYS[1] session. ARGV[1] the version loaded. ARGV[2] idle TTL of the new value ('' = the stored
- * one). ARGV[3] the new value, with its version one up and that idle TTL; its two times are set here.
+ * KEYS[1] session. ARGV[1] the loaded version's '<createdAt>,<absoluteExpiresAt>,<version>,' (as
+ * stored at offset 29: a session created again under the id has another). ARGV[2] idle TTL of the new
+ * value ('' = the stored one). ARGV[3] the new value, with its version one up and that idle TTL; its two times are set here.
  * Reply: {'ok', version, expiresAt, absoluteExpiresAt, now, createdAt}, or {'stale'} for anything
  * else (another version, a tombstone, no live session, a value this store did not write): the
  * client then saves with session.write, which merges and sorts those out.
@@ -281,9 +282,9 @@ export const saveScript = defineScript<Array<string | number>>({
   lua: `
 local k = KEYS[1]
 local h = redis.call('GETRANGE', k, 0, 127)
-if string.sub(h, 1, 2) ~= 'S1' then return {'stale'} end
+if string.sub(h, 1, 2) ~= 'S1' or string.sub(h, 29, 28 + #ARGV[1]) ~= ARGV[1] then return {'stale'} end
 local created, cap, ver, idle = string.match(h, '^(%d+),(%d+),(%d+),(%d+),', 29)
-if ver ~= ARGV[1] then return {'stale'} end
+if not idle then return {'stale'} end
 local e = tonumber(string.sub(h, 16, 28))
 local now = rp_now_ms()
 if not e or e <= now then return {'stale'} end

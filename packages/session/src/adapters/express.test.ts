@@ -315,6 +315,35 @@ describeEachTarget('ExpressSessionStore over HTTP', (target) => {
     )
   })
 
+  it('merges, not replaces, when the id was destroyed and created again since the load', async () => {
+    const call = <T>(fn: (cb: (error: unknown, value?: T) => void) => void) =>
+      new Promise<T>((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v as T))))
+    const quick = new ExpressSessionStore({
+      sessions: new SessionStore({ redis, prefix: `${prefix}t`, idleTtlMs: 60_000, tombstoneMs: 50 }),
+    })
+    const load = async (sid: string) =>
+      quick.createSession(
+        { sessionID: sid, sessionStore: quick } as never,
+        (await call<SessionData | null>((cb) => quick.get(sid, cb)))!,
+      ) as never as Record<string, unknown>
+    await call((cb) => quick.set('again-1', { a: 1, cookie: { maxAge: 60_000 } } as never, cb))
+    const old = await load('again-1')
+    await call((cb) => quick.destroy('again-1', cb))
+    await sleep(150)
+    // Created again under the same id once the tombstone is gone: version 1 again, as the load was.
+    await call((cb) => quick.set('again-1', { b: 2, cookie: { maxAge: 60_000 } } as never, cb))
+    old.c = 3
+    await call((cb) => quick.set('again-1', old as never, cb))
+    const final = (await call<SessionData | null>((cb) => quick.get('again-1', cb))) as Record<
+      string,
+      unknown
+    >
+    // Only the old request's change lands; the new session's own data stays.
+    expect(final).toMatchObject({ b: 2, c: 3 })
+    expect(final).not.toHaveProperty('a')
+    quick.close()
+  })
+
   it('refuses a save over maxBytes, counted in bytes, and keeps what was stored', async () => {
     const call = <T>(fn: (cb: (error: unknown, value?: T) => void) => void) =>
       new Promise<T>((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v as T))))
