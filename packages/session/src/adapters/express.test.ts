@@ -283,37 +283,46 @@ describeEachTarget('ExpressSessionStore over HTTP', (target) => {
     )
   })
 
-  it('saves a loaded session whole, saves it again, and merges a save that lost a race', async () => {
-    const call = <T>(fn: (cb: (error: unknown, value?: T) => void) => void) =>
-      new Promise<T>((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v as T))))
-    const load = async (sid: string) =>
-      store.createSession(
-        { sessionID: sid, sessionStore: store } as never,
-        (await call<SessionData | null>((cb) => store.get(sid, cb)))!,
-      ) as never as Record<string, unknown>
-    const sid = 'whole-1'
-    await call((cb) => store.set(sid, { a: 1, cookie: { maxAge: 60_000 } } as never, cb))
-    // Multi-byte text: the index the client builds counts bytes, as the merge script reads them.
-    const first = await load(sid)
-    first.b = 'é😀 ünïcode'
-    await call((cb) => store.set(sid, first as never, cb))
-    first.c = 3
-    await call((cb) => store.set(sid, first as never, cb))
-    const [second, third] = await Promise.all([load(sid), load(sid)])
-    second.d = 4
-    third.ключ = 'значение'
-    await call((cb) => store.set(sid, second as never, cb))
-    await call((cb) => store.set(sid, third as never, cb))
-    await sessions.update(sid, { f: 6 })
-    const final = await sessions.get(sid)
-    expect(final?.data).toMatchObject({ a: 1, b: 'é😀 ünïcode', c: 3, d: 4, ключ: 'значение', f: 6 })
-    // The create, four saves and the update.
-    expect(final?.version).toBe(6)
-    const stored = parseLayout((await redis.get(keys.session(SessionKeys.handle(sid))))!)!
-    expect(await redis.pttl(keys.session(SessionKeys.handle(sid)))).toBeGreaterThan(
-      stored.expiresAt - Date.now() - 2_000,
-    )
-  })
+  it.each([true, false])(
+    'saves a loaded session whole, saves it again, and merges a save that lost a race (batch: %s)',
+    async (batch) => {
+      const call = <T>(fn: (cb: (error: unknown, value?: T) => void) => void) =>
+        new Promise<T>((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v as T))))
+      const own = new SessionStore({ redis, prefix: `${prefix}w${batch}`, idleTtlMs: 60_000, batch })
+      const ownKeys = new SessionKeys(`${prefix}w${batch}`)
+      const ownStore = new ExpressSessionStore({ sessions: own })
+      const load = async (sid: string) =>
+        ownStore.createSession(
+          { sessionID: sid, sessionStore: ownStore } as never,
+          (await call<SessionData | null>((cb) => ownStore.get(sid, cb)))!,
+        ) as never as Record<string, unknown>
+      const sid = 'whole-1'
+      await call((cb) => ownStore.set(sid, { a: 1, cookie: { maxAge: 60_000 } } as never, cb))
+      // Multi-byte text: the index the client builds counts bytes, as the merge script reads them.
+      const first = await load(sid)
+      first.b = 'é😀 ünïcode'
+      await call((cb) => ownStore.set(sid, first as never, cb))
+      first.c = 3
+      await call((cb) => ownStore.set(sid, first as never, cb))
+      const [second, third] = await Promise.all([load(sid), load(sid)])
+      second.d = 4
+      third.ключ = 'значение'
+      await call((cb) => ownStore.set(sid, second as never, cb))
+      await call((cb) => ownStore.set(sid, third as never, cb))
+      await own.update(sid, { f: 6 })
+      const final = await own.get(sid)
+      expect(final?.data).toMatchObject({ a: 1, b: 'é😀 ünïcode', c: 3, d: 4, ключ: 'значение', f: 6 })
+      // The create, four saves and the update.
+      expect(final?.version).toBe(6)
+      // The stored expiry and the key's TTL agree, a cookie's maxAge from now.
+      const key = ownKeys.session(SessionKeys.handle(sid))
+      const stored = parseLayout((await redis.get(key))!)!
+      const now = Date.now()
+      expect(Math.abs(stored.expiresAt - now - (await redis.pttl(key)))).toBeLessThan(1_000)
+      expect(Math.abs(stored.expiresAt - now - 60_000)).toBeLessThan(2_000)
+      ownStore.close()
+    },
+  )
 
   it('merges, not replaces, when the id was destroyed and created again since the load', async () => {
     const call = <T>(fn: (cb: (error: unknown, value?: T) => void) => void) =>
