@@ -96,3 +96,24 @@ describe('keyspace', () => {
     expect(() => ks.key('')).toThrow(InvalidArgumentError)
   })
 })
+
+it('globMatcher reads globs as Redis does, by characters', () => {
+  const cases: Array<[string, string, boolean]> = [
+    ['room😀*', 'room😀1', true],
+    ['[😀-😂]', '😁', true],
+    ['x[z-a]', 'xb', true],
+    ['x[z-a]', 'x-', false],
+    ['x[a\\-c]', 'x-', true],
+    ['x[a\\-c]', 'xb', false],
+    ['a[bc', 'ac', true],
+    ['a[]b', 'ab', false],
+    ['a[^]b', 'axb', true],
+    ['h[^e]llo', 'hallo', true],
+    ['h[^e]llo', 'hello', false],
+    ['h\\*', 'h*', true],
+    ['h\\*', 'hx', false],
+    ['a*b', 'a\nb', true],
+  ]
+  for (const [glob, text, matches] of cases) expect(globMatcher(glob)(text), `${glob} ${text}`).toBe(matches)
+  expect(escapeGlobPart('x[z-a]y😀')).toBe('x*y😀')
+})

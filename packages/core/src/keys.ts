@@ -45,26 +45,51 @@ export function escapeGlob(literal: string): string {
   return literal.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 }
 
-type GlobToken = { literal: string } | { star: true } | { one: true } | { set: string }
+type GlobToken =
+  | { literal: string }
+  | { star: true }
+  | { one: true }
+  | { set: { negate: boolean; items: Array<string | [string, string]> } }
 
-/** Redis glob syntax (`*`, `?`, `[…]` with `^` and ranges, `\` escapes) as tokens. */
+/**
+ * Redis glob syntax as tokens, read as Redis's stringmatchlen reads it, by characters (code points:
+ * a character outside the BMP is one character, not two halves): `*`, `?`, `\` escapes, and `[…]`
+ * with `^`, ranges (a reversed one, `z-a`, is swapped, as Redis does), `\` escapes inside, `[]`
+ * matching nothing, and a `[` never closed taking the rest of the glob as its set.
+ */
 function parseGlob(glob: string): GlobToken[] {
+  const chars = Array.from(glob)
   const tokens: GlobToken[] = []
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!
-    if (c === '\\' && i + 1 < glob.length) tokens.push({ literal: glob[++i]! })
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i]!
+    if (c === '\\' && i + 1 < chars.length) tokens.push({ literal: chars[++i]! })
     else if (c === '*') tokens.push({ star: true })
     else if (c === '?') tokens.push({ one: true })
     else if (c === '[') {
-      const close = glob.indexOf(']', i + 2)
-      if (close < 0) tokens.push({ literal: c })
-      else {
-        tokens.push({ set: glob.slice(i + 1, close) })
-        i = close
+      let j = i + 1
+      const negate = chars[j] === '^'
+      if (negate) j++
+      const items: Array<string | [string, string]> = []
+      for (; j < chars.length && chars[j] !== ']'; j++) {
+        const here = chars[j]!
+        if (here === '\\' && j + 1 < chars.length) items.push(chars[++j]!)
+        else if (chars[j + 1] === '-' && j + 2 < chars.length) {
+          const from = here
+          const to = chars[j + 2]!
+          items.push(from.codePointAt(0)! <= to.codePointAt(0)! ? [from, to] : [to, from])
+          j += 2
+        } else items.push(here)
       }
+      tokens.push({ set: { negate, items } })
+      i = j
     } else tokens.push({ literal: c })
   }
   return tokens
+}
+
+/** A character as a regular-expression escape that means only itself (with the u flag). */
+function regexChar(c: string): string {
+  return `\\u{${c.codePointAt(0)!.toString(16)}}`
 }
 
 /**
@@ -84,12 +109,15 @@ export function escapeGlobPart(glob: string): string {
 export function globMatcher(glob: string): (text: string) => boolean {
   const source = parseGlob(glob)
     .map((t) => {
-      if ('literal' in t) return t.literal.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
+      if ('literal' in t) return regexChar(t.literal)
       if ('star' in t) return '[\\s\\S]*'
       if ('one' in t) return '[\\s\\S]'
-      const negate = t.set.startsWith('^')
-      const body = (negate ? t.set.slice(1) : t.set).replace(/[\\\]^]/g, '\\$&')
-      return `[${negate ? '^' : ''}${body}]`
+      const body = t.set.items
+        .map((item) =>
+          typeof item === 'string' ? regexChar(item) : `${regexChar(item[0])}-${regexChar(item[1])}`,
+        )
+        .join('')
+      return `[${t.set.negate ? '^' : ''}${body}]`
     })
     .join('')
   const re = new RegExp(`^${source}$`, 'u')

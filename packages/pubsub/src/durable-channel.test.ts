@@ -190,12 +190,76 @@ describeEachTarget('DurableChannel', (target) => {
     expect(counts.every((c) => c === 1)).toBe(true)
   }, 90_000)
 
+  it('keeps the bytes of a codec that writes binary', async () => {
+    const bytes = new DurableChannel<{ bytes: number[] }>({
+      redis,
+      prefix: uniquePrefix('dc'),
+      name: 'bin',
+      codec: {
+        encode: (v) => Buffer.from((v as { bytes: number[] }).bytes),
+        decode: (b) => ({ bytes: [...b] }),
+      },
+    })
+    const sent = [255, 0, 128, 195, 40, 10]
+    await bytes.publish({ bytes: sent })
+    const got: number[][] = []
+    const worker = bytes.consume('g', (m) => {
+      got.push(m.bytes)
+    })
+    await eventually(() => got.length === 1)
+    await worker.close()
+    expect(got[0]).toEqual(sent)
+  })
+
+  it('leaves the group on close when nothing is pending, so restarted workers do not pile up', async () => {
+    const jobs = channel()
+    for (let round = 0; round < 3; round++) {
+      await jobs.publish({ n: round })
+      let handled = 0
+      const worker = jobs.consume('g', () => void handled++, { blockMs: 100 })
+      await eventually(() => handled === 1)
+      await worker.close()
+    }
+    expect((await jobs.stats()).groups[0]?.consumers).toBe(0)
+  })
+
+  it("takes over a dead consumer's whole backlog as fast as it can handle it", async () => {
+    const jobs = channel()
+    for (let n = 0; n < 30; n++) await jobs.publish({ n })
+    // A consumer that takes all 30 and never acknowledges them.
+    let taken = 0
+    const dead = jobs.consume('g', () => new Promise(() => void taken++), {
+      concurrency: 30,
+      consumer: 'dead',
+    })
+    await eventually(() => taken === 30)
+    await dead.close({ graceMs: 1 })
+    const seen = new Set<number>()
+    const started = performance.now()
+    const worker = jobs.consume('g', ({ n }) => void seen.add(n), {
+      visibilityTimeoutMs: 1_000,
+      blockMs: 50,
+    })
+    // One claim per half visibility timeout would take 15 s; the scan goes on while there is room.
+    await eventually(() => seen.size === 30, 12_000)
+    await worker.close()
+    expect(performance.now() - started).toBeLessThan(6_000)
+  })
+
   it('rejects bad input, naming the argument', async () => {
     const jobs = channel()
     await expectInvalidArguments([[() => jobs.publish({ n: 1, f: () => 1 } as never), /^message/]])
     expect(() => jobs.consume('g', () => {}, { concurrency: 0 })).toThrow(/^concurrency:/)
     expect(() => jobs.consume('g', () => {}, { maxDeliveries: 0 })).toThrow(/^maxDeliveries:/)
     expect(() => jobs.consume('', () => {})).toThrow(/^group:/)
+    // Sent to Redis as they are, a lone surrogate would reach it as U+FFFD: another group.
+    expect(() => jobs.consume('g\uD800', () => {})).toThrow(/^group:/)
+    expect(() => jobs.consume('g', () => {}, { consumer: 'c\uDFFF' })).toThrow(/^consumer:/)
+    // A dead letter's id in full: XRANGE reads '1000' as every entry of that millisecond.
+    await expectInvalidArguments([
+      [() => jobs.deadLetters().retry('1000'), /^id:/],
+      [() => jobs.deadLetters().retry('abc'), /^id:/],
+    ])
     expect(() => new DurableChannel({ redis, name: 'x', maxlen: 5 } as never)).toThrow(/^maxlen:/)
   })
 })

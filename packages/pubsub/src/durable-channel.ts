@@ -5,6 +5,7 @@ import {
   blockingClient,
   delay,
   fullJitterBackoff,
+  InvalidArgumentError,
   instrument,
   keyspace,
   promised,
@@ -19,6 +20,7 @@ import {
   requireOneOf,
   requireOptions,
   requireTimeoutMs,
+  requireWellFormedString,
   shutdown,
   toRpError,
 } from '@rp/core/kit'
@@ -141,7 +143,8 @@ export class DurableChannel<T = unknown> {
     handler: (message: T, meta: DeliveryMeta) => unknown,
     options?: ConsumeOptions,
   ): Worker {
-    requireNonEmptyString('group', group)
+    // Sent to Redis as they are: a lone surrogate would arrive as U+FFFD, another group.
+    requireWellFormedString('group', group)
     requireFunction('handler', handler)
     const o = requireOptions('options', options)
     requireKnownOptions('options', o, [
@@ -158,7 +161,7 @@ export class DurableChannel<T = unknown> {
       maxDeliveries: requireIntegerInRange('maxDeliveries', o.maxDeliveries ?? 5, 1, 1_000_000),
       startAt: requireOneOf('startAt', o.startAt ?? 'start', ['start', 'now'] as const),
       consumer:
-        o.consumer === undefined ? `c-${randomUUID()}` : requireNonEmptyString('consumer', o.consumer),
+        o.consumer === undefined ? `c-${randomUUID()}` : requireWellFormedString('consumer', o.consumer),
       blockMs: requireIntegerInRange('blockMs', o.blockMs ?? 2_000, 1, 60_000),
     }
     const loop = new ConsumerLoop(
@@ -203,7 +206,13 @@ export class DurableChannel<T = unknown> {
         }),
       retry: (id: string) =>
         promised(async () => {
+          // A whole entry id, as list() gives it: XRANGE reads '1000' as every entry of that ms.
           requireNonEmptyString('id', id)
+          if (!STREAM_ID.test(id))
+            throw new InvalidArgumentError(
+              'id',
+              `must be a dead letter's id as list() gives it (ms-seq), got ${JSON.stringify(id.slice(0, 40))}`,
+            )
           return this.#call('deadLetters.retry', () =>
             retryScript.run(
               this.#redis,
@@ -265,18 +274,21 @@ export class DurableChannel<T = unknown> {
 }
 
 /**
- * A message as a stream field: 'j:' and the codec's output as text, or 'b:' and a Buffer in
- * base64 (stream replies come back as strings, so binary travels encoded).
+ * A message as a stream field: 'j:' and the codec's output when it is text, 'c:' and the codec's
+ * output in base64 when it is a Buffer (msgpack, protobuf: not UTF-8, which a text field would
+ * mangle), or 'b:' and a Buffer message in base64 (stream replies come back as strings, so binary
+ * travels encoded).
  */
 function toField(codec: PubSubCodec, message: unknown): string {
   const { head, body } = encodeEnvelope(codec, message)
   if (head === 'b') return `b:${(body as Buffer).toString('base64')}`
-  return `j:${typeof body === 'string' ? body : body.toString('utf8')}`
+  return typeof body === 'string' ? `j:${body}` : `c:${body.toString('base64')}`
 }
 
 function fromField(codec: PubSubCodec, field: string | undefined): unknown {
   if (field?.startsWith('b:')) return Buffer.from(field.slice(2), 'base64')
   if (field?.startsWith('j:')) return codec.decode(Buffer.from(field.slice(2), 'utf8'))
+  if (field?.startsWith('c:')) return codec.decode(Buffer.from(field.slice(2), 'base64'))
   throw new Error('not an @rp/pubsub stream entry')
 }
 
@@ -285,6 +297,9 @@ function fieldsOf(fields: readonly string[]): Record<string, string> {
   for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!
   return f
 }
+
+/** A stream entry id in full: milliseconds, '-', sequence. */
+const STREAM_ID = /^\d{1,20}-\d{1,20}$/
 
 interface Settings {
   concurrency: number
@@ -306,6 +321,8 @@ class ConsumerLoop {
   #reader: RedisClient | null = null
   #running: Promise<void> | null = null
   #lastClaim = 0
+  /** Where the next XAUTOCLAIM scan of the pending list starts. */
+  #claimFrom = '0-0'
 
   constructor(
     channel: DurableChannel,
@@ -451,17 +468,21 @@ class ConsumerLoop {
     this.#lastClaim = now
     const { redis, stream, dlq, maxLen, call } = this.#channel.internals
     const free = Math.max(1, this.#s.concurrency - this.#inFlight.size)
-    const [, claimed] = (await call('claim', () =>
+    const [next, claimed] = (await call('claim', () =>
       redis.xautoclaim(
         stream,
         this.#group,
         this.#s.consumer,
         this.#s.visibilityTimeoutMs,
-        '0-0',
+        this.#claimFrom,
         'COUNT',
         free,
       ),
     )) as [string, Array<[string, string[]] | null>]
+    // Where the scan of the pending list goes on: a dead consumer's backlog is taken over batch by
+    // batch, each as soon as there is room, not one batch per half visibility timeout from the start.
+    this.#claimFrom = next
+    if (next !== '0-0') this.#lastClaim = Number.NEGATIVE_INFINITY
     for (const entry of claimed) {
       if (!entry) continue
       const [id, fields] = entry
@@ -527,6 +548,7 @@ class ConsumerLoop {
     const o = requireOptions('options', options)
     requireKnownOptions('options', o, ['graceMs'])
     const timeoutMs = requireTimeoutMs('graceMs', o.graceMs ?? 10_000)
+    const deadline = performance.now() + timeoutMs
     this.#stop.abort()
     const reader = this.#reader
     // The blocking read returns within blockMs; disconnecting ends it at once.
@@ -539,7 +561,32 @@ class ConsumerLoop {
     // pending and go to another consumer after the visibility timeout.
     if (!finished)
       publishEvent({ package: 'pubsub', event: 'close-timeout', group: this.#group, graceMs: timeoutMs })
-    if (reader) await shutdown(reader, { timeoutMs: 500 }).catch(() => {})
+    else await this.#leave(deadline)
+    // Within graceMs, whatever Redis does.
+    if (reader)
+      await shutdown(reader, { timeoutMs: Math.max(1, Math.min(500, deadline - performance.now())) }).catch(
+        () => {},
+      )
+  }
+
+  /**
+   * Leaves the group when nothing is pending for this consumer, so a worker restarted under a fresh
+   * name (the default) does not add a consumer to the group on every run. One with entries pending
+   * stays: deleting it would drop them from the pending list, and they would never be redelivered.
+   */
+  async #leave(deadline: number): Promise<void> {
+    const { redis, stream, call } = this.#channel.internals
+    const left = deadline - performance.now()
+    if (left <= 0) return
+    const leave = (async () => {
+      const pending = (await call('close', () =>
+        redis.xpending(stream, this.#group, '-', '+', 1, this.#s.consumer),
+      )) as unknown[]
+      if (pending.length === 0)
+        await call('close', () => redis.xgroup('DELCONSUMER', stream, this.#group, this.#s.consumer))
+    })()
+    // Tidying only: a failure or a slow Redis leaves the consumer, as before.
+    await Promise.race([leave.catch(() => {}), delay(left)])
   }
 }
 

@@ -48,4 +48,24 @@ describeEachTarget('RedisPubSubEngine with graphql subscribe()', (target) => {
     )
     await bus.close()
   })
+  it('lets go of every trigger that subscribed when another one fails, and refuses triggers that are no channel names', async () => {
+    const prefix = uniquePrefix('gql')
+    const client = target.client()
+    const bus = new PubSub({ redis: client, prefix })
+    const engine = new RedisPubSubEngine({ pubsub: bus })
+    const iterator = engine.asyncIterableIterator(['GOOD', 'ba*d'])
+    await expect(iterator.next()).rejects.toMatchObject({ name: 'InvalidArgumentError' })
+    // Subscribers of GOOD's Redis channel, on every node.
+    const channel = `${prefix}:{GOOD}`
+    const nodes = 'nodes' in client ? client.nodes('master') : [client]
+    const subscribers = async () => {
+      let total = 0
+      for (const node of nodes) total += Number(((await node.pubsub('NUMSUB', channel)) as unknown[])[1])
+      return total
+    }
+    await eventually(async () => (await subscribers()) === 0)
+    for (const bad of [5, {}, null])
+      expect(() => engine.asyncIterableIterator(bad as never)).toThrow(/^triggers:/)
+    await bus.close()
+  })
 })

@@ -82,6 +82,8 @@ export class RedisPubSubEngine extends GraphQLPubSubEngine {
 
   /** One bounded iterator over every trigger; return() unsubscribes them all. */
   override asyncIterableIterator<T>(triggers: string | readonly string[]): PubSubAsyncIterableIterator<T> {
+    if (typeof triggers !== 'string' && !Array.isArray(triggers))
+      throw new InvalidArgumentError('triggers', 'must be a channel name or an array of them')
     const names = typeof triggers === 'string' ? [triggers] : [...triggers]
     if (names.length === 0) throw new InvalidArgumentError('triggers', 'must name at least one channel')
     const queue = new BoundedQueue<T>(this.#bufferSize, this.#overflow, (dropped) =>
@@ -93,16 +95,18 @@ export class RedisPubSubEngine extends GraphQLPubSubEngine {
         dropped,
       }),
     )
-    const ids = Promise.all(names.map((name) => this.subscribe(name, (payload) => queue.push(payload as T))))
-    ids.catch((error: unknown) => queue.fail(error))
+    const started = names.map((name) => this.subscribe(name, (payload) => queue.push(payload as T)))
+    const ids = Promise.all(started)
+    // Each trigger that did subscribe is let go, also when another one failed.
     const stop = () => {
       queue.end()
-      ids
-        .then((list) => {
-          for (const id of list) this.unsubscribe(id)
-        })
-        .catch(() => {})
+      for (const id of started) id.then((subId) => this.unsubscribe(subId)).catch(() => {})
     }
+    ids.catch((error: unknown) => {
+      // for await does not call return() when next() rejects: nothing would let them go.
+      queue.fail(error)
+      for (const id of started) id.then((subId) => this.unsubscribe(subId)).catch(() => {})
+    })
     const iterator = {
       next: async (): Promise<IteratorResult<T>> => {
         await ids.catch(() => {})

@@ -328,4 +328,53 @@ describeEachTarget('PubSub', (target) => {
       /^prefx:/,
     )
   })
+  it('treats channels named like Object.prototype members as channels like any other', async () => {
+    const b = bus() as unknown as PubSub<Record<string, unknown>>
+    const got: string[] = []
+    const names = ['constructor', '__proto__', 'toString', 'hasOwnProperty']
+    for (const name of names) await b.subscribe(name, (m) => got.push(`${name}=${(m as { x: string }).x}`))
+    for (const name of names) await b.publish(name, { x: name })
+    await eventually(() => got.length === names.length)
+    expect(got.sort()).toEqual(names.map((n) => `${n}=${n}`).sort())
+  })
+
+  it('resolves a second subscriber of a channel only once the subscription is active', async () => {
+    const b = bus()
+    const got: number[] = []
+    const first = b.subscribe('orders:eu', () => {})
+    await b.subscribe('orders:eu', (m) => got.push(m.id))
+    // No wait of its own: a message published right away reaches the second handler.
+    await b.publish('orders:eu', { id: 1 })
+    await eventually(() => got.length === 1)
+    await first
+  })
+
+  it('gives parallel next() calls one message each, in order', async () => {
+    const b = bus()
+    const subscribed = new Promise((resolve) => b.on('subscribed', resolve))
+    const iterator = b.iterate('orders:us')
+    const [a, c] = [iterator.next(), iterator.next()]
+    await subscribed
+    await b.publish('orders:us', { id: 1 })
+    await b.publish('orders:us', { id: 2 })
+    expect([(await a).value, (await c).value]).toEqual([{ id: 1 }, { id: 2 }])
+    await iterator.return?.()
+  })
+
+  it('matches patterns by characters, with sets read as Redis reads them', async () => {
+    const b = bus() as unknown as PubSub<Record<string, unknown>>
+    const got: string[] = []
+    // A character outside the BMP is one character; a reversed range is swapped; \- is a dash.
+    for (const pattern of ['room😀*', 'x[z-a]', 'y[a\\-c]'])
+      await b.psubscribe(pattern, (_m, meta) => got.push(`${pattern}>${meta.channel}`))
+    for (const channel of ['room😀1', 'xb', 'x-', 'y-', 'yb']) await b.publish(channel, 1)
+    await eventually(() => got.length === 3)
+    expect(got.sort()).toEqual(['room😀*>room😀1', 'x[z-a]>xb', 'y[a\\-c]>y-'].sort())
+  })
+
+  it('refuses to publish once closed, as it refuses to subscribe', async () => {
+    const b = bus()
+    await b.close()
+    await expect(b.publish('orders:eu', { id: 1 })).rejects.toMatchObject({ name: 'InvalidArgumentError' })
+  })
 })

@@ -127,6 +127,8 @@ interface Entry {
 
 interface PatternEntry {
   glob: string
+  /** The PSUBSCRIBE of its first subscriber: later ones resolve only once it is active. */
+  ready?: Promise<unknown>
   matches: (channel: string) => boolean
   handlers: Set<Entry>
 }
@@ -158,12 +160,15 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
   readonly #sequenced: boolean | ReadonlySet<string>
   readonly #replay: number
   readonly #sharded: boolean
-  readonly #schemas: Record<string, StandardSchema | undefined>
+  /** By channel: a Map, so a channel named like an Object.prototype member ('constructor') has none. */
+  readonly #schemas: Map<string, StandardSchema>
   readonly #guard: RedisGuard
   readonly #timeoutMs: number
   readonly #ttlMs: number
   readonly #listeners = new Map<string, Set<(event: never) => void>>()
   readonly #channels = new Map<string, Set<Entry>>()
+  /** Per Redis channel, the SUBSCRIBE of its first subscriber: later ones wait for it to be active. */
+  readonly #ready = new Map<string, Promise<unknown>>()
   readonly #patterns = new Map<string, PatternEntry>()
   readonly #lastSeq = new Map<string, number>()
   #subscriber: RedisClient | null = null
@@ -208,18 +213,22 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
       )
     this.#sharded = o.sharded ?? false
     if (typeof this.#sharded !== 'boolean') throw new InvalidArgumentError('sharded', 'must be true or false')
-    this.#schemas = requireOptions(
+    const schemas = requireOptions(
       'schemas',
       o.schemas as Record<string, StandardSchema | undefined> | undefined,
     )
+    this.#schemas = new Map()
     // Checked now, not at the first message on that channel: a schema that is not one would only
     // fail a publish or a delivery later, far from the mistake.
-    for (const [channel, schema] of Object.entries(this.#schemas))
-      if (schema !== undefined && typeof schema?.['~standard']?.validate !== 'function')
+    for (const [channel, schema] of Object.entries(schemas)) {
+      if (schema === undefined) continue
+      if (typeof schema?.['~standard']?.validate !== 'function')
         throw new InvalidArgumentError(
           `schemas.${channel}`,
           'must be a Standard Schema (zod, valibot, arktype, …)',
         )
+      this.#schemas.set(channel, schema)
+    }
     this.#timeoutMs = requireTimeoutMs('timeoutMs', o.timeoutMs ?? 1_000)
     const batch = requireBoolean('batch', o.batch ?? true)
     this.#packing = batch && codec === jsonCodec
@@ -293,6 +302,8 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
    */
   publish<C extends keyof Events & string>(channel: C, message: Events[C]): Promise<number> {
     return promised(async () => {
+      // As subscribe and replay: a closed bus is done (its sequence baselines are gone too).
+      if (this.#closed) throw new InvalidArgumentError('pubsub', 'is closed')
       this.#requireChannel('channel', channel)
       await this.#validate(channel, message, true)
       const envelope = encodeEnvelope(this.#codec, message)
@@ -367,7 +378,7 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
   }
 
   async #validate(channel: string, value: unknown, publishing: boolean): Promise<unknown> {
-    const schema = this.#schemas[channel]
+    const schema = this.#schemas.get(channel)
     if (!schema) return value
     const result = (await schema['~standard'].validate(value)) as {
       value?: unknown
@@ -398,12 +409,26 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
         this.#channels.set(redisChannel, set)
       }
       set.add(entry)
-      if (first) {
+      if (!first) {
+        // Resolve only once the first subscriber's SUBSCRIBE is active, and fail with it.
         try {
-          await this.#command(this.#sharded ? 'ssubscribe' : 'subscribe', redisChannel)
+          await this.#ready.get(redisChannel)
         } catch (error) {
           set.delete(entry)
-          if (set.size === 0) this.#channels.delete(redisChannel)
+          throw error
+        }
+        // Every earlier subscriber left while this one waited: subscribe afresh.
+        if (this.#channels.get(redisChannel) !== set) return this.subscribe(channel, handler)
+      }
+      if (first) {
+        const subscribing = this.#command(this.#sharded ? 'ssubscribe' : 'subscribe', redisChannel)
+        this.#ready.set(redisChannel, subscribing)
+        try {
+          await subscribing
+        } catch (error) {
+          // Everyone waiting on this SUBSCRIBE fails with it, and the channel is not left half-set.
+          if (this.#channels.get(redisChannel) === set) this.#channels.delete(redisChannel)
+          if (this.#ready.get(redisChannel) === subscribing) this.#ready.delete(redisChannel)
           throw error
         }
         this.#emit('subscribed', { channel })
@@ -419,6 +444,7 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
         const handlers = this.#channels.get(redisChannel)
         if (!handlers?.delete(entry) || handlers.size > 0) return
         this.#channels.delete(redisChannel)
+        this.#ready.delete(redisChannel)
         this.#lastSeq.delete(redisChannel)
         await this.#command(this.#sharded ? 'sunsubscribe' : 'unsubscribe', redisChannel).catch(() => {})
       })
@@ -449,11 +475,22 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
         this.#patterns.set(pattern, p)
       }
       p.handlers.add(entry)
-      if (first && ![...this.#patterns.values()].some((q) => q !== p && q.glob === redisPattern)) {
+      if (!first) {
         try {
-          await this.#command('psubscribe', redisPattern)
+          await p.ready
         } catch (error) {
-          this.#patterns.delete(pattern)
+          p.handlers.delete(entry)
+          throw error
+        }
+        if (this.#patterns.get(pattern) !== p) return this.psubscribe(pattern, handler)
+      }
+      if (first && ![...this.#patterns.values()].some((q) => q !== p && q.glob === redisPattern)) {
+        const subscribing = this.#command('psubscribe', redisPattern)
+        p.ready = subscribing
+        try {
+          await subscribing
+        } catch (error) {
+          if (this.#patterns.get(pattern) === p) this.#patterns.delete(pattern)
           throw error
         }
       }
@@ -600,6 +637,7 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
       if (this.#renewTimer) clearTimeout(this.#renewTimer)
       for (const stop of [...this.#iterators]) stop()
       this.#channels.clear()
+      this.#ready.clear()
       this.#patterns.clear()
       const sub = this.#subscriber
       this.#subscriber = null
@@ -839,7 +877,7 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
       }
     }
     const values = decoded.values ?? [decoded.value]
-    if (!this.#schemas[channel]) {
+    if (!this.#schemas.has(channel)) {
       for (const value of values) run(value)
       return
     }

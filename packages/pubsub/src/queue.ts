@@ -22,8 +22,11 @@ export class BoundedQueue<T> {
   readonly #items: Array<T | undefined>
   #head = 0
   #length = 0
-  #waiting: ((result: IteratorResult<T>) => void) | null = null
-  #failWaiting: ((error: unknown) => void) | null = null
+  /** next() calls waiting for an item, oldest first: each gets its own item, in order. */
+  readonly #waiting: Array<{
+    resolve: (result: IteratorResult<T>) => void
+    reject: (error: unknown) => void
+  }> = []
   #error: unknown = null
   #ended = false
 
@@ -41,11 +44,9 @@ export class BoundedQueue<T> {
 
   push(item: T): void {
     if (this.#ended || this.#error) return
-    if (this.#waiting) {
-      const resolve = this.#waiting
-      this.#waiting = null
-      this.#failWaiting = null
-      resolve({ done: false, value: item })
+    const waiter = this.#waiting.shift()
+    if (waiter) {
+      waiter.resolve({ done: false, value: item })
       return
     }
     if (this.#length === this.size) {
@@ -74,8 +75,7 @@ export class BoundedQueue<T> {
     if (this.#error) return Promise.reject(this.#error)
     if (this.#ended) return Promise.resolve({ done: true, value: undefined })
     return new Promise((resolve, reject) => {
-      this.#waiting = resolve
-      this.#failWaiting = reject
+      this.#waiting.push({ resolve, reject })
     })
   }
 
@@ -84,17 +84,13 @@ export class BoundedQueue<T> {
     this.#error = error
     this.#length = 0
     this.#items.fill(undefined)
-    this.#failWaiting?.(error)
-    this.#waiting = null
-    this.#failWaiting = null
+    for (const waiter of this.#waiting.splice(0)) waiter.reject(error)
   }
 
   end(): void {
     this.#ended = true
     this.#length = 0
     this.#items.fill(undefined)
-    this.#waiting?.({ done: true, value: undefined })
-    this.#waiting = null
-    this.#failWaiting = null
+    for (const waiter of this.#waiting.splice(0)) waiter.resolve({ done: true, value: undefined })
   }
 }
