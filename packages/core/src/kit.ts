@@ -20,6 +20,7 @@ export { type LeaseGrant, type LeaseKeys, LeaseSet, type LeaseWait } from './lea
 export { Notifier } from './notifier.js'
 export { Deadlines, withTimeout } from './timeout.js'
 export {
+  describe,
   MAX_TIMER_MS,
   promised,
   requireArray,

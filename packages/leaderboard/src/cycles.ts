@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '@rp/core/kit'
+import { describe, InvalidArgumentError } from '@rp/core/kit'
 
 /** One cycle of a periodic board: its key and the instants it covers, [start, end), epoch ms. */
 export interface CycleWindow {
@@ -35,7 +35,7 @@ export function zoneFormatter(timeZone: string): Intl.DateTimeFormat {
     } catch {
       throw new InvalidArgumentError(
         'timeZone',
-        `must be UTC or an IANA time zone, got ${JSON.stringify(timeZone)}`,
+        `must be UTC or an IANA time zone, got ${describe(timeZone)}`,
       )
     }
     formatters.set(timeZone, f)

@@ -69,6 +69,34 @@ describeEachTarget('Leaderboard under hostile use', (target) => {
     expect(() => bad.at(undefined as never)).toThrow(/^date:/)
   })
 
+  it('refuses what it cannot store or name faithfully, with InvalidArgumentError, never a raw error', async () => {
+    const lb = new Leaderboard({ redis, prefix: uniquePrefix('h'), name: 'y' })
+    // Two ids that UTF-8 would both turn into 'x\uFFFD': one submission, the other dropped.
+    await expect(lb.submit('s1', 1, { submissionId: 'x\uD800' })).rejects.toThrow(/^submissionId:/)
+    await expect(lb.submit('s2', 2, { submissionId: 'x\uDFFF' })).rejects.toThrow(/^submissionId:/)
+    for (const score of [Object.create(null), 10n, Symbol('s')])
+      await expect(lb.submit('m', score as never)).rejects.toMatchObject({ name: 'InvalidArgumentError' })
+    const periodic = new PeriodicLeaderboard({ redis, prefix: uniquePrefix('h'), name: 'p', cycle: 'daily' })
+    for (const at of [
+      1e20,
+      8.64e15,
+      -1,
+      Object.create(null),
+      new Proxy(new Date(), {}),
+      new Date(Number.NaN),
+    ]) {
+      expect(() => periodic.at(at as never)).toThrow(/^date:/)
+      expect(() => periodic.window(at as never)).toThrow(/^date:/)
+    }
+    const future = new PeriodicLeaderboard({ redis, name: 'f', cycle: 'daily', now: () => 1e20 })
+    expect(() => future.current()).toThrow(/^now:/)
+    for (const cycle of [Symbol('c'), 10n])
+      expect(() => new PeriodicLeaderboard({ redis, name: 'c', cycle: cycle as never })).toThrow(/^cycle:/)
+    expect(
+      () => new PeriodicLeaderboard({ redis, name: 'c', cycle: 'daily', timeZone: 10n as never }),
+    ).toThrow(/^timeZone:/)
+  })
+
   it('a retried submissionId whose member left the board answers score null, not a made-up one', async () => {
     const lb = new Leaderboard({ redis, prefix: uniquePrefix('h'), name: 'w', update: 'increment' })
     await lb.submit('m', 7, { submissionId: 'y' })

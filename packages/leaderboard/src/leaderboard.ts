@@ -9,9 +9,9 @@ import {
   requireBoolean,
   requireIntegerInRange,
   requireKnownOptions,
-  requireNonEmptyString,
   requireOptions,
   requirePositiveInteger,
+  requireWellFormedString,
   type Script,
   type ScriptArg,
   toRpError,
@@ -209,7 +209,10 @@ export class Leaderboard {
       const opts = requireOptions('options', options)
       requireKnownOptions('options', opts, ['submissionId'])
       const sid =
-        opts.submissionId === undefined ? '' : requireNonEmptyString('submissionId', opts.submissionId)
+        opts.submissionId === undefined
+          ? ''
+          : // Sent to Redis as it is: a lone surrogate would reach it as U+FFFD, another id.
+            requireWellFormedString('submissionId', opts.submissionId)
       if (sid.length > 256) throw new InvalidArgumentError('submissionId', 'must be at most 256 characters')
       return this.#submit('submit', member, score, this.#o.update, sid)
     })

@@ -1,6 +1,7 @@
 import {
   assertUsableClient,
   type BatchOption,
+  describe,
   InvalidArgumentError,
   type RedisClient,
   requireBoolean,
@@ -117,7 +118,7 @@ export function requireMember(name: string, value: unknown): string {
 
 export function requireScore(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value))
-    throw new InvalidArgumentError(name, `must be a finite number, got ${String(value)}`)
+    throw new InvalidArgumentError(name, `must be a finite number, got ${describe(value)}`)
   if (Math.abs(value) > MAX_SCORE)
     throw new InvalidArgumentError(name, `must be within ±${MAX_SCORE} (exact in a double), got ${value}`)
   return value

@@ -1,5 +1,6 @@
 import {
   defineScript,
+  describe,
   InvalidArgumentError,
   instrument,
   keyspace,
@@ -77,7 +78,7 @@ export class PeriodicLeaderboard {
     if (typeof cycle !== 'function' && !CYCLE_NAMES.includes(cycle as never))
       throw new InvalidArgumentError(
         'cycle',
-        `must be one of ${CYCLE_NAMES.join(', ')} or a function, got ${JSON.stringify(cycle)}`,
+        `must be one of ${CYCLE_NAMES.join(', ')} or a function, got ${describe(cycle)}`,
       )
     this.#cycle = cycle
     this.#timeZone = requireNonEmptyString('timeZone', timeZone ?? 'UTC')
@@ -101,10 +102,7 @@ export class PeriodicLeaderboard {
   }
 
   #clock(): number {
-    const now = this.#now()
-    if (typeof now !== 'number' || !Number.isFinite(now))
-      throw new InvalidArgumentError('now', `must return epoch ms, returned ${String(now)}`)
-    return now
+    return epochMs('now', this.#now())
   }
 
   current(): Leaderboard {
@@ -167,9 +165,27 @@ export class PeriodicLeaderboard {
   }
 }
 
-function toMs(at: Date | number): number {
-  const ms = at instanceof Date ? at.getTime() : at
-  if (typeof ms !== 'number' || !Number.isFinite(ms))
-    throw new InvalidArgumentError('date', `must be a valid Date or epoch ms, got ${String(at)}`)
+/** The last instant of year 9999: cycle keys and windows are calendar dates Intl can print. */
+const MAX_EPOCH_MS = 253_402_300_799_999
+
+/** Epoch ms from a Date or a number, within the years 1970 to 9999. */
+function epochMs(name: string, at: unknown): number {
+  let ms = at
+  if (at instanceof Date) {
+    try {
+      ms = Date.prototype.getTime.call(at)
+    } catch {
+      ms = Number.NaN // a Proxy of a Date, or another object dressed as one
+    }
+  }
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0 || ms > MAX_EPOCH_MS)
+    throw new InvalidArgumentError(
+      name,
+      `must be a valid Date or epoch ms from 1970 to the end of 9999, got ${at instanceof Date ? 'an invalid Date' : describe(at)}`,
+    )
   return ms
+}
+
+function toMs(at: Date | number): number {
+  return epochMs('date', at)
 }

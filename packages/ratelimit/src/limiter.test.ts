@@ -244,6 +244,8 @@ describe('RateLimiter options', () => {
     ['algorithm', { algorithm: 'leaky' }],
     ['burst', { algorithm: 'fixed-window', burst: 3 }],
     ['failure', { failure: 'sometimes' }],
+    // Described, not JSON-encoded: JSON.stringify throws a raw TypeError on a BigInt.
+    ['failure', { failure: 10n }],
   ])('rejects a bad %s', (name, patch) => {
     expect(() => new RateLimiter({ ...base, ...(patch as object) })).toThrow(InvalidArgumentError)
     expect(() => new RateLimiter({ ...base, ...(patch as object) })).toThrow(new RegExp(`^${name}:`))

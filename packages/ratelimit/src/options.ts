@@ -1,6 +1,7 @@
 import {
   assertUsableClient,
   type BatchOption,
+  describe,
   InvalidArgumentError,
   keyspace,
   type RedisClient,
@@ -95,7 +96,7 @@ export function resolveFailure(failure: unknown): FailurePolicy {
   }
   throw new InvalidArgumentError(
     'failure',
-    `must be 'open', 'closed' or { fallback: 'memory' }, got ${JSON.stringify(failure)}`,
+    `must be 'open', 'closed' or { fallback: 'memory' }, got ${describe(failure)}`,
   )
 }
 
