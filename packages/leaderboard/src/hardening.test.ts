@@ -43,6 +43,30 @@ describeEachTarget('Leaderboard under hostile use', (target) => {
     ).toBe(1)
   })
 
+  it('stores its policy on a first write that races a read, and again after clear()', async () => {
+    const prefix = uniquePrefix('h')
+    const desc = new Leaderboard({ redis, prefix, name: 'r' })
+    // The read's check finds nothing stored; the write must still store the policy.
+    await Promise.all([desc.top(1), desc.submit('a', 1)])
+    await expect(new Leaderboard({ redis, prefix, name: 'r', order: 'asc' }).submit('z', 1)).rejects.toThrow(
+      /misread/,
+    )
+    await desc.clear()
+    // An ascending board now owns the name; the descending instance must not write into it.
+    await new Leaderboard({ redis, prefix, name: 'r', order: 'asc' }).submit('b', 2)
+    await expect(desc.submit('c', 3)).rejects.toThrow(/misread/)
+  })
+
+  it('runs calls in the order they were made', async () => {
+    const lb = new Leaderboard({ redis, prefix: uniquePrefix('h'), name: 'o' })
+    await lb.submit('warm', 1)
+    const [, removed] = await Promise.all([lb.submit('q', 5), lb.remove('q')])
+    expect(removed).toBe(true)
+    expect(await lb.entry('q')).toBeNull()
+    const [, top] = await Promise.all([lb.submit('q2', 50), lb.top(1)])
+    expect(top[0]?.member).toBe('q2')
+  })
+
   it('leaves the board intact when the reach sequence is exhausted', async () => {
     const prefix = uniquePrefix('h')
     const lb = new Leaderboard({ redis, prefix, name: 'x', ranking: 'dense' })

@@ -112,6 +112,10 @@ export class Leaderboard {
   readonly #policyKey: string
   /** Set once this instance has seen the board's stored policy agree with its own. */
   #policyChecked: Promise<void> | null = null
+  /** Whether the pending (or passed) check stored the policy, as a write's must. */
+  #policyCheckWrites = false
+  /** The policy was checked against the board: calls go straight to the script. */
+  #policyOk = false
 
   /** @throws InvalidArgumentError for a bad or unknown option. */
   constructor(options: LeaderboardOptions) {
@@ -134,13 +138,16 @@ export class Leaderboard {
    * so opening a board with other ones would misread it. The first write stores them (SET NX); every
    * instance checks them once before its first call.
    */
-  #checkPolicy(write: boolean): Promise<void> {
-    if (this.#policyChecked) return this.#policyChecked
+  #checkPolicy(write: boolean): Promise<void> | null {
+    // Checked: no await at all, so calls reach the batch in the order they were made.
+    if (this.#policyOk) return null
+    // A read's check proves nothing for a write: it must store the policy (SET NX) itself.
+    if (this.#policyChecked && (this.#policyCheckWrites || !write)) return this.#policyChecked
     // Ordinal and competition ranks are read-time views of the same data; dense keeps an index.
     const [order, ties, ranking] = this.#policy
     const policy = `${order},${ties},${ranking === 'dense' ? 'dense' : 'plain'}`
     const { redis } = this.#o
-    const check = this.#guard
+    const check: Promise<void> = this.#guard
       .run('policy', () =>
         write
           ? this.#expireAt === null
@@ -156,13 +163,17 @@ export class Leaderboard {
           )
         }
         // A read of a board nobody has written yet proves nothing: check again next time.
-        if (!write && stored === null) this.#policyChecked = null
+        if (this.#policyChecked !== guarded) return
+        if (write || stored !== null) this.#policyOk = true
+        else this.#policyChecked = null
       })
-    this.#policyChecked = check.catch((error: unknown) => {
-      this.#policyChecked = null
+    const guarded = check.catch((error: unknown) => {
+      if (this.#policyChecked === guarded) this.#policyChecked = null
       throw error
     })
-    return this.#policyChecked
+    this.#policyChecked = guarded
+    this.#policyCheckWrites = write
+    return guarded
   }
 
   /** The board's resolved policy. */
@@ -172,8 +183,8 @@ export class Leaderboard {
   }
 
   /** The first write of a periodic board registers its cycle; a failed registration is retried. */
-  #ready(): Promise<void> {
-    if (!this.#beforeWrite) return Promise.resolve()
+  #ready(): Promise<void> | null {
+    if (!this.#beforeWrite) return null
     this.#registered ??= this.#beforeWrite().then(
       () => {
         this.#beforeWrite = null
@@ -192,7 +203,8 @@ export class Leaderboard {
     args: readonly ScriptArg[],
     keys = this.#keys,
   ): Promise<T> {
-    await this.#checkPolicy(WRITES.has(operation))
+    const checking = this.#checkPolicy(WRITES.has(operation))
+    if (checking) await checking
     return instrument({ package: PKG, operation }, () =>
       this.#guard.script(operation, script, keys, [...this.#policy, ...args]),
     )
@@ -235,7 +247,10 @@ export class Leaderboard {
     update: string,
     sid: string,
   ): Promise<SubmitResult> {
-    await this.#ready()
+    // Awaited only when there is something to wait for: one more await than the other calls made
+    // a submit reach the batch after a remove or a top called after it.
+    const ready = this.#ready()
+    if (ready) await ready
     const reply = await this.#run(operation, submitScript, [
       member,
       score,
@@ -503,6 +518,9 @@ export class Leaderboard {
       await instrument({ package: PKG, operation: 'clear' }, () =>
         this.#guard.run('clear', () => this.#o.redis.del(...this.#keys, this.#policyKey)),
       )
+      // The policy went with the board: the next write stores it again, and checks it.
+      this.#policyOk = false
+      this.#policyChecked = null
     })
   }
 
