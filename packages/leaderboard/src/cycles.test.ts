@@ -85,3 +85,35 @@ it('refuses an unknown zone or cycle, and a custom cycle that does not contain i
   expect(() => cycleOf('fortnightly' as never, 'UTC', 0)).toThrow(/^cycle:/)
   expect(() => cycleOf(() => ({ key: 'x', start: 10, end: 20 }), 'UTC', 5)).toThrow(/^cycle:/)
 })
+
+it('gives every instant a window that holds it, also where the clock goes back, one window per key', () => {
+  // Autumn nights: 1 hour back (Berlin, New York, Santiago at midnight), 30 minutes (Lord Howe),
+  // 2 hours (Troll). A repeated minute or hour is a cycle of its own, keyed with the offset.
+  const nights: Array<[string, string]> = [
+    ['Europe/Berlin', '2026-10-24T18:00:00Z'],
+    ['America/New_York', '2026-10-31T22:00:00Z'],
+    ['America/Santiago', '2026-04-04T18:00:00Z'],
+    ['Australia/Lord_Howe', '2026-04-04T08:00:00Z'],
+    ['Antarctica/Troll', '2026-10-24T18:00:00Z'],
+  ]
+  for (const [zone, from] of nights)
+    for (const cycle of ['minute', 'hourly', 'daily'] as const) {
+      const windows = new Map<string, string>()
+      const t0 = Date.parse(from)
+      for (let ms = t0; ms < t0 + 14 * 3_600_000; ms += 60_000) {
+        const w = cycleOf(cycle, zone, ms + 30_000)
+        expect(
+          w.start <= ms + 30_000 && ms + 30_000 < w.end,
+          `${zone} ${cycle} ${new Date(ms).toISOString()}`,
+        ).toBe(true)
+        const span = `${w.start}..${w.end}`
+        expect(windows.get(w.key) ?? span, `${zone} ${cycle} ${w.key}`).toBe(span)
+        windows.set(w.key, span)
+      }
+    }
+  expect(cycleOf('minute', 'Europe/Berlin', Date.parse('2026-10-25T01:30:30Z'))).toEqual({
+    key: '2026-10-25T02:30+01:00',
+    start: Date.parse('2026-10-25T01:30:00Z'),
+    end: Date.parse('2026-10-25T01:31:00Z'),
+  })
+})

@@ -157,5 +157,17 @@ export function cycleOf(cycle: Cycle, timeZone: string, ms: number): CycleWindow
     default:
       throw new InvalidArgumentError('cycle', `must be one of ${CYCLE_NAMES.join(', ')} or a function`)
   }
-  return { key, start: instantOf(start, timeZone), end: instantOf(end, timeZone) }
+  const window = { key, start: instantOf(start, timeZone), end: instantOf(end, timeZone) }
+  if (ms < window.end) return window
+  // The clock went back (autumn) and shows this cycle's wall times a second time: the repeat is a
+  // cycle of its own, at the zone's offset now, keyed with that offset so it is no other cycle.
+  // (A cycle longer than the repeat, such as a day, holds both passes and never gets here.)
+  const offset = wallOf(ms, timeZone) - ms
+  const sign = offset < 0 ? '-' : '+'
+  const minutes = Math.abs(offset) / 60_000
+  return {
+    key: `${key}${sign}${pad(Math.floor(minutes / 60))}:${pad(minutes % 60)}`,
+    start: start - offset,
+    end: end - offset,
+  }
 }
