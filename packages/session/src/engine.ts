@@ -245,6 +245,12 @@ function quickJson(value: unknown): string | undefined {
   }
 }
 
+/** Encoded data fields to set (stored name → text) and stored names to delete. */
+export interface EncodedFields {
+  set: Map<string, string>
+  del: string[]
+}
+
 /** A data field's name as stored: JSON-quoted, so the stored data is one JSON object text. */
 export function fieldName(name: string): string {
   return JSON.stringify(name)
@@ -287,8 +293,12 @@ export class SessionEngine {
     )
   }
 
-  /** Encodes a data object's top-level fields, keyed by stored name; undefined values are deletions. */
-  async encode(
+  /**
+   * Encodes a data object's top-level fields, keyed by stored name; undefined values are deletions.
+   * Synchronous with the JSON codec, so a write reaches the tick's batch as soon as a read called
+   * after it would (calls run in the order they are made); a codec of the user's may be async.
+   */
+  encode(
     argument: string,
     data: Record<string, unknown>,
     /**
@@ -296,33 +306,23 @@ export class SessionEngine {
      * is not written, so only the changed ones need the lossless check: most of a save's cost.
      */
     stored?: ReadonlyMap<string, string>,
-  ): Promise<{ set: Map<string, string>; del: string[] }> {
-    const { codec, jsonOnly } = this.options
+  ): EncodedFields | Promise<EncodedFields> {
+    const { values, del } = this.#fieldsOf(argument, data)
     const set = new Map<string, string>()
-    const del: string[] = []
-    let count = 0
-    for (const field in data) {
-      if (!Object.hasOwn(data, field)) continue
-      if (++count > MAX_FIELDS)
-        throw new InvalidArgumentError(argument, `must have at most ${MAX_FIELDS} top-level fields`)
-      if (field.length > MAX_FIELD_NAME)
-        throw new InvalidArgumentError(
-          argument,
-          `field names must be at most ${MAX_FIELD_NAME} characters, got ${field.length}`,
-        )
-      const value = data[field]
-      if (value === undefined) {
-        del.push(fieldName(field))
-        continue
-      }
-      let text: unknown
-      if (jsonOnly) {
+    if (this.options.jsonOnly) {
+      for (const [name, field, value] of values) {
         const same = stored === undefined ? undefined : quickJson(value)
-        text =
-          same !== undefined && stored!.get(fieldName(field)) === same
-            ? same
-            : toJson(`${argument}.${field}`, value)
-      } else {
+        set.set(
+          name,
+          same !== undefined && stored!.get(name) === same ? same : toJson(`${argument}.${field}`, value),
+        )
+      }
+      return this.#sized({ set, del })
+    }
+    return (async () => {
+      const { codec } = this.options
+      for (const [name, field, value] of values) {
+        let text: unknown
         try {
           const encoded = codec.encode(value)
           text = encoded instanceof Promise ? await encoded : encoded
@@ -335,16 +335,43 @@ export class SessionEngine {
         if (typeof text !== 'string')
           throw new InvalidArgumentError('codec.encode', `must return a string, got ${typeof text}`)
         // Stored as a JSON string, so the session's data stays one JSON object text.
-        text = JSON.stringify(text)
+        set.set(name, JSON.stringify(text))
       }
-      set.set(fieldName(field), text as string)
+      return this.#sized({ set, del })
+    })()
+  }
+
+  /** A data object's fields to write (stored name, name, value) and to delete, checked. */
+  #fieldsOf(
+    argument: string,
+    data: Record<string, unknown>,
+  ): { values: Array<[string, string, unknown]>; del: string[] } {
+    const values: Array<[string, string, unknown]> = []
+    const del: string[] = []
+    let count = 0
+    for (const field in data) {
+      if (!Object.hasOwn(data, field)) continue
+      if (++count > MAX_FIELDS)
+        throw new InvalidArgumentError(argument, `must have at most ${MAX_FIELDS} top-level fields`)
+      if (field.length > MAX_FIELD_NAME)
+        throw new InvalidArgumentError(
+          argument,
+          `field names must be at most ${MAX_FIELD_NAME} characters, got ${field.length}`,
+        )
+      const value = data[field]
+      if (value === undefined) del.push(fieldName(field))
+      else values.push([fieldName(field), field, value])
     }
-    // As the script counts: the bytes of these fields' JSON object text (a merge adds the rest).
-    // '{', '}', a ',' between fields and a ':' in each.
-    let bytes = 1 + Math.max(1, set.size) + set.size
-    for (const [field, text] of set) bytes += Buffer.byteLength(field) + Buffer.byteLength(text)
+    return { values, del }
+  }
+
+  /** Refuses fields over maxBytes, counted as the script counts: the bytes of their JSON object text. */
+  #sized(encoded: EncodedFields): EncodedFields {
+    // '{', '}', a ',' between fields and a ':' in each (a merge adds the rest).
+    let bytes = 1 + Math.max(1, encoded.set.size) + encoded.set.size
+    for (const [field, text] of encoded.set) bytes += Buffer.byteLength(field) + Buffer.byteLength(text)
     if (bytes > this.options.maxBytes) throw new SessionTooLargeError(bytes, this.options.maxBytes)
-    return { set, del }
+    return encoded
   }
 
   /**

@@ -50,6 +50,20 @@ describeEachTarget('SessionStore', (target) => {
     expect(await sessions.destroy(s.id)).toBe(false)
   })
 
+  it('runs calls in the order they were made', async () => {
+    const sessions = store()
+    const { id } = await sessions.create('u', { a: 1 })
+    // Neither awaited before the next: the read still sees the update, and nothing after the destroy.
+    const [, read] = await Promise.all([sessions.update(id, { a: 2 }), sessions.get(id)])
+    expect(read?.data).toEqual({ a: 2 })
+    const [, , gone] = await Promise.all([
+      sessions.update(id, { a: 3 }),
+      sessions.destroy(id),
+      sessions.get(id),
+    ])
+    expect(gone).toBeNull()
+  })
+
   it('keeps every one of 100 concurrent updates of different fields', async () => {
     await fc.assert(
       fc.asyncProperty(

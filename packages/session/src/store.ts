@@ -98,7 +98,8 @@ export class SessionStore<Data extends object = Record<string, unknown>> {
       const opts = requireOptions('options', options)
       requireKnownOptions('options', opts, ['meta'])
       const meta = encodeMeta(opts.meta)
-      const { set } = await this.#engine.encode('data', requireData('data', data))
+      const encoding = this.#engine.encode('data', requireData('data', data))
+      const { set } = encoding instanceof Promise ? await encoding : encoding
       for (let attempt = 1; ; attempt++) {
         const id = nanoid(ID_LENGTH)
         const handle = SessionKeys.handle(id)
@@ -160,7 +161,9 @@ export class SessionStore<Data extends object = Record<string, unknown>> {
           : requirePositiveInteger('expectedVersion', opts.expectedVersion)
       if (typeof change === 'function')
         return this.#updateWith(id, requireFunction('change', change), expected)
-      const { set, del } = await this.#engine.encode('change', requireData('change', change))
+      // Not awaited when it is ready: a get called after this update must not overtake it.
+      const encoding = this.#engine.encode('change', requireData('change', change))
+      const { set, del } = encoding instanceof Promise ? await encoding : encoding
       const result = await this.#engine.write('update', id, {
         mode: 'merge',
         set,

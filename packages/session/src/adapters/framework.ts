@@ -106,7 +106,8 @@ export class FrameworkSessions {
       throw new InvalidArgumentError('session', 'must be a session object')
     const data = sessionFields(session)
     const known = base?.sid === sid ? base : undefined
-    const { set } = await this.engine.encode('session', data, known?.fields)
+    const encoding = this.engine.encode('session', data, known?.fields)
+    const { set } = encoding instanceof Promise ? await encoding : encoding
     const idleTtlMs = ttlFromCookie(data.cookie)
     if (known) {
       // The common case, one short script: the version loaded is still the stored one, so this
