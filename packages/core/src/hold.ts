@@ -33,13 +33,28 @@ export class Hold {
   readonly #ops: HoldOperations
   #expiresAt: number
   #validUntil: number
+  /** The TTL of the last acquire or extend: how long the hold now lasts from it. */
+  #lastTtlMs: number
   #released: Promise<ReleaseOutcome> | null = null
+  /** Told after every extend that succeeds (the watchdog re-plans its renewals). */
+  #onExtended: (() => void) | null = null
 
   constructor(ops: HoldOperations) {
     this.#ops = ops
     this.id = ops.id
     this.#expiresAt = ops.expiresAt
     this.#validUntil = ops.sentAt + ops.ttlMs
+    this.#lastTtlMs = ops.ttlMs
+  }
+
+  /** The TTL of the last acquire or extend (an extend may shorten it): what validUntil counts from. */
+  get lastTtlMs(): number {
+    return this.#lastTtlMs
+  }
+
+  /** @internal The watchdog's hook: called after every extend that succeeds; null to stop. */
+  set onExtended(listener: (() => void) | null) {
+    this.#onExtended = listener
   }
 
   /** Epoch ms on the Redis server clock when it lapses unless extended (0: never recorded). */
@@ -98,6 +113,8 @@ export class Hold {
       if (next === 0) return false
       this.#expiresAt = next
       this.#validUntil = sentAt + ttlMs
+      this.#lastTtlMs = ttlMs
+      this.#onExtended?.()
       return true
     })
   }

@@ -28,7 +28,8 @@ interface Watched {
  * it still has that third to stop before anyone else can take what it held.
  */
 function abortAt(w: Watched): number {
-  return w.hold.validUntil - w.hold.ttlMs / 3
+  // From the TTL of the last acquire or extend: an extend by the holder may have shortened it.
+  return w.hold.validUntil - w.hold.lastTtlMs / 3
 }
 
 /**
@@ -80,6 +81,14 @@ export class Watchdog {
     outer?.addEventListener('abort', forward, { once: true })
     const watched: Watched = { hold, nextAt: performance.now() + hold.ttlMs / 3, controller, options }
     this.#watched.set(hold, watched)
+    // The holder's own extend (a shorter TTL, say) moves when the hold may lapse: renew a third of
+    // that TTL from now at the latest, and re-arm the timer, or it would fire too late.
+    hold.onExtended = () => {
+      if (this.#watched.get(hold) !== watched) return
+      if (watched.nextAt !== Number.POSITIVE_INFINITY)
+        watched.nextAt = Math.min(watched.nextAt, performance.now() + hold.lastTtlMs / 3)
+      this.#schedule()
+    }
     this.#schedule()
     try {
       const result = await fn(controller.signal, hold)
@@ -110,6 +119,7 @@ export class Watchdog {
   }
 
   #unwatch(hold: Hold): void {
+    hold.onExtended = null
     if (this.#watched.delete(hold) && this.#watched.size === 0 && this.#timer) {
       clearTimeout(this.#timer)
       this.#timer = null
@@ -140,7 +150,7 @@ export class Watchdog {
         (ok) => {
           if (this.#watched.get(w.hold) !== w) return
           if (ok) {
-            w.nextAt = performance.now() + w.hold.ttlMs / 3
+            w.nextAt = performance.now() + w.hold.lastTtlMs / 3
             this.#schedule()
           } else this.#lose(w, 'it expired or was taken over before renewal')
         },

@@ -63,6 +63,54 @@ describeEachTarget('LockManager', (target) => {
     await again!.release()
   })
 
+  it('using() keeps a lock that its holder extended with a shorter TTL', async () => {
+    const prefix = uniquePrefix('lock')
+    const a = manager({ prefix })
+    const b = manager({ prefix })
+    await a.using(
+      'short-extend',
+      async (signal, lock) => {
+        expect(await lock.extend(500)).toBe(true)
+        await sleep(900)
+        // The watchdog renewed before the shorter TTL ran out: nobody else gets it.
+        expect(await b.tryAcquire('short-extend')).toBeNull()
+        expect(signal.aborted).toBe(false)
+      },
+      { ttlMs: 30_000 },
+    )
+  })
+
+  it('a nested reentrant acquire with a shorter TTL does not cut short the outer hold', async () => {
+    const prefix = uniquePrefix('lock')
+    const a = manager({ prefix })
+    const b = manager({ prefix })
+    await a.using(
+      'nested',
+      async (signal) => {
+        const inner = await a.acquire('nested', { owner: 'req', reentrant: true, ttlMs: 200 })
+        await inner.release()
+        await sleep(400)
+        expect(await b.tryAcquire('nested')).toBeNull()
+        expect(signal.aborted).toBe(false)
+      },
+      { owner: 'req', reentrant: true, ttlMs: 30_000 },
+    )
+  })
+
+  it('using() rejects, never throws, when reading its options throws', async () => {
+    const a = manager()
+    const throwing = {
+      get signal(): AbortSignal {
+        throw new Error('boom')
+      },
+    }
+    let promise: Promise<unknown> | undefined
+    expect(() => {
+      promise = a.using('opts', async () => 1, throwing as never)
+    }).not.toThrow()
+    await expect(promise).rejects.toThrow()
+  })
+
   it('close() tells work still running under using() that its lock is no longer kept', async () => {
     const locks = new LockManager({ redis, prefix: uniquePrefix('close') })
     let held!: () => void

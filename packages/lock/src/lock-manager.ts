@@ -259,20 +259,23 @@ export class LockManager extends EventEmitter<LockManagerEvents> {
     options: LockAcquireOptions = {},
   ): Promise<T> {
     let lock: Lock | undefined
-    return this.#watchdog.using(
-      async () => {
-        lock = await this.acquire(resource, options)
-        return lock
-      },
-      fn,
-      {
-        signal: options?.signal,
-        lostError: (why, cause) => new LockLostError(resource, lock?.token ?? 0, why, { cause }),
-        onLost: (error) => {
-          this.#onLost?.(error as LockLostError, lock!)
-          if (this.listenerCount('lost') > 0) this.emit('lost', error as LockLostError, lock!)
+    // Inside promised: reading options (a getter, a Proxy) may throw, and must reject instead.
+    return promised(() =>
+      this.#watchdog.using(
+        async () => {
+          lock = await this.acquire(resource, options)
+          return lock
         },
-      },
+        fn,
+        {
+          signal: options?.signal,
+          lostError: (why, cause) => new LockLostError(resource, lock?.token ?? 0, why, { cause }),
+          onLost: (error) => {
+            this.#onLost?.(error as LockLostError, lock!)
+            if (this.listenerCount('lost') > 0) this.emit('lost', error as LockLostError, lock!)
+          },
+        },
+      ),
     )
   }
 

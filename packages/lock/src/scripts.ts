@@ -50,14 +50,20 @@ export const acquireScript = defineScript<[number, number, number?]>({
 local held = redis.call('HMGET', KEYS[1], 'o', 'r', 'n', 'w')
 local owner, reserved = held[1], held[2]
 -- A retry of the same acquire call (its reply was lost): it already holds the lock.
-if owner and owner == ARGV[1] and held[3] == ARGV[6] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1, tonumber(redis.call('HGET', KEYS[1], 't')), now + rp_num(ARGV[2])}
+-- An owner already holding it (a retry, or a reentrant acquire) only lengthens the TTL: a shorter
+-- one would cut short the hold that an outer holder's watchdog is renewing on its own schedule.
+local function longer()
+  local ttl, left = rp_num(ARGV[2]), redis.call('PTTL', KEYS[1])
+  if left < ttl then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    left = ttl
+  end
+  return {1, tonumber(redis.call('HGET', KEYS[1], 't')), now + left}
 end
+if owner and owner == ARGV[1] and held[3] == ARGV[6] then return longer() end
 if owner and owner == ARGV[1] and ARGV[3] == '1' then
   redis.call('HINCRBY', KEYS[1], 'c', 1)
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1, tonumber(redis.call('HGET', KEYS[1], 't')), now + rp_num(ARGV[2])}
+  return longer()
 end
 if owner or (reserved and reserved ~= ARGV[1]) then
   local deadline = tonumber(ARGV[5])

@@ -139,10 +139,13 @@ export class Semaphore {
     fn: (signal: AbortSignal, permit: Permit) => Promise<T>,
     options: SemaphoreAcquireOptions = {},
   ): Promise<T> {
-    return this.#watchdog.using(() => this.acquire(options), fn, {
-      signal: options?.signal,
-      lostError: (why, cause) => new LockLostError(this.#name, 0, why, { cause }),
-    })
+    // Inside promised: reading options (a getter, a Proxy) may throw, and must reject instead.
+    return promised(() =>
+      this.#watchdog.using(() => this.acquire(options), fn, {
+        signal: options?.signal,
+        lostError: (why, cause) => new LockLostError(this.#name, 0, why, { cause }),
+      }),
+    )
   }
 
   /** How many permits are held now. */
