@@ -151,12 +151,24 @@ export class Cache {
         this.#stats.l1Hits++
         return Promise.resolve(local as T)
       }
-      let load = this.#inflight.get(key) as Promise<T> | undefined
+      // Calls share a load only under the same hard timeout: the factory runs under the first
+      // caller's, and a caller that set none must not fail with another's TimeoutError. Other
+      // loads of the key still meet at the Redis lease, which elects one loader.
+      const flight = o.hardTimeoutMs === undefined ? key : `${key}\n${o.hardTimeoutMs}`
+      let load = this.#inflight.get(flight) as Promise<T> | undefined
       if (!load) {
-        load = instrument({ package: 'cache', operation: 'getOrSet' }, () =>
+        const started: Promise<T> = instrument({ package: 'cache', operation: 'getOrSet' }, () =>
           this.#loader.run(key, factory, o),
-        ).finally(() => this.#inflight.delete(key))
-        this.#inflight.set(key, load)
+        ).finally(() => {
+          if (this.#inflight.get(flight) === started) this.#inflight.delete(flight)
+        })
+        load = started
+        this.#inflight.set(flight, started)
+        // A factory that never settles must not hold the key in this process for good: once its
+        // lease has lapsed, as for the other processes, later callers start a load of their own.
+        setTimeout(() => {
+          if (this.#inflight.get(flight) === started) this.#inflight.delete(flight)
+        }, this.options.leaseMs).unref()
       }
       // Hard means hard: whatever the call waits for (Redis, the subscriber, another loader, the
       // factory), this caller gets its answer by then, or when its signal aborts.

@@ -54,6 +54,45 @@ describeEachTarget('Cache hardening', (target) => {
   const redis = target.client()
   const other = target.client()
 
+  it('reads a tagged entry as a miss once its tag versions are lost, so an invalidation stays', async () => {
+    const prefix = uniquePrefix('hc')
+    const cache = new Cache({ redis, prefix, ttlMs: 60_000 })
+    await cache.set('a', 'old', { tags: ['t'] })
+    await cache.invalidateTag('t')
+    expect(await cache.get('a')).toBeUndefined()
+    // Evicted (allkeys-* policies) or deleted: a missing version must not read as the first one.
+    const keys = new CacheKeys(prefix, cache.options.shards)
+    for (let shard = 0; shard < cache.options.shards; shard++) await redis.del(keys.tags(shard))
+    expect(await cache.get('a')).toBeUndefined()
+    await cache.set('b', 'new', { tags: ['t'] })
+    expect(await cache.get('b')).toBe('new')
+  })
+
+  it('a factory that never settles holds its key in this process only until its lease lapses', async () => {
+    const cache = new Cache({ redis, prefix: uniquePrefix('hc'), ttlMs: 60_000, leaseMs: 200 })
+    void cache.getOrSet('h', () => new Promise(() => {}))
+    await new Promise((r) => setTimeout(r, 400))
+    const fresh = cache.getOrSet('h', () => 'fresh', { hardTimeoutMs: 3_000 })
+    expect(await fresh).toBe('fresh')
+  })
+
+  it('a key without a TTL at the lease name (not a lease of ours) does not make loaders wait forever', async () => {
+    const prefix = uniquePrefix('hc')
+    const cache = new Cache({ redis, prefix, ttlMs: 60_000 })
+    const keys = new CacheKeys(prefix, cache.options.shards)
+    await redis.hset(keys.lease('x'), 'f', 'v')
+    expect(await cache.getOrSet('x', () => 42, { hardTimeoutMs: 3_000 })).toBe(42)
+  })
+
+  it("a caller without a hard timeout does not fail with another caller's", async () => {
+    const cache = new Cache({ redis, prefix: uniquePrefix('hc'), ttlMs: 60_000 })
+    const slow = () => new Promise<string>((r) => setTimeout(() => r('slow'), 300))
+    const bounded = cache.getOrSet('s', slow, { hardTimeoutMs: 100 })
+    const patient = cache.getOrSet('s', () => 'other')
+    await expect(bounded).rejects.toBeInstanceOf(TimeoutError)
+    expect(['slow', 'other']).toContain(await patient)
+  })
+
   it('clear() and deleteByPattern() delete only what this cache wrote', async () => {
     const ns = uniquePrefix('own')
     const cache = new Cache({ redis, namespace: ns, ttlMs: 60_000 })

@@ -29,7 +29,9 @@ local function tags_current(tags_key, t)
   for tag, version in string.gmatch(t, '([^\\n]*)\\n([^\\n]*)\\n') do
     local v = redis.pcall('HGET', tags_key, tag)
     if type(v) == 'table' and v.err then return nil end
-    if (v or '0') ~= version then return false end
+    -- A write stores every version it records, so a missing one means the versions hash was lost
+    -- (evicted, deleted): reading it as 0 would bring back entries invalidated since. A miss.
+    if v ~= version then return false end
   end
   return true
 end
@@ -112,6 +114,9 @@ if entry == -1 then
 end
 if entry and ARGV[4] ~= '1' and (entry[#entry == 2 and 2 or 3] > 0 or ARGV[3] == '0') then return {entry, 0, 0} end
 local leased = redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2])
+-- Every lease has a TTL: a key there without one (of any type) was written by someone else, and
+-- waiting for it to lapse would wait forever. Replaced, as a foreign entry is.
+if not leased and redis.call('PTTL', KEYS[3]) == -1 then leased = redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2]) end
 return {entry or false, leased and 1 or 0, corrupt}`,
 })
 
