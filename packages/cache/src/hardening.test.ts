@@ -68,6 +68,19 @@ describeEachTarget('Cache hardening', (target) => {
     expect(await cache.get('b')).toBe('new')
   })
 
+  it('replaces a key of another type where the tag versions live, instead of failing as if Redis were down', async () => {
+    const prefix = uniquePrefix('hc')
+    const cache = new Cache({ redis, prefix, ttlMs: 60_000 })
+    const keys = new CacheKeys(prefix, cache.options.shards)
+    for (let shard = 0; shard < cache.options.shards; shard++) await redis.set(keys.tags(shard), 'junk')
+    await cache.set('z', 1, { tags: ['t'] })
+    expect(await cache.get('z')).toBe(1)
+    await cache.invalidateTag('t')
+    expect(await cache.get('z')).toBeUndefined()
+    expect(await cache.getOrSet('y', () => 2, { tags: ['u'] })).toBe(2)
+    expect(cache.stats().errors).toBe(0)
+  })
+
   it('a factory that never settles holds its key in this process only until its lease lapses', async () => {
     const cache = new Cache({ redis, prefix: uniquePrefix('hc'), ttlMs: 60_000, leaseMs: 200 })
     void cache.getOrSet('h', () => new Promise(() => {}))

@@ -162,7 +162,13 @@ local count = #ARGV - 8
 if count > 0 then
   local names = {}
   for i = 9, #ARGV do names[#names + 1] = ARGV[i] end
-  local versions = redis.call('HMGET', KEYS[2], unpack(names))
+  local versions = redis.pcall('HMGET', KEYS[2], unpack(names))
+  -- Not a hash: a key someone else wrote where this cache keeps its versions. Replaced, as a
+  -- foreign entry is (every tagged entry of the shard then reads as a miss), not a Redis failure.
+  if versions.err then
+    redis.call('DEL', KEYS[2])
+    versions = {}
+  end
   local parts = {}
   local missing = {}
   for i, name in ipairs(names) do
@@ -194,7 +200,12 @@ export const invalidateTagScript = defineScript<number>({
   name: 'cache.invalidateTag',
   keys: 1,
   lua: `
-local v = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+local v = redis.pcall('HINCRBY', KEYS[1], ARGV[1], 1)
+if type(v) == 'table' and v.err then
+  -- A foreign key where the versions live (see cache.write): replaced.
+  redis.call('DEL', KEYS[1])
+  v = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+end
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v`,
 })
