@@ -59,7 +59,8 @@ export class Cache {
   readonly #tiers: Tiers
   readonly #loader: GetOrSetHandler
   readonly #notifier: Notifier
-  readonly #inflight = new Map<string, Promise<unknown>>()
+  /** This process's loads by key (and hard timeout), with when each began (performance.now()). */
+  readonly #inflight = new Map<string, { load: Promise<unknown>; at: number }>()
   readonly #stats = newStats()
 
   constructor(options: CacheOptions) {
@@ -155,20 +156,20 @@ export class Cache {
       // caller's, and a caller that set none must not fail with another's TimeoutError. Other
       // loads of the key still meet at the Redis lease, which elects one loader.
       const flight = o.hardTimeoutMs === undefined ? key : `${key}\n${o.hardTimeoutMs}`
-      let load = this.#inflight.get(flight) as Promise<T> | undefined
-      if (!load) {
-        const started: Promise<T> = instrument({ package: 'cache', operation: 'getOrSet' }, () =>
+      const joined = this.#inflight.get(flight)
+      let load: Promise<T>
+      // A factory that never settles must not hold the key in this process for good: once its
+      // lease has lapsed, as for the other processes, a later caller starts a load of its own.
+      if (joined && performance.now() - joined.at < this.options.leaseMs) load = joined.load as Promise<T>
+      else {
+        const entry = { load: Promise.resolve() as Promise<unknown>, at: performance.now() }
+        load = instrument({ package: 'cache', operation: 'getOrSet' }, () =>
           this.#loader.run(key, factory, o),
         ).finally(() => {
-          if (this.#inflight.get(flight) === started) this.#inflight.delete(flight)
+          if (this.#inflight.get(flight) === entry) this.#inflight.delete(flight)
         })
-        load = started
-        this.#inflight.set(flight, started)
-        // A factory that never settles must not hold the key in this process for good: once its
-        // lease has lapsed, as for the other processes, later callers start a load of their own.
-        setTimeout(() => {
-          if (this.#inflight.get(flight) === started) this.#inflight.delete(flight)
-        }, this.options.leaseMs).unref()
+        entry.load = load
+        this.#inflight.set(flight, entry)
       }
       // Hard means hard: whatever the call waits for (Redis, the subscriber, another loader, the
       // factory), this caller gets its answer by then, or when its signal aborts.

@@ -98,7 +98,7 @@ export class PeriodicLeaderboard {
 
   /** The window of the cycle containing `at` (default: now). */
   window(at?: Date | number): CycleWindow {
-    return cycleOf(this.#cycle, this.#timeZone, at === undefined ? this.#clock() : toMs(at))
+    return cycleOf(this.#cycle, this.#timeZone, at === undefined ? this.#clock() : epochMs('date', at))
   }
 
   #clock(): number {
@@ -115,7 +115,7 @@ export class PeriodicLeaderboard {
 
   /** The board of the cycle containing `date`. */
   at(date: Date | number): Leaderboard {
-    const window = this.window(toMs(date))
+    const window = cycleOf(this.#cycle, this.#timeZone, epochMs('date', date))
     let board = this.#boards.get(window.key)
     if (!board) {
       // Expire keep cycles after this one ends: the end of the cycle `keep` cycles later.
@@ -184,8 +184,4 @@ function epochMs(name: string, at: unknown): number {
       `must be a valid Date or epoch ms from 1970 to the end of 9999, got ${at instanceof Date ? 'an invalid Date' : describe(at)}`,
     )
   return ms
-}
-
-function toMs(at: Date | number): number {
-  return epochMs('date', at)
 }

@@ -23,6 +23,7 @@ import {
   requireWellFormedString,
   shutdown,
   toRpError,
+  withTimeout,
 } from '@rp/core/kit'
 import { encodeEnvelope, jsonCodec, type PubSubCodec } from './envelope.js'
 import { deadLetterScript, retryScript } from './scripts.js'
@@ -586,7 +587,7 @@ class ConsumerLoop {
         await call('close', () => redis.xgroup('DELCONSUMER', stream, this.#group, this.#s.consumer))
     })()
     // Tidying only: a failure or a slow Redis leaves the consumer, as before.
-    await Promise.race([leave.catch(() => {}), delay(left)])
+    await withTimeout(leave, Math.ceil(left), 'close').catch(() => {})
   }
 }
 

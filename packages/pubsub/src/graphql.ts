@@ -98,14 +98,17 @@ export class RedisPubSubEngine extends GraphQLPubSubEngine {
     const started = names.map((name) => this.subscribe(name, (payload) => queue.push(payload as T)))
     const ids = Promise.all(started)
     // Each trigger that did subscribe is let go, also when another one failed.
+    const release = () => {
+      for (const id of started) id.then((subId) => this.unsubscribe(subId)).catch(() => {})
+    }
     const stop = () => {
       queue.end()
-      for (const id of started) id.then((subId) => this.unsubscribe(subId)).catch(() => {})
+      release()
     }
     ids.catch((error: unknown) => {
       // for await does not call return() when next() rejects: nothing would let them go.
       queue.fail(error)
-      for (const id of started) id.then((subId) => this.unsubscribe(subId)).catch(() => {})
+      release()
     })
     const iterator = {
       next: async (): Promise<IteratorResult<T>> => {

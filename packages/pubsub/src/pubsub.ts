@@ -419,8 +419,7 @@ export class PubSub<Events extends Record<string, unknown> = Record<string, unkn
         }
         // Every earlier subscriber left while this one waited: subscribe afresh.
         if (this.#channels.get(redisChannel) !== set) return this.subscribe(channel, handler)
-      }
-      if (first) {
+      } else {
         const subscribing = this.#command(this.#sharded ? 'ssubscribe' : 'subscribe', redisChannel)
         this.#ready.set(redisChannel, subscribing)
         try {

@@ -251,6 +251,18 @@ export interface EncodedFields {
   del: string[]
 }
 
+/** The 'ok' reply of session.write or session.save as a result. */
+function written(reply: Array<string | number>): Extract<WriteResult, { status: 'ok' }> {
+  return {
+    status: 'ok',
+    version: Number(reply[1]),
+    expiresAt: Number(reply[2]),
+    absoluteExpiresAt: Number(reply[3]),
+    now: Number(reply[4]),
+    createdAt: Number(reply[5]),
+  }
+}
+
 /** A data field's name as stored: JSON-quoted, so the stored data is one JSON object text. */
 export function fieldName(name: string): string {
   return JSON.stringify(name)
@@ -532,14 +544,7 @@ export class SessionEngine {
     const status = String(reply[0])
     switch (status) {
       case 'ok':
-        return {
-          status,
-          version: Number(reply[1]),
-          expiresAt: Number(reply[2]),
-          absoluteExpiresAt: Number(reply[3]),
-          now: Number(reply[4]),
-          createdAt: Number(reply[5]),
-        }
+        return written(reply)
       case 'conflict':
         throw new SessionConflictError(request.expectedVersion!, Number(reply[1]))
       case 'too-large':
@@ -562,8 +567,8 @@ export class SessionEngine {
 
   /**
    * Saves a session loaded at `base` as a whole new value (saveScript): one short script, where a
-   * merge rebuilds the value in Lua. `fields` are all of its data fields (stored name → encoded
-   * text), in order. Answers null when the stored session is no longer that version (or no longer
+   * merge rebuilds the value in Lua. `fields` are all of its data fields as encode() gave them
+   * (stored name → encoded text, sized), in order. Answers null when the stored session is no longer that version (or no longer
    * live): the caller then merges with write(), which also reports what happened to it.
    */
   async saveLoaded(
@@ -574,24 +579,17 @@ export class SessionEngine {
     idleTtlMs?: number,
   ): Promise<Extract<WriteResult, { status: 'ok' }> | null> {
     const o = this.options
-    // As session.write builds the data and its index (scripts.ts), and counts its size.
+    // As session.write builds the data and its index (scripts.ts); encode() has sized these fields.
     let data = '{'
     let index = ''
-    let bytes = 2
     for (const [name, text] of fields) {
-      const nameBytes = Buffer.byteLength(name)
-      const textBytes = Buffer.byteLength(text)
-      if (bytes > 2) {
+      if (index) {
         data += ','
         index += '.'
-        bytes++
       }
       data += `${name}:${text}`
-      index += `${nameBytes}:${textBytes}`
-      bytes += nameBytes + 1 + textBytes
+      index += `${Buffer.byteLength(name)}:${Buffer.byteLength(text)}`
     }
-    // Too large: the merge answers it, after what matters more (a tombstone, no live session).
-    if (bytes > o.maxBytes) return null
     const idle = idleTtlMs ?? base.idleTtlMs
     const { userText, metaText } = base
     const value = `S1${TIMES_PLACEHOLDER}${base.createdAt},${base.absoluteExpiresAt},${base.version + 1},${idle},${userText.length},${metaText.length},${index};${userText}${metaText}${data}}`
@@ -610,15 +608,7 @@ export class SessionEngine {
       if (isWrongType(error)) return null
       throw error
     }
-    if (reply[0] !== 'ok') return null
-    return {
-      status: 'ok',
-      version: Number(reply[1]),
-      expiresAt: Number(reply[2]),
-      absoluteExpiresAt: Number(reply[3]),
-      now: Number(reply[4]),
-      createdAt: Number(reply[5]),
-    }
+    return reply[0] === 'ok' ? written(reply) : null
   }
 
   async touch(operation: string, id: string, idleTtlMs?: number): Promise<number | null> {

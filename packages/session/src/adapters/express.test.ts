@@ -20,6 +20,19 @@ declare module 'express-session' {
   }
 }
 
+/** A Node-style store call as a promise. */
+const call = <T>(fn: (cb: (error: unknown, value?: T) => void) => void) =>
+  new Promise<T>((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v as T))))
+
+/** What express-session does at the start of a request: the stored data as its Session. */
+async function loadSession(store: ExpressSessionStore, sid: string): Promise<Record<string, unknown>> {
+  const data = await call<SessionData | null>((cb) => store.get(sid, cb))
+  return store.createSession({ sessionID: sid, sessionStore: store } as never, data!) as never as Record<
+    string,
+    unknown
+  >
+}
+
 describeEachTarget('ExpressSessionStore over HTTP', (target) => {
   const redis = target.client()
   const prefix = uniquePrefix('xs')
@@ -240,8 +253,6 @@ describeEachTarget('ExpressSessionStore over HTTP', (target) => {
   })
 
   it('merges two overlapping saves per field, whatever the field names and values (model-based)', async () => {
-    const call = <T>(fn: (cb: (error: unknown, value?: T) => void) => void) =>
-      new Promise<T>((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v as T))))
     // Unicode makes the stored text's bytes differ from its characters: the diff must still find
     // each field's stored text.
     const name = fc.string({ unit: 'binary', minLength: 1, maxLength: 6 })
@@ -256,14 +267,7 @@ describeEachTarget('ExpressSessionStore over HTTP', (target) => {
           const sid = `model-${runs++}`
           const [a, b] = Object.keys(initial) as [string, string]
           await call((cb) => store.set(sid, { ...initial, cookie: { maxAge: 60_000 } } as never, cb))
-          const load = async () => {
-            const data = await call<SessionData | null>((cb) => store.get(sid, cb))
-            return store.createSession(
-              { sessionID: sid, sessionStore: store } as never,
-              data!,
-            ) as never as Record<string, unknown>
-          }
-          const [first, second] = await Promise.all([load(), load()])
+          const [first, second] = await Promise.all([loadSession(store, sid), loadSession(store, sid)])
           first[a] = x
           second[b] = y
           await call((cb) => store.set(sid, first as never, cb))
@@ -286,16 +290,10 @@ describeEachTarget('ExpressSessionStore over HTTP', (target) => {
   it.each([true, false])(
     'saves a loaded session whole, saves it again, and merges a save that lost a race (batch: %s)',
     async (batch) => {
-      const call = <T>(fn: (cb: (error: unknown, value?: T) => void) => void) =>
-        new Promise<T>((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v as T))))
       const own = new SessionStore({ redis, prefix: `${prefix}w${batch}`, idleTtlMs: 60_000, batch })
       const ownKeys = new SessionKeys(`${prefix}w${batch}`)
       const ownStore = new ExpressSessionStore({ sessions: own })
-      const load = async (sid: string) =>
-        ownStore.createSession(
-          { sessionID: sid, sessionStore: ownStore } as never,
-          (await call<SessionData | null>((cb) => ownStore.get(sid, cb)))!,
-        ) as never as Record<string, unknown>
+      const load = (sid: string) => loadSession(ownStore, sid)
       const sid = 'whole-1'
       await call((cb) => ownStore.set(sid, { a: 1, cookie: { maxAge: 60_000 } } as never, cb))
       // Multi-byte text: the index the client builds counts bytes, as the merge script reads them.
@@ -325,16 +323,10 @@ describeEachTarget('ExpressSessionStore over HTTP', (target) => {
   )
 
   it('merges, not replaces, when the id was destroyed and created again since the load', async () => {
-    const call = <T>(fn: (cb: (error: unknown, value?: T) => void) => void) =>
-      new Promise<T>((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v as T))))
     const quick = new ExpressSessionStore({
       sessions: new SessionStore({ redis, prefix: `${prefix}t`, idleTtlMs: 60_000, tombstoneMs: 50 }),
     })
-    const load = async (sid: string) =>
-      quick.createSession(
-        { sessionID: sid, sessionStore: quick } as never,
-        (await call<SessionData | null>((cb) => quick.get(sid, cb)))!,
-      ) as never as Record<string, unknown>
+    const load = (sid: string) => loadSession(quick, sid)
     await call((cb) => quick.set('again-1', { a: 1, cookie: { maxAge: 60_000 } } as never, cb))
     const old = await load('again-1')
     await call((cb) => quick.destroy('again-1', cb))
@@ -354,16 +346,11 @@ describeEachTarget('ExpressSessionStore over HTTP', (target) => {
   })
 
   it('refuses a save over maxBytes, counted in bytes, and keeps what was stored', async () => {
-    const call = <T>(fn: (cb: (error: unknown, value?: T) => void) => void) =>
-      new Promise<T>((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v as T))))
     const small = new ExpressSessionStore({
       sessions: new SessionStore({ redis, prefix: `${prefix}b`, idleTtlMs: 60_000, maxBytes: 300 }),
     })
     await call((cb) => small.set('big-1', { a: 1, cookie: { maxAge: 60_000 } } as never, cb))
-    const loaded = small.createSession(
-      { sessionID: 'big-1', sessionStore: small } as never,
-      (await call<SessionData | null>((cb) => small.get('big-1', cb)))!,
-    ) as never as Record<string, unknown>
+    const loaded = await loadSession(small, 'big-1')
     // About 200 characters with its cookie, but over 300 bytes with this text.
     loaded.x = 'é'.repeat(110)
     await expect(call((cb) => small.set('big-1', loaded as never, cb))).rejects.toMatchObject({
@@ -434,8 +421,6 @@ describeEachTarget('ExpressSessionStore over HTTP', (target) => {
   it('implements all, ids, length and clear over every master, with handles instead of ids', async () => {
     const own = new SessionStore({ redis, prefix: `${prefix}a` })
     const admin = new ExpressSessionStore({ sessions: own })
-    const call = <T>(fn: (cb: (e: unknown, v?: T) => void) => void) =>
-      new Promise<T>((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v as T))))
     for (let i = 0; i < 30; i++)
       await call<void>((cb) => admin.set(`sid-${i}`, { cookie: {}, n: i } as never, cb))
     await call<void>((cb) => admin.destroy('sid-0', cb))
